@@ -1,0 +1,302 @@
+// JSON Schema validation of each document (one draft-07 schema per kind, ajv strict mode),
+// with ajv's errors turned into messages that point at the offending node.
+
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import fleetSchema from '../../schemas/fleet.schema.json' with { type: 'json' };
+import releaseSchema from '../../schemas/release.schema.json' with { type: 'json' };
+import configLayerSchema from '../../schemas/configlayer.schema.json' with { type: 'json' };
+import type { Diagnostic } from '../diagnostics.ts';
+import { API_VERSION, KINDS, type Kind } from './model.ts';
+import { diagnosticAt, locate, type ParsedDocument, type Path } from './parse.ts';
+import { didYouMean } from './suggest.ts';
+
+export const SCHEMAS: Record<Kind, object> = {
+  Fleet: fleetSchema,
+  Release: releaseSchema,
+  ConfigLayer: configLayerSchema,
+};
+
+export const SCHEMA_FILES: Record<Kind, string> = {
+  Fleet: 'fleet.schema.json',
+  Release: 'release.schema.json',
+  ConfigLayer: 'configlayer.schema.json',
+};
+
+let validators: Record<Kind, ValidateFunction> | undefined;
+
+function compiled(): Record<Kind, ValidateFunction> {
+  if (!validators) {
+    const ajv = new Ajv({ strict: true, allErrors: true, verbose: true });
+    validators = {
+      Fleet: ajv.compile(fleetSchema),
+      Release: ajv.compile(releaseSchema),
+      ConfigLayer: ajv.compile(configLayerSchema),
+    };
+  }
+  return validators;
+}
+
+function pointerToPath(pointer: string): Path {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^(0|[1-9][0-9]*)$/.test(s) ? Number(s) : s));
+}
+
+/** `spec.waves[0].percent` */
+export function describePath(path: Path): string {
+  let out = '';
+  for (const s of path) {
+    if (typeof s === 'number') out += `[${s}]`;
+    else out += out === '' ? s : `.${s}`;
+  }
+  return out || 'document';
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return String(value);
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return `the string ${show(value)}`;
+  if (typeof value === 'number')
+    return Number.isInteger(value) ? `the number ${value}` : `the number ${value}`;
+  return `${typeof value} ${String(value)}`;
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  object: 'a mapping',
+  array: 'a list',
+  string: 'a string',
+  number: 'a number',
+  integer: 'a whole number',
+  boolean: 'true or false',
+};
+
+function patternMessage(e: ErrorObject): string {
+  const where = e.schemaPath;
+  const value = show(e.data);
+  if (where.includes('/duration/')) {
+    return `invalid duration ${value}: write a number and a unit (ms, s, m, h, d), e.g. 90s, 15m, 2h`;
+  }
+  if (where.includes('/sha256/')) {
+    return `sha256 must be 64 lowercase hexadecimal digits, got ${value}`;
+  }
+  if (where.includes('/name/')) {
+    return `invalid name ${value}: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 63 characters`;
+  }
+  return `${value} does not match ${String(e.params['pattern'])}`;
+}
+
+function schemaMessage(
+  e: ErrorObject,
+  path: Path,
+): { path: Path; at: 'key' | 'value'; message: string } {
+  const field = describePath(path);
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String(e.params['additionalProperty']);
+      const allowed = Object.keys(
+        ((e.parentSchema as { properties?: object } | undefined)?.properties ?? {}) as object,
+      );
+      const hint = didYouMean(key, allowed);
+      const where = path.length === 0 ? '' : ` in ${field}`;
+      return {
+        path: [...path, key],
+        at: 'key',
+        message: `unknown key "${key}"${where}${hint ? `; did you mean "${hint}"?` : allowed.length > 0 ? ` (allowed: ${allowed.join(', ')})` : ''}`,
+      };
+    }
+    case 'required': {
+      const missing = String(e.params['missingProperty']);
+      return {
+        path,
+        at: 'key',
+        message:
+          path.length === 0
+            ? `missing required key "${missing}"`
+            : `${field} is missing required key "${missing}"`,
+      };
+    }
+    case 'type': {
+      const want = String(e.params['type'])
+        .split(',')
+        .map((t) => TYPE_WORDS[t] ?? t)
+        .join(' or ');
+      return { path, at: 'value', message: `${field} must be ${want}, not ${typeName(e.data)}` };
+    }
+    case 'enum': {
+      const allowed = (e.params['allowedValues'] as unknown[]).map(String);
+      const hint = typeof e.data === 'string' ? didYouMean(e.data, allowed) : undefined;
+      return {
+        path,
+        at: 'value',
+        message: `${field} must be one of ${allowed.join(', ')}, not ${show(e.data)}${hint ? `; did you mean "${hint}"?` : ''}`,
+      };
+    }
+    case 'const': {
+      const want = String(e.params['allowedValue']);
+      return { path, at: 'value', message: `${field} must be ${want}, not ${show(e.data)}` };
+    }
+    case 'pattern':
+      return { path, at: 'value', message: `${field}: ${patternMessage(e)}` };
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum': {
+      const parent = e.parentSchema as {
+        minimum?: number;
+        maximum?: number;
+        exclusiveMinimum?: number;
+      };
+      const lo = parent.minimum ?? parent.exclusiveMinimum;
+      const hi = parent.maximum;
+      const range =
+        lo !== undefined && hi !== undefined
+          ? `between ${lo} and ${hi}`
+          : e.keyword.endsWith('inimum')
+            ? `at least ${lo}`
+            : `at most ${hi}`;
+      return { path, at: 'value', message: `${field} must be ${range}, not ${show(e.data)}` };
+    }
+    case 'minItems':
+      return {
+        path,
+        at: 'value',
+        message: `${field} must have at least ${String(e.params['limit'])} item(s)`,
+      };
+    case 'maxItems':
+      return {
+        path,
+        at: 'value',
+        message: `${field} must have at most ${String(e.params['limit'])} items`,
+      };
+    case 'minLength':
+      return { path, at: 'value', message: `${field} must not be empty` };
+    case 'maxLength':
+      return {
+        path,
+        at: 'value',
+        message: `${field} must be at most ${String(e.params['limit'])} characters`,
+      };
+    default:
+      return { path, at: 'value', message: `${field} ${e.message ?? 'is invalid'}` };
+  }
+}
+
+/** Checks the envelope (apiVersion, kind) and picks the kind's schema; undefined when it cannot. */
+export function kindOf(parsed: ParsedDocument, out: Diagnostic[]): Kind | undefined {
+  const v = parsed.value;
+  const file = parsed.file.display;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    out.push(
+      diagnosticAt(
+        file,
+        locate(parsed, []),
+        'not-a-mapping',
+        `a fleet document must be a mapping with apiVersion, kind, metadata and spec, not ${typeName(v)}`,
+      ),
+    );
+    return undefined;
+  }
+  const doc = v as Record<string, unknown>;
+  let ok = true;
+  if (!('apiVersion' in doc)) {
+    out.push(
+      diagnosticAt(
+        file,
+        locate(parsed, []),
+        'schema',
+        `missing required key "apiVersion" (use ${API_VERSION})`,
+      ),
+    );
+    ok = false;
+  } else if (doc['apiVersion'] !== API_VERSION) {
+    out.push(
+      diagnosticAt(
+        file,
+        locate(parsed, ['apiVersion']),
+        'schema',
+        `unsupported apiVersion ${show(doc['apiVersion'])}; this fleetwave reads ${API_VERSION}`,
+      ),
+    );
+    ok = false;
+  }
+  const kind = doc['kind'];
+  if (!('kind' in doc)) {
+    out.push(
+      diagnosticAt(
+        file,
+        locate(parsed, []),
+        'schema',
+        `missing required key "kind" (one of ${KINDS.join(', ')})`,
+      ),
+    );
+    return undefined;
+  }
+  if (typeof kind !== 'string' || !(KINDS as readonly string[]).includes(kind)) {
+    const hint = typeof kind === 'string' ? didYouMean(kind, KINDS) : undefined;
+    out.push(
+      diagnosticAt(
+        file,
+        locate(parsed, ['kind']),
+        'unknown-kind',
+        `unknown kind ${show(kind)}; expected one of ${KINDS.join(', ')}${hint ? `; did you mean "${hint}"?` : ''}`,
+      ),
+    );
+    return undefined;
+  }
+  return ok ? (kind as Kind) : undefined;
+}
+
+export function validateSchema(parsed: ParsedDocument, kind: Kind): Diagnostic[] {
+  const validate = compiled()[kind];
+  if (validate(parsed.value)) return [];
+  const out: Diagnostic[] = [];
+  const seen = new Set<string>();
+  const errors = validate.errors ?? [];
+  // A misspelt key ("percnt") also makes the real one ("percent") missing: say it once, as the typo.
+  const typos = new Set(
+    errors.flatMap((e) => {
+      if (e.keyword !== 'additionalProperties') return [];
+      const allowed = Object.keys(
+        (e.parentSchema as { properties?: object } | undefined)?.properties ?? {},
+      );
+      const hint = didYouMean(String(e.params['additionalProperty']), allowed);
+      return hint ? [`${e.instancePath}/${hint}`] : [];
+    }),
+  );
+  for (const e of errors) {
+    // apiVersion is reported by kindOf with a better message.
+    if (e.instancePath === '/apiVersion') continue;
+    if (
+      e.keyword === 'required' &&
+      typos.has(`${e.instancePath}/${String(e.params['missingProperty'])}`)
+    )
+      continue;
+    const m = schemaMessage(e, pointerToPath(e.instancePath));
+    const pos = locate(parsed, m.path, m.at);
+    const key = `${pos.line}:${pos.col}:${m.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(
+      diagnosticAt(
+        parsed.file.display,
+        pos,
+        e.keyword === 'additionalProperties' ? 'unknown-key' : 'schema',
+        m.message,
+      ),
+    );
+  }
+  return out;
+}

@@ -1,0 +1,115 @@
+// Kubernetes label selectors: validation of their form, and matching against agent labels.
+
+import type { Selector } from './model.ts';
+
+export type Labels = Readonly<Record<string, string>>;
+
+const NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+/** Why `key` is not a valid label key, or undefined when it is. */
+export function labelKeyProblem(key: string): string | undefined {
+  const slash = key.indexOf('/');
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (slash >= 0) {
+    const prefix = key.slice(0, slash);
+    if (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix)) {
+      return `label key prefix "${prefix}" must be a DNS subdomain such as example.com`;
+    }
+  }
+  if (!NAME.test(name)) {
+    return `label key "${key}" must be at most 63 characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit`;
+  }
+  return undefined;
+}
+
+export function labelValueProblem(value: string): string | undefined {
+  if (!VALUE.test(value)) {
+    return `label value "${value}" must be empty or at most 63 characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit`;
+  }
+  return undefined;
+}
+
+export interface SelectorProblem {
+  path: ReadonlyArray<string | number>;
+  at: 'key' | 'value';
+  message: string;
+}
+
+/** Problems of form, each with the path (relative to the selector) of the node to blame. */
+export function selectorProblems(selector: Selector): SelectorProblem[] {
+  const out: SelectorProblem[] = [];
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
+    const kp = labelKeyProblem(key);
+    if (kp) out.push({ path: ['matchLabels', key], at: 'key', message: kp });
+    const vp = labelValueProblem(value);
+    if (vp) out.push({ path: ['matchLabels', key], at: 'value', message: vp });
+  }
+  (selector.matchExpressions ?? []).forEach((req, i) => {
+    const kp = labelKeyProblem(req.key);
+    if (kp) out.push({ path: ['matchExpressions', i, 'key'], at: 'value', message: kp });
+    const hasValues = req.values !== undefined && req.values.length > 0;
+    if ((req.operator === 'In' || req.operator === 'NotIn') && !hasValues) {
+      out.push({
+        path: ['matchExpressions', i, 'operator'],
+        at: 'value',
+        message: `operator ${req.operator} needs a non-empty "values" list`,
+      });
+    }
+    if (
+      (req.operator === 'Exists' || req.operator === 'DoesNotExist') &&
+      req.values !== undefined
+    ) {
+      out.push({
+        path: ['matchExpressions', i, 'values'],
+        at: 'key',
+        message: `operator ${req.operator} takes no "values"`,
+      });
+    }
+    (req.values ?? []).forEach((v, j) => {
+      const vp = labelValueProblem(v);
+      if (vp) out.push({ path: ['matchExpressions', i, 'values', j], at: 'value', message: vp });
+    });
+  });
+  return out;
+}
+
+/** An absent selector selects every agent, as an empty one does. */
+export function matches(selector: Selector | undefined, labels: Labels): boolean {
+  if (!selector) return true;
+  const ml = selector.matchLabels;
+  if (ml) {
+    for (const key in ml) {
+      if (labels[key] !== ml[key]) return false;
+    }
+  }
+  for (const req of selector.matchExpressions ?? []) {
+    const has = Object.prototype.hasOwnProperty.call(labels, req.key);
+    const value = has ? labels[req.key] : undefined;
+    switch (req.operator) {
+      case 'In':
+        if (!has || !req.values!.includes(value!)) return false;
+        break;
+      case 'NotIn':
+        if (has && req.values!.includes(value!)) return false;
+        break;
+      case 'Exists':
+        if (!has) return false;
+        break;
+      case 'DoesNotExist':
+        if (has) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+/** The label keys a selector looks at: two agents equal on these keys match alike. */
+export function selectorKeys(selector: Selector | undefined): string[] {
+  if (!selector) return [];
+  return [
+    ...Object.keys(selector.matchLabels ?? {}),
+    ...(selector.matchExpressions ?? []).map((r) => r.key),
+  ];
+}

@@ -1,0 +1,314 @@
+// Everything a JSON Schema cannot say: references between documents, uniqueness, the shape of
+// the wave list, selectors, interpolations, secrets, artifact URLs.
+
+import type { Diagnostic } from '../diagnostics.ts';
+import { parseDuration } from './duration.ts';
+import { scan } from './interpolation.ts';
+import type {
+  AnyDocument,
+  ConfigLayerDocument,
+  FleetDocument,
+  Kind,
+  ReleaseDocument,
+  Selector,
+} from './model.ts';
+import { diagnosticAt, locate, locateInScalar, type ParsedDocument, type Path } from './parse.ts';
+import { findSecrets } from './secrets.ts';
+import { selectorProblems } from './selector.ts';
+import { didYouMean } from './suggest.ts';
+
+export interface CheckedDocument {
+  doc: AnyDocument;
+  parsed: ParsedDocument;
+}
+
+class Reporter {
+  readonly out: Diagnostic[] = [];
+  readonly root: string;
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  at(
+    d: CheckedDocument,
+    path: Path,
+    message: string,
+    code = 'invalid',
+    at: 'key' | 'value' = 'value',
+  ): void {
+    this.out.push(diagnosticAt(d.parsed.file.display, locate(d.parsed, path, at), code, message));
+  }
+  inScalar(d: CheckedDocument, path: Path, needle: string, message: string, code: string): void {
+    this.out.push(
+      diagnosticAt(d.parsed.file.display, locateInScalar(d.parsed, path, needle), code, message),
+    );
+  }
+  warn(d: CheckedDocument, path: Path, message: string, code: string): void {
+    this.out.push(
+      diagnosticAt(d.parsed.file.display, locate(d.parsed, path), code, message, 'warning'),
+    );
+  }
+  fleetLevel(message: string, code: string): void {
+    this.out.push({ file: this.root, line: 0, col: 0, severity: 'error', code, message });
+  }
+}
+
+function where(d: CheckedDocument, path: Path): string {
+  const p = locate(d.parsed, path);
+  return `${d.parsed.file.display}:${p.line}:${p.col}`;
+}
+
+export function checkSemantics(
+  root: string,
+  docs: CheckedDocument[],
+  incomplete: ReadonlySet<Kind> = new Set(),
+): Diagnostic[] {
+  const r = new Reporter(root);
+  const fleets = docs.filter(
+    (d): d is CheckedDocument & { doc: FleetDocument } => d.doc.kind === 'Fleet',
+  );
+  const releases = docs.filter(
+    (d): d is CheckedDocument & { doc: ReleaseDocument } => d.doc.kind === 'Release',
+  );
+  const layers = docs.filter(
+    (d): d is CheckedDocument & { doc: ConfigLayerDocument } => d.doc.kind === 'ConfigLayer',
+  );
+
+  checkUniqueNames(r, docs);
+  if (fleets.length === 0 && !incomplete.has('Fleet')) {
+    r.fleetLevel(
+      'no Fleet document: a fleet needs exactly one (fleet.yaml with kind: Fleet)',
+      'no-fleet',
+    );
+  }
+  for (const extra of fleets.slice(1)) {
+    r.at(
+      extra,
+      ['kind'],
+      `a second Fleet document; a fleet has exactly one (the first is at ${where(fleets[0]!, ['kind'])})`,
+      'duplicate-fleet',
+    );
+  }
+
+  const versions = new Map<string, CheckedDocument>();
+  for (const rel of releases) {
+    const first = versions.get(rel.doc.spec.version);
+    if (first) {
+      r.at(
+        rel,
+        ['spec', 'version'],
+        `release version "${rel.doc.spec.version}" is already defined at ${where(first, ['spec', 'version'])}`,
+        'duplicate-version',
+      );
+    } else versions.set(rel.doc.spec.version, rel);
+    checkRelease(r, rel);
+  }
+
+  const fleet = fleets[0];
+  if (fleet) {
+    const version = fleet.doc.spec.version;
+    if (!versions.has(version) && !incomplete.has('Release')) {
+      const hint = didYouMean(version, [...versions.keys()]);
+      const known =
+        versions.size > 0
+          ? ` (known: ${[...versions.keys()].sort().join(', ')})`
+          : ' (there are no Release documents)';
+      r.at(
+        fleet,
+        ['spec', 'version'],
+        `version "${version}" has no Release${hint ? `; did you mean "${hint}"?` : known}`,
+        'unknown-version',
+      );
+    }
+    checkWaves(r, fleet);
+    secrets(r, fleet, fleet.doc.spec, ['spec']);
+  }
+
+  for (const layer of layers) {
+    if (layer.doc.spec.selector)
+      checkSelector(r, layer, layer.doc.spec.selector, ['spec', 'selector']);
+    checkValues(r, layer);
+    secrets(r, layer, layer.doc.spec.values, ['spec', 'values']);
+  }
+  return r.out;
+}
+
+function checkUniqueNames(r: Reporter, docs: CheckedDocument[]): void {
+  const seen = new Map<string, CheckedDocument>();
+  for (const d of docs) {
+    const key = `${d.doc.kind}/${d.doc.metadata.name}`;
+    const first = seen.get(key);
+    if (first) {
+      r.at(
+        d,
+        ['metadata', 'name'],
+        `${d.doc.kind} "${d.doc.metadata.name}" is already defined at ${where(first, ['metadata', 'name'])}`,
+        'duplicate-name',
+      );
+    } else seen.set(key, d);
+  }
+}
+
+function checkSelector(r: Reporter, d: CheckedDocument, selector: Selector, base: Path): void {
+  for (const p of selectorProblems(selector))
+    r.at(d, [...base, ...p.path], p.message, 'selector', p.at);
+}
+
+function checkWaves(r: Reporter, fleet: CheckedDocument & { doc: FleetDocument }): void {
+  const waves = fleet.doc.spec.waves;
+  const names = new Map<string, number>();
+  waves.forEach((wave, i) => {
+    const base = ['spec', 'waves', i];
+    const first = names.get(wave.name);
+    if (first !== undefined) {
+      r.at(
+        fleet,
+        [...base, 'name'],
+        `wave name "${wave.name}" is already used by wave ${first}`,
+        'duplicate-name',
+      );
+    } else names.set(wave.name, i);
+    if (wave.selector) checkSelector(r, fleet, wave.selector, [...base, 'selector']);
+    const gates = wave.gates;
+    if (gates) {
+      const gateNames = new Set<string>();
+      (gates.prometheus ?? []).forEach((g, j) => {
+        const gp = [...base, 'gates', 'prometheus', j];
+        if (gateNames.has(g.name))
+          r.at(
+            fleet,
+            [...gp, 'name'],
+            `prometheus gate "${g.name}" is defined twice in this wave`,
+            'duplicate-name',
+          );
+        gateNames.add(g.name);
+        if (g.min === undefined && g.max === undefined) {
+          r.at(
+            fleet,
+            gp,
+            `prometheus gate "${g.name}" needs "min", "max" or both`,
+            'invalid',
+            'value',
+          );
+        } else if (g.min !== undefined && g.max !== undefined && g.min > g.max) {
+          r.at(
+            fleet,
+            [...gp, 'min'],
+            `min ${g.min} is greater than max ${g.max}: the gate could never pass`,
+            'invalid',
+          );
+        }
+      });
+      if (gates.applyDeadline && gates.minAppliedRatio === undefined) {
+        r.at(
+          fleet,
+          [...base, 'gates', 'applyDeadline'],
+          'applyDeadline needs minAppliedRatio (the share that must have applied by the deadline)',
+          'invalid',
+          'key',
+        );
+      }
+      const bake = parseDuration(wave.bake);
+      const failAfter = gates.failAfter ? parseDuration(gates.failAfter) : undefined;
+      if (bake !== undefined && failAfter !== undefined && failAfter <= bake) {
+        r.at(
+          fleet,
+          [...base, 'gates', 'failAfter'],
+          `failAfter (${gates.failAfter}) must be longer than the wave's bake (${wave.bake})`,
+          'invalid',
+        );
+      }
+    }
+  });
+  const last = waves[waves.length - 1];
+  if (last) {
+    const i = waves.length - 1;
+    if (last.selector) {
+      r.at(
+        fleet,
+        ['spec', 'waves', i, 'selector'],
+        `the last wave ("${last.name}") must select everyone left: remove its selector`,
+        'last-wave',
+        'key',
+      );
+    }
+    if (last.percent !== 100) {
+      r.at(
+        fleet,
+        ['spec', 'waves', i, 'percent'],
+        `the last wave ("${last.name}") must be at 100 percent, not ${last.percent}, or some agents would never be updated`,
+        'last-wave',
+      );
+    }
+  }
+}
+
+function checkRelease(r: Reporter, rel: CheckedDocument & { doc: ReleaseDocument }): void {
+  const seen = new Map<string, number>();
+  rel.doc.spec.artifacts.forEach((a, i) => {
+    const key = `${a.os}/${a.arch}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      r.at(
+        rel,
+        ['spec', 'artifacts', i],
+        `a second artifact for ${key} (the first is artifacts[${first}]); a release has one artifact per os/arch`,
+        'duplicate-artifact',
+      );
+    } else seen.set(key, i);
+    const problem = httpsProblem(a.url);
+    if (problem) r.at(rel, ['spec', 'artifacts', i, 'url'], problem, 'invalid-url');
+  });
+  const sig = rel.doc.spec.signature;
+  if (sig) {
+    const problem = httpsProblem(sig.url);
+    if (problem) r.at(rel, ['spec', 'signature', 'url'], problem, 'invalid-url');
+  }
+  secrets(r, rel, rel.doc.spec, ['spec']);
+}
+
+export function httpsProblem(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return `"${url}" is not a valid URL`;
+  }
+  if (u.protocol !== 'https:')
+    return `artifact URLs must use https, not ${u.protocol.replace(':', '')}`;
+  if (u.username || u.password) return 'URLs must not carry credentials';
+  if (!u.hostname) return `"${url}" has no host`;
+  return undefined;
+}
+
+function checkValues(r: Reporter, layer: CheckedDocument & { doc: ConfigLayerDocument }): void {
+  const stack: Array<[unknown, Path]> = [[layer.doc.spec.values, ['spec', 'values']]];
+  while (stack.length > 0) {
+    const [value, path] = stack.pop()!;
+    if (typeof value === 'string') {
+      for (const t of scan(value)) {
+        if (t.problem) r.inScalar(layer, path, t.raw, t.problem, 'interpolation');
+      }
+    } else if (Array.isArray(value)) {
+      value.forEach((v, i) => stack.push([v, [...path, i]]));
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [k, v] of Object.entries(value)) {
+        if (k.includes('${') && !k.includes('$${')) {
+          r.at(
+            layer,
+            [...path, k],
+            `keys cannot be interpolated ("${k}"); only values may use \${agent.id} and \${agent.labels.NAME}`,
+            'interpolation',
+            'key',
+          );
+        }
+        stack.push([v, [...path, k]]);
+      }
+    }
+  }
+}
+
+function secrets(r: Reporter, d: CheckedDocument, value: unknown, base: Path): void {
+  for (const f of findSecrets(value, [...base]))
+    r.at(d, f.path, f.message, 'plaintext-secret', f.at);
+}

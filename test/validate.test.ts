@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fleetwave } from './helpers/cli.ts';
+
+describe('fleetwave validate', () => {
+  it('accepts the example fleet', () => {
+    const r = fleetwave(['validate', 'fleet']);
+    assert.equal(r.stdout, '');
+    assert.match(
+      r.stderr,
+      /^fleet: valid \(1 Fleet, 3 Releases, 7 ConfigLayers; 4 waves, version 2\.4\.0\)/,
+    );
+    assert.equal(r.status, 0);
+  });
+
+  it('reports a misspelt key at the key, with a suggestion, and exits 1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fw-validate-'));
+    await mkdir(join(dir, 'fleet'));
+    await writeFile(
+      join(dir, 'fleet', 'fleet.yaml'),
+      [
+        '# yaml-language-server: $schema=../schemas/fleet.schema.json',
+        'apiVersion: fleetwave.dev/v1',
+        'kind: Fleet',
+        'metadata: {name: demo}',
+        'spec:',
+        '  version: "1.0"',
+        '  pollIntervalSeconds: 30',
+        '  waves:',
+        '    - name: everyone',
+        '      percnt: 100',
+        '      bake: 1h',
+        '',
+      ].join('\n'),
+    );
+    const r = fleetwave(['validate'], { cwd: dir });
+    assert.equal(r.status, 1);
+    assert.deepEqual(r.stdout.trim().split('\n'), [
+      'fleet/fleet.yaml:10:7: error: unknown key "percnt" in spec.waves[0]; did you mean "percent"?',
+    ]);
+  });
+
+  it('exits 2 on usage errors', () => {
+    assert.equal(fleetwave(['validate', '--format', 'xml']).status, 2);
+    assert.equal(fleetwave(['validate', 'no-such-dir']).status, 2);
+    assert.equal(fleetwave(['validate', '--bogus']).status, 2);
+    assert.equal(fleetwave(['nonsense']).status, 2);
+  });
+});
