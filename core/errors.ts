@@ -11,6 +11,45 @@ export const ERROR_CODES = {
   GIT_FAILED: { kind: 'transient', summary: 'A git command failed.' },
   GIT_REVISION_NOT_FOUND: { kind: 'stalled', summary: 'A git revision could not be resolved.' },
   INVENTORY_INVALID: { kind: 'stalled', summary: 'An inventory file has errors.' },
+  CONFIG_INVALID: {
+    kind: 'stalled',
+    summary: 'The reconciler was started with a wrong or missing setting.',
+  },
+  GIT_FETCH_FAILED: { kind: 'transient', summary: 'The fleet repository could not be fetched.' },
+  GIT_PUSH_REJECTED: {
+    kind: 'transient',
+    summary: 'A push to the fleet repository was refused (someone else wrote first).',
+  },
+  ROLLOUT_STATE_INVALID: {
+    kind: 'stalled',
+    summary:
+      'rollout.yaml on the state branch is malformed or names a revision that cannot be served.',
+  },
+  UNAUTHENTICATED: { kind: 'stalled', summary: 'A request has no credential, or a wrong one.' },
+  FORBIDDEN: {
+    kind: 'stalled',
+    summary: 'The credential is valid but not for this agent or this action.',
+  },
+  REQUEST_INVALID: {
+    kind: 'stalled',
+    summary: 'A request body, header or query string is malformed.',
+  },
+  REQUEST_TOO_LARGE: {
+    kind: 'stalled',
+    summary: 'A request body is larger than the server accepts.',
+  },
+  NOT_FOUND: { kind: 'stalled', summary: 'No such route or agent.' },
+  TOO_MANY_WAITERS: {
+    kind: 'waiting',
+    summary: 'The server holds as many long-polls as it may; try again after Retry-After.',
+  },
+  TARGET_UNAVAILABLE: {
+    kind: 'stalled',
+    summary:
+      'No target can be rendered for this agent (a label it lacks, no artifact for its os/arch).',
+  },
+  NOT_READY: { kind: 'waiting', summary: 'The reconciler has no valid rollout to serve yet.' },
+  INTERNAL: { kind: 'transient', summary: 'An unexpected server error.' },
 } as const satisfies Record<string, { kind: ErrorKind; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

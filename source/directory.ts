@@ -1,9 +1,11 @@
 // Reads a fleet from a directory on disk: every *.yaml / *.yml below it, refusing files that
 // are too large and symlinks that lead outside the fleet, before reading a byte of them.
 
-import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
-import type { Diagnostic } from '../core/diagnostics.ts';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, readlink, realpath, stat } from 'node:fs/promises';
+import type { Dirent, Stats } from 'node:fs';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import type { Diagnostic, DiagnosticCode } from '../core/diagnostics.ts';
 import { FleetwaveError } from '../core/errors.ts';
 import {
   DEFAULT_LIMITS,
@@ -18,13 +20,67 @@ function display(cwd: string, path: string): string {
   return (rel === '' ? '.' : rel).split(sep).join('/');
 }
 
-function fileProblem(file: string, code: string, message: string): Diagnostic {
+export function fileProblem(file: string, code: DiagnosticCode, message: string): Diagnostic {
   return { file, line: 0, col: 0, severity: 'error', code, message };
 }
 
 function inside(root: string, path: string): boolean {
   const rel = relative(root, path);
-  return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+function errorCode(e: unknown): string {
+  return (e as NodeJS.ErrnoException | undefined)?.code ?? 'unknown error';
+}
+
+// O_NOFOLLOW: a file swapped for a symlink after we looked at it is refused, not followed.
+// O_NONBLOCK: a FIFO swapped in cannot make the open hang.
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+
+type ReadOutcome =
+  | { kind: 'bytes'; bytes: Uint8Array }
+  | { kind: 'too-large'; size: number }
+  | { kind: 'not-a-file' };
+
+/** Reads a regular file of at most `max` bytes; the size is checked on the open file. */
+async function readBounded(path: string, max: number): Promise<ReadOutcome> {
+  const handle = await open(path, OPEN_FLAGS);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) return { kind: 'not-a-file' };
+    if (info.size > max) return { kind: 'too-large', size: info.size };
+    const bytes = new Uint8Array(info.size);
+    let filled = 0;
+    while (filled < bytes.length) {
+      const { bytesRead } = await handle.read(bytes, filled, bytes.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return { kind: 'bytes', bytes: filled === bytes.length ? bytes : bytes.subarray(0, filled) };
+  } finally {
+    await handle.close();
+  }
+}
+
+const READ_BATCH = 16;
+
+type EntryKind = 'file' | 'dir' | 'symlink' | 'other';
+
+async function kindOf(entry: Dirent, path: string): Promise<EntryKind> {
+  if (entry.isSymbolicLink()) return 'symlink';
+  if (entry.isDirectory()) return 'dir';
+  if (entry.isFile()) return 'file';
+  // Some file systems do not report the type while listing a directory: ask.
+  if (entry.isBlockDevice() || entry.isCharacterDevice() || entry.isFIFO() || entry.isSocket())
+    return 'other';
+  const info = await lstat(path);
+  return info.isSymbolicLink()
+    ? 'symlink'
+    : info.isDirectory()
+      ? 'dir'
+      : info.isFile()
+        ? 'file'
+        : 'other';
 }
 
 export async function readFleetDirectory(
@@ -33,7 +89,8 @@ export async function readFleetDirectory(
 ): Promise<FleetSource> {
   const cwd = options.cwd ?? process.cwd();
   const limits = options.limits ?? DEFAULT_LIMITS;
-  const root = join(cwd, dir);
+  const root = resolve(cwd, dir);
+  const rootShown = display(cwd, root);
   let realRoot: string;
   try {
     realRoot = await realpath(root);
@@ -41,97 +98,159 @@ export async function readFleetDirectory(
   } catch (e) {
     throw new FleetwaveError(
       'FLEET_NOT_FOUND',
-      `fleet directory ${display(cwd, root)} does not exist or is not a directory`,
-      {
-        cause: e,
-      },
+      `fleet directory ${rootShown} does not exist or is not a directory`,
+      { cause: e },
     );
   }
 
   const files: SourceFile[] = [];
   const diagnostics: Diagnostic[] = [];
+  const done = (): FleetSource => ({ root: rootShown, files, diagnostics });
   let total = 0;
+  // Every directory is walked by its real path, once: a symlinked directory loop ends here.
   const visited = new Set<string>([realRoot]);
   // Breadth-first with an explicit queue: deep directory trees cannot overflow anything.
-  const queue: Array<{ path: string; name: string }> = [{ path: root, name: '' }];
-  while (queue.length > 0) {
-    const { path: dirPath, name: dirName } = queue.shift()!;
-    const entries = (await readdir(dirPath, { withFileTypes: true })).sort((a, b) =>
-      a.name < b.name ? -1 : 1,
-    );
+  const queue: Array<{ real: string; name: string }> = [{ real: realRoot, name: '' }];
+  for (let next = 0; next < queue.length; next++) {
+    const { real: dirReal, name: dirName } = queue[next]!;
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dirReal, { withFileTypes: true });
+    } catch (e) {
+      const shown = dirName === '' ? rootShown : display(cwd, join(root, dirName));
+      diagnostics.push(
+        fileProblem(shown, 'unreadable', `cannot read this directory (${errorCode(e)})`),
+      );
+      continue;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const reads: Array<{ name: string; shown: string; target: string }> = [];
+    let stop = false;
     for (const entry of entries) {
       if (entry.name.startsWith('.')) continue;
-      const path = join(dirPath, entry.name);
+      const path = join(dirReal, entry.name);
       const name = dirName === '' ? entry.name : `${dirName}/${entry.name}`;
-      const shown = display(cwd, path);
+      // People see the path they asked for, through symlinks, not where the bytes live.
+      const shown = display(cwd, join(root, name));
       let target = path;
-      let info = await lstat(path);
-      if (info.isSymbolicLink()) {
-        try {
-          target = await realpath(path);
-        } catch {
-          diagnostics.push(fileProblem(shown, 'symlink', 'symlink points to nothing'));
-          continue;
+      let kind: EntryKind;
+      try {
+        kind = await kindOf(entry, path);
+        if (kind === 'symlink') {
+          const link = await readlink(path);
+          try {
+            target = await realpath(path);
+          } catch (e) {
+            diagnostics.push(
+              fileProblem(
+                shown,
+                'symlink',
+                errorCode(e) === 'ELOOP'
+                  ? `symlink to ${link} loops back on itself and leads to no file`
+                  : `symlink points to ${link}, which does not exist`,
+              ),
+            );
+            continue;
+          }
+          if (!inside(realRoot, target)) {
+            diagnostics.push(
+              fileProblem(
+                shown,
+                'symlink',
+                `symlink points outside the fleet directory (to ${link}); fleet files must live inside it`,
+              ),
+            );
+            continue;
+          }
+          const info: Stats = await stat(target);
+          kind = info.isDirectory() ? 'dir' : info.isFile() ? 'file' : 'other';
         }
-        if (!inside(realRoot, target)) {
+      } catch (e) {
+        diagnostics.push(fileProblem(shown, 'unreadable', `cannot read this (${errorCode(e)})`));
+        continue;
+      }
+      if (kind === 'dir') {
+        if (!visited.has(target)) {
+          visited.add(target);
+          queue.push({ real: target, name });
+        }
+        continue;
+      }
+      if (kind !== 'file' || !isFleetFileName(entry.name)) continue;
+      if (files.length + reads.length >= limits.maxFiles) {
+        diagnostics.push(
+          fileProblem(
+            rootShown,
+            'too-many-files',
+            `more than ${limits.maxFiles} fleet files; a fleet may have at most ${limits.maxFiles}`,
+          ),
+        );
+        stop = true;
+        break;
+      }
+      reads.push({ name, shown, target });
+    }
+    // The files of a directory are read a batch at a time (the reads wait on the disk, not on
+    // us) and counted in name order, so the limits cut at the same file every time and no more
+    // than one batch is read past the total limit.
+    for (let from = 0; from < reads.length; from += READ_BATCH) {
+      const batch = reads.slice(from, from + READ_BATCH);
+      const outcomes = await Promise.all(
+        batch.map(async (r): Promise<ReadOutcome | { kind: 'error'; code: string }> => {
+          try {
+            return await readBounded(r.target, limits.maxFileBytes);
+          } catch (e) {
+            return { kind: 'error', code: errorCode(e) };
+          }
+        }),
+      );
+      for (const [i, r] of batch.entries()) {
+        const outcome = outcomes[i]!;
+        if (outcome.kind === 'not-a-file') continue;
+        if (outcome.kind === 'error') {
           diagnostics.push(
-            fileProblem(
-              shown,
-              'symlink',
-              'symlink points outside the fleet directory; fleet files must live inside it',
-            ),
+            fileProblem(r.shown, 'unreadable', `cannot read this file (${outcome.code})`),
           );
           continue;
         }
-        info = await stat(target);
-      }
-      if (info.isDirectory()) {
-        if (!visited.has(target)) {
-          visited.add(target);
-          queue.push({ path: target, name });
+        if (outcome.kind === 'too-large') {
+          diagnostics.push(tooLarge(r.shown, outcome.size, limits));
+          continue;
         }
-        continue;
+        total += outcome.bytes.length;
+        if (total > limits.maxTotalBytes) {
+          diagnostics.push(totalTooLarge(rootShown, limits));
+          return done();
+        }
+        files.push({ name: r.name, display: r.shown, bytes: outcome.bytes });
       }
-      if (!info.isFile() || !isFleetFileName(entry.name)) continue;
-      if (files.length >= limits.maxFiles) {
-        diagnostics.push(
-          fileProblem(
-            display(cwd, root),
-            'too-many-files',
-            `more than ${limits.maxFiles} fleet files`,
-          ),
-        );
-        return { root: display(cwd, root), files, diagnostics };
-      }
-      if (info.size > limits.maxFileBytes) {
-        diagnostics.push(
-          fileProblem(
-            shown,
-            'too-large',
-            `file is ${formatBytes(info.size)}; a fleet file may be at most ${formatBytes(limits.maxFileBytes)}`,
-          ),
-        );
-        continue;
-      }
-      total += info.size;
-      if (total > limits.maxTotalBytes) {
-        diagnostics.push(
-          fileProblem(
-            display(cwd, root),
-            'too-large',
-            `the fleet is larger than ${formatBytes(limits.maxTotalBytes)} in total`,
-          ),
-        );
-        return { root: display(cwd, root), files, diagnostics };
-      }
-      files.push({ name, display: shown, bytes: await readFile(target) });
     }
+    if (stop) return done();
   }
-  return { root: display(cwd, root), files, diagnostics };
+  return done();
 }
 
+export function tooLarge(file: string, size: number, limits: Limits): Diagnostic {
+  return fileProblem(
+    file,
+    'too-large',
+    `file is ${formatBytes(size)} (${size} bytes); a fleet file may be at most ${formatBytes(limits.maxFileBytes)}`,
+  );
+}
+
+export function totalTooLarge(root: string, limits: Limits): Diagnostic {
+  return fileProblem(
+    root,
+    'too-large',
+    `the fleet is larger than ${formatBytes(limits.maxTotalBytes)} in total`,
+  );
+}
+
+/** `1 MiB`, `1.05 MiB`, `12.5 KiB`, `300 bytes`: exact sizes stay whole, others keep 2 decimals. */
 export function formatBytes(n: number): string {
-  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  const unit = (size: number, name: string): string =>
+    `${Number.isInteger(n / size) ? n / size : (n / size).toFixed(2)} ${name}`;
+  if (n >= 1024 * 1024) return unit(1024 * 1024, 'MiB');
+  if (n >= 1024) return unit(1024, 'KiB');
   return `${n} bytes`;
 }

@@ -1,5 +1,7 @@
 // Reads a fleet from a git revision without a work tree: the reconciler and `plan` read
-// commits, never checkouts. Symlinks are followed only when they stay inside the fleet.
+// commits, never checkouts. The commit's tree is walked like readFleetDirectory walks a
+// directory (same order, same symlink rules), so a commit and its checkout read alike; sizes
+// come from the tree, so a blob that is too large is refused without reading it.
 
 import { posix } from 'node:path';
 import type { Diagnostic } from '../core/diagnostics.ts';
@@ -12,15 +14,21 @@ import {
   type SourceFile,
 } from '../core/fleet/source.ts';
 import type { GitRepository, TreeEntry } from '../git/repository.ts';
-import { formatBytes } from './directory.ts';
+import { fileProblem, tooLarge, totalTooLarge } from './directory.ts';
 
 export interface RevisionSource extends FleetSource {
+  /** The full commit id `rev` resolved to. */
   commit: string;
 }
 
-function problem(file: string, code: string, message: string): Diagnostic {
-  return { file, line: 0, col: 0, severity: 'error', code, message };
-}
+const SYMLINK_MODE = '120000';
+/** Symlinks followed while resolving one path (Linux's MAXSYMLINKS). */
+const MAX_HOPS = 40;
+/** A symlink's blob holds its target path: anything longer than PATH_MAX is not one. */
+const MAX_LINK_BYTES = 4096;
+
+type Resolution =
+  { kind: 'file' | 'dir' | 'other'; path: string } | { kind: 'outside' | 'missing' | 'loop' };
 
 /** `dir` is the fleet's path inside the repository, e.g. `fleet`. */
 export async function readFleetAtRevision(
@@ -30,81 +38,152 @@ export async function readFleetAtRevision(
   limits: Limits = DEFAULT_LIMITS,
 ): Promise<RevisionSource> {
   const commit = await repo.resolveCommit(rev);
-  const root = posix.normalize(dir).replace(/\/+$/, '');
-  if (root.startsWith('..') || posix.isAbsolute(root)) {
+  const at = `${rev} (${commit.slice(0, 12)})`;
+  const root = posix.normalize(dir).replace(/\/+$/, '') || '.';
+  if (posix.isAbsolute(dir) || root === '..' || root.startsWith('../')) {
     throw new FleetwaveError('USAGE', `fleet path "${dir}" must be inside the repository`);
   }
-  const entries = await repo.listTree(commit, root === '.' ? '.' : root);
-  const prefix = root === '.' ? '' : `${root}/`;
-  const byPath = new Map<string, TreeEntry>(entries.map((e) => [e.path, e]));
+  const entries = await repo.listTree(commit, root);
   if (entries.length === 0) {
+    throw new FleetwaveError('FLEET_NOT_FOUND', `${root} does not exist at ${at}`);
+  }
+  if (root !== '.' && entries.some((e) => e.path === root)) {
     throw new FleetwaveError(
       'FLEET_NOT_FOUND',
-      `${root} does not exist at ${rev} (${commit.slice(0, 12)})`,
+      `${root} is not a directory at ${at}; name the fleet directory itself`,
     );
   }
 
-  const diagnostics: Diagnostic[] = [];
-  const wanted: Array<{ entry: TreeEntry; blob: TreeEntry }> = [];
-  let total = 0;
+  // The tree below the root, as directories of names.
+  const prefix = root === '.' ? '' : `${root}/`;
+  const rootPath = root === '.' ? '' : root;
+  const children = new Map<string, Set<string>>([[rootPath, new Set()]]);
+  const blobs = new Map<string, TreeEntry>();
+  const links = new Map<string, TreeEntry>();
   for (const entry of entries) {
-    const name = entry.path.slice(prefix.length);
-    if (
-      entry.type !== 'blob' ||
-      !isFleetFileName(entry.path) ||
-      name.split('/').some((s) => s.startsWith('.'))
-    )
-      continue;
-    let blob = entry;
-    if (entry.mode === '120000') {
-      // A symlink's blob holds its target; resolve it inside the tree, never on disk.
-      const [link] = (await repo.readBlobs([entry.oid])).values();
-      const target = posix.normalize(posix.join(posix.dirname(entry.path), link!.toString('utf8')));
-      const resolved = byPath.get(target);
-      if (!target.startsWith(prefix) || !resolved || resolved.mode === '120000') {
-        diagnostics.push(
-          problem(
-            entry.path,
-            'symlink',
-            'symlink points outside the fleet directory; fleet files must live inside it',
-          ),
-        );
+    if (entry.type === 'blob') (entry.mode === SYMLINK_MODE ? links : blobs).set(entry.path, entry);
+    const parts = entry.path.slice(prefix.length).split('/');
+    let parent = rootPath;
+    for (const part of parts) {
+      const path = parent === '' ? part : `${parent}/${part}`;
+      children.get(parent)!.add(part);
+      if (path !== entry.path && !children.has(path)) children.set(path, new Set());
+      parent = path;
+    }
+  }
+  const targets = await linkTargets(repo, [...links.values()]);
+
+  const rootParts = rootPath === '' ? [] : rootPath.split('/');
+  function resolveLink(path: string): Resolution {
+    const resolved = [...rootParts];
+    let pending = path.slice(prefix.length).split('/');
+    let hops = 0;
+    while (pending.length > 0) {
+      const part = pending.shift()!;
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        // Leaving the fleet, even on the way back in, is leaving: what lies outside is unknown.
+        if (resolved.length <= rootParts.length) return { kind: 'outside' };
+        resolved.pop();
         continue;
       }
-      blob = resolved;
+      resolved.push(part);
+      const link = links.get(resolved.join('/'));
+      if (link === undefined) continue;
+      if (++hops > MAX_HOPS) return { kind: 'loop' };
+      const target = targets.get(link.oid);
+      if (target === undefined || target.startsWith('/')) return { kind: 'outside' };
+      resolved.pop();
+      pending = [...target.split('/'), ...pending];
     }
-    if (wanted.length >= limits.maxFiles) {
-      diagnostics.push(problem(root, 'too-many-files', `more than ${limits.maxFiles} fleet files`));
-      break;
-    }
-    if (blob.size > limits.maxFileBytes) {
-      diagnostics.push(
-        problem(
-          entry.path,
-          'too-large',
-          `file is ${formatBytes(blob.size)}; a fleet file may be at most ${formatBytes(limits.maxFileBytes)}`,
-        ),
-      );
-      continue;
-    }
-    total += blob.size;
-    if (total > limits.maxTotalBytes) {
-      diagnostics.push(
-        problem(
-          root,
-          'too-large',
-          `the fleet is larger than ${formatBytes(limits.maxTotalBytes)} in total`,
-        ),
-      );
-      break;
-    }
-    wanted.push({ entry, blob });
+    const real = resolved.join('/');
+    if (blobs.has(real)) return { kind: 'file', path: real };
+    if (children.has(real)) return { kind: 'dir', path: real };
+    return entries.some((e) => e.path === real)
+      ? { kind: 'other', path: real }
+      : { kind: 'missing' };
   }
-  const blobs = await repo.readBlobs([...new Set(wanted.map((w) => w.blob.oid))]);
-  const files: SourceFile[] = wanted.map(({ entry, blob }) => ({
-    name: entry.path.slice(prefix.length),
-    display: entry.path,
-    bytes: blobs.get(blob.oid)!,
+
+  const diagnostics: Diagnostic[] = [];
+  const wanted: Array<{ name: string; display: string; oid: string }> = [];
+  let total = 0;
+  const visited = new Set<string>([rootPath]);
+  const queue: Array<{ real: string; name: string }> = [{ real: rootPath, name: '' }];
+  walk: for (let next = 0; next < queue.length; next++) {
+    const { real: dirReal, name: dirName } = queue[next]!;
+    const names = [...(children.get(dirReal) ?? [])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const child of names) {
+      if (child.startsWith('.')) continue;
+      const path = dirReal === '' ? child : `${dirReal}/${child}`;
+      const name = dirName === '' ? child : `${dirName}/${child}`;
+      const shown = `${prefix}${name}`;
+      let target: Resolution;
+      const link = links.get(path);
+      if (link) {
+        const text = targets.get(link.oid) ?? '(a path too long to be one)';
+        target = resolveLink(path);
+        if (target.kind === 'outside' || target.kind === 'missing' || target.kind === 'loop') {
+          diagnostics.push(
+            fileProblem(
+              shown,
+              'symlink',
+              target.kind === 'outside'
+                ? `symlink points outside the fleet directory (to ${text}); fleet files must live inside it`
+                : target.kind === 'loop'
+                  ? `symlink to ${text} loops back on itself and leads to no file`
+                  : `symlink points to ${text}, which does not exist at ${at}`,
+            ),
+          );
+          continue;
+        }
+      } else if (blobs.has(path)) target = { kind: 'file', path };
+      else if (children.has(path)) target = { kind: 'dir', path };
+      else target = { kind: 'other', path };
+
+      if (target.kind === 'dir') {
+        if (!visited.has(target.path)) {
+          visited.add(target.path);
+          queue.push({ real: target.path, name });
+        }
+        continue;
+      }
+      if (target.kind !== 'file' || !isFleetFileName(child)) continue;
+      if (wanted.length >= limits.maxFiles) {
+        diagnostics.push(
+          fileProblem(
+            root,
+            'too-many-files',
+            `more than ${limits.maxFiles} fleet files; a fleet may have at most ${limits.maxFiles}`,
+          ),
+        );
+        break walk;
+      }
+      const blob = blobs.get(target.path)!;
+      if (blob.size > limits.maxFileBytes) {
+        diagnostics.push(tooLarge(shown, blob.size, limits));
+        continue;
+      }
+      total += blob.size;
+      if (total > limits.maxTotalBytes) {
+        diagnostics.push(totalTooLarge(root, limits));
+        break walk;
+      }
+      wanted.push({ name, display: shown, oid: blob.oid });
+    }
+  }
+
+  const bytes = await repo.readBlobs([...new Set(wanted.map((w) => w.oid))]);
+  const files: SourceFile[] = wanted.map((w) => ({
+    name: w.name,
+    display: w.display,
+    bytes: bytes.get(w.oid)!,
   }));
   return { root, files, diagnostics, commit };
+}
+
+/** What each symlink points to, read in one batch; links too long to be paths are left out. */
+async function linkTargets(repo: GitRepository, links: TreeEntry[]): Promise<Map<string, string>> {
+  const oids = [...new Set(links.filter((l) => l.size <= MAX_LINK_BYTES).map((l) => l.oid))];
+  const blobs = await repo.readBlobs(oids);
+  return new Map([...blobs].map(([oid, b]) => [oid, b.toString('utf8')]));
 }

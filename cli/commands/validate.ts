@@ -1,7 +1,8 @@
 // fleetwave validate [DIR] [--format text|json|github] [--revision REV [--repo PATH]]
 
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatGithub, formatText } from '../../core/diagnostics.ts';
+import { formatGithub, formatText, type Diagnostic } from '../../core/diagnostics.ts';
 import { FleetwaveError } from '../../core/errors.ts';
 import { validateFleet, type ValidationResult } from '../../core/fleet/validate.ts';
 import { readFleetDirectory } from '../../source/directory.ts';
@@ -31,7 +32,7 @@ export async function validateCommand(args: string[], io: CommandIO): Promise<nu
     options: {
       format: { type: 'string', default: 'text' },
       revision: { type: 'string' },
-      repo: { type: 'string', default: '.' },
+      repo: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -44,20 +45,31 @@ export async function validateCommand(args: string[], io: CommandIO): Promise<nu
   const format = choice('--format', values.format, ['text', 'json', 'github'] as const);
   const dir = positionals[0] ?? 'fleet';
 
-  const source = values.revision
-    ? await readFleetAtRevision(
-        await GitRepository.open(resolvePath(io.cwd, values.repo)),
-        values.revision,
-        dir,
-      )
-    : await readFleetDirectory(dir, { cwd: io.cwd });
+  if (values.revision === '') throw new FleetwaveError('USAGE', '--revision needs a revision');
+  if (values.repo !== undefined && values.revision === undefined)
+    throw new FleetwaveError('USAGE', '--repo only makes sense with --revision');
+
+  const source =
+    values.revision !== undefined
+      ? await readFleetAtRevision(
+          await GitRepository.open(resolve(io.cwd, values.repo ?? '.')),
+          values.revision,
+          dir,
+        )
+      : await readFleetDirectory(dir, { cwd: io.cwd });
   const result = validateFleet(source);
   report(result, format, source.root, io);
   return result.errorCount > 0 ? EXIT.invalid : EXIT.ok;
 }
 
-function resolvePath(cwd: string, path: string): string {
-  return path.startsWith('/') ? path : `${cwd}/${path}`;
+// Text output is one diagnostic per line: a newline or a terminal escape in a file name or a
+// quoted key must not forge another line or repaint the terminal.
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what this replaces
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => {
+    return ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
 }
 
 function report(
@@ -82,8 +94,9 @@ function report(
     );
     return;
   }
-  const line = format === 'github' ? formatGithub : formatText;
-  for (const d of result.diagnostics) io.stdout(line(d) + '\n');
+  const line = format === 'github' ? formatGithub : (d: Diagnostic) => oneLine(formatText(d));
+  if (result.diagnostics.length > 0)
+    io.stdout(result.diagnostics.map((d) => line(d) + '\n').join(''));
   if (result.model) {
     const m = result.model;
     io.stderr(

@@ -6,22 +6,30 @@ import { labelKeyProblem } from './selector.ts';
 export type Reference = { kind: 'id' } | { kind: 'label'; name: string };
 
 export interface Token {
-  /** The text as written, e.g. `${agent.labels.region}`. */
+  /** The text as written, e.g. `${agent.labels.region}`; for an unterminated one, up to the next blank. */
   raw: string;
   index: number;
   reference?: Reference;
   problem?: string;
 }
 
-const TOKEN = /\$\$\{|\$\{([^}]*)\}?/g;
+const OPEN = /\$\$\{|\$\{/g;
+const UNTERMINATED = /\$\{[^\s$]*/y;
 
 export function scan(text: string): Token[] {
   const out: Token[] = [];
-  for (const m of text.matchAll(TOKEN)) {
+  // Where the next `}` and `${` stand; they only move forward, so a scan stays linear.
+  let close = -2;
+  let reopen = -2;
+  for (const m of text.matchAll(OPEN)) {
     if (m[0] === '$${') continue;
-    const raw = m[0];
     const index = m.index;
-    if (!raw.endsWith('}')) {
+    if (close !== -1 && close < index + 2) close = text.indexOf('}', index + 2);
+    if (reopen !== -1 && reopen < index + 2) reopen = text.indexOf('${', index + 2);
+    // `${agent.id-${agent.labels.x}`: the first one is never closed, the second one is fine.
+    if (close < 0 || (reopen >= 0 && reopen < close)) {
+      UNTERMINATED.lastIndex = index;
+      const raw = UNTERMINATED.exec(text)![0];
       out.push({
         raw,
         index,
@@ -29,7 +37,8 @@ export function scan(text: string): Token[] {
       });
       continue;
     }
-    const expr = (m[1] ?? '').trim();
+    const raw = text.slice(index, close + 1);
+    const expr = raw.slice(2, -1).trim();
     if (expr === 'agent.id') {
       out.push({ raw, index, reference: { kind: 'id' } });
     } else if (expr.startsWith('agent.labels.')) {

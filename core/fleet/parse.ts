@@ -9,12 +9,14 @@ import {
   isSeq,
   LineCounter,
   parseAllDocuments,
+  type Alias,
   type Document,
   type Node,
   type Pair,
 } from 'yaml';
-import type { Diagnostic } from '../diagnostics.ts';
+import type { Diagnostic, DiagnosticCode } from '../diagnostics.ts';
 import type { Limits, SourceFile } from './source.ts';
+import { duplicateKeys, syntaxProblem } from './syntax.ts';
 
 export type Path = ReadonlyArray<string | number>;
 
@@ -39,7 +41,7 @@ export interface Position {
 export function diagnosticAt(
   file: string,
   pos: Position | undefined,
-  code: string,
+  code: DiagnosticCode,
   message: string,
   severity: Diagnostic['severity'] = 'error',
 ): Diagnostic {
@@ -116,11 +118,14 @@ function depthOf(root: unknown, maxDepth: number): Node | undefined {
   return undefined;
 }
 
-function firstAlias(root: unknown): Node | undefined {
+function firstAlias(
+  root: unknown,
+  which: (alias: Alias) => boolean = () => true,
+): Alias | undefined {
   const stack: unknown[] = [root];
   while (stack.length > 0) {
     const node = stack.pop();
-    if (isAlias(node)) return node;
+    if (isAlias(node) && which(node)) return node;
     if (isMap(node) || isSeq(node)) {
       for (const item of [...node.items].reverse()) {
         if (isPair(item)) stack.push(item.value, item.key);
@@ -131,9 +136,25 @@ function firstAlias(root: unknown): Node | undefined {
   return undefined;
 }
 
+function firstCollectionKey(root: unknown): Node | undefined {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node) || isSeq(node)) {
+      // `[{a: 1}: x]` holds a pair in a list, so lists are searched for keys too.
+      for (const item of node.items)
+        if (isPair(item) && (isMap(item.key) || isSeq(item.key))) return item.key as Node;
+      for (const item of [...node.items].reverse()) stack.push(isPair(item) ? item.value : item);
+    }
+  }
+  return undefined;
+}
+
 export interface ParseResult {
   documents: ParsedDocument[];
   diagnostics: Diagnostic[];
+  /** Documents that could not be read at all (syntax, depth, aliases): their kind is unknown. */
+  unreadable: number;
 }
 
 export function parseFile(file: SourceFile, limits: Limits): ParseResult {
@@ -150,40 +171,53 @@ export function parseFile(file: SourceFile, limits: Limits): ParseResult {
       code: 'not-utf8',
       message: `file is not valid UTF-8 (byte 0x${hex} at offset ${bad}); save it as UTF-8`,
     });
-    return { documents: [], diagnostics };
+    return { documents: [], diagnostics, unreadable: 1 };
   }
   const text = decoder.decode(file.bytes);
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, {
     lineCounter: lines,
-    uniqueKeys: true,
+    // Checked by duplicateKeys in one pass; yaml's check is quadratic.
+    uniqueKeys: false,
     prettyErrors: false,
     strict: true,
+    // YAML 1.1 tags such as !!binary or !!set would hand us non-JSON values: keep them text.
+    resolveKnownTags: false,
     version: '1.2',
   });
   const list = Array.isArray(docs) ? docs : [];
   const documents: ParsedDocument[] = [];
+  let unreadable = 0;
   list.forEach((doc, index) => {
-    if (doc.errors.length > 0) {
-      const exhausted = doc.errors.find((e) => e.code === 'RESOURCE_EXHAUSTION');
-      const errors = exhausted ? [exhausted] : doc.errors;
-      // A duplicate key leaves a well-formed document: report it and keep checking the rest.
-      const recoverable = !exhausted && doc.errors.every((e) => e.code === 'DUPLICATE_KEY');
-      for (const e of errors) {
-        const pos = positionOf(lines, e.pos[0], e.pos[1]);
-        const message = exhausted
-          ? `nesting is too deep to parse; fleet files may nest at most ${limits.maxDepth} levels`
-          : yamlMessage(e.code, e.message);
-        diagnostics.push(
-          diagnosticAt(
-            file.display,
-            pos,
-            exhausted ? 'too-deep' : e.code === 'DUPLICATE_KEY' ? 'duplicate-key' : 'yaml-syntax',
-            message,
-          ),
-        );
-      }
-      if (!recoverable) return;
+    const exhausted = doc.errors.find((e) => e.code === 'RESOURCE_EXHAUSTION');
+    if (exhausted) {
+      // yaml ran out of stack hundreds of levels down; what it built above that point still
+      // shows where the nesting first went past the limit.
+      const deep = depthOf(doc.contents, limits.maxDepth);
+      diagnostics.push(
+        diagnosticAt(
+          file.display,
+          deep?.range
+            ? positionOf(lines, deep.range[0])
+            : positionOf(lines, exhausted.pos[0], exhausted.pos[1]),
+          'too-deep',
+          deep
+            ? `nesting is deeper than ${limits.maxDepth} levels`
+            : `nesting is too deep to parse; fleet files may nest at most ${limits.maxDepth} levels`,
+        ),
+      );
+      unreadable++;
+      return;
+    }
+    const syntax = syntaxProblem(doc, text);
+    // A duplicate key leaves a well-formed document: report it and keep checking the rest.
+    for (const p of [...duplicateKeys(doc, lines, syntax?.start), ...(syntax ? [syntax] : [])])
+      diagnostics.push(
+        diagnosticAt(file.display, positionOf(lines, p.start, p.end), p.code, p.message),
+      );
+    if (syntax) {
+      unreadable++;
+      return;
     }
     for (const w of doc.warnings) {
       diagnostics.push(
@@ -191,7 +225,7 @@ export function parseFile(file: SourceFile, limits: Limits): ParseResult {
           file.display,
           positionOf(lines, w.pos[0], w.pos[1]),
           'yaml-warning',
-          yamlMessage(w.code, w.message),
+          yamlMessage(w.message),
           'warning',
         ),
       );
@@ -208,15 +242,32 @@ export function parseFile(file: SourceFile, limits: Limits): ParseResult {
           `nesting is deeper than ${limits.maxDepth} levels`,
         ),
       );
+      unreadable++;
+      return;
+    }
+    const complex = firstCollectionKey(doc.contents);
+    if (complex) {
+      // toJS would turn `{a: 1}: x` into the key "[object Object]" (and warn on stderr).
+      diagnostics.push(
+        diagnosticAt(
+          file.display,
+          positionOf(lines, complex.range?.[0] ?? 0),
+          'yaml-syntax',
+          `a key must be a single value (text or a number), not a ${isMap(complex) ? 'mapping' : 'list'}`,
+        ),
+      );
+      unreadable++;
       return;
     }
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: limits.maxAliasCount });
     } catch (e) {
-      const alias = firstAlias(doc.contents);
+      const message = e instanceof Error ? e.message : String(e);
+      const unresolved = /^Unresolved alias/.test(message);
+      const alias = firstAlias(doc.contents, unresolved ? (a) => !a.resolve(doc) : undefined);
       const r = alias?.range ?? doc.contents.range ?? [0, 0];
-      const aliasBomb = e instanceof ReferenceError && /alias/i.test(e.message);
+      const aliasBomb = e instanceof ReferenceError && /excessive alias count/i.test(message);
       diagnostics.push(
         diagnosticAt(
           file.display,
@@ -224,20 +275,22 @@ export function parseFile(file: SourceFile, limits: Limits): ParseResult {
           aliasBomb ? 'too-many-aliases' : 'yaml-syntax',
           aliasBomb
             ? `aliases expand to too many nodes (more than ${limits.maxAliasCount}); this looks like a "billion laughs" file`
-            : `cannot read document: ${(e as Error).message}`,
+            : unresolved && alias
+              ? `unknown alias *${alias.source}: define the anchor &${alias.source} before using it`
+              : `cannot read document: ${message}`,
         ),
       );
+      unreadable++;
       return;
     }
     documents.push({ file, index, doc, lines, text, value });
   });
-  return { documents, diagnostics };
+  return { documents, diagnostics, unreadable };
 }
 
-function yamlMessage(code: string, message: string): string {
+function yamlMessage(message: string): string {
   // yaml appends " at line L, column C" and a code frame; our position says that already.
   const first = message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-  if (code === 'DUPLICATE_KEY') return 'duplicate key: each key may appear once in a mapping';
   return `YAML syntax: ${first.charAt(0).toLowerCase()}${first.slice(1)}`;
 }
 
@@ -287,13 +340,22 @@ export function locate(
   return positionOf(parsed.lines, r[0]);
 }
 
-/** Where `needle` stands inside the scalar at `path`; the scalar itself when it cannot be found. */
-export function locateInScalar(parsed: ParsedDocument, path: Path, needle: string): Position {
+/**
+ * Where the `occurrence`-th (0-based) `needle` stands inside the scalar at `path`; the scalar
+ * itself when it cannot be found (an escape sequence or a folded line changed the text).
+ */
+export function locateInScalar(
+  parsed: ParsedDocument,
+  path: Path,
+  needle: string,
+  occurrence = 0,
+): Position {
   const found = nodeAt(parsed, path);
   const node = found?.node;
   if (node && isScalar(node) && node.range) {
     const slice = parsed.text.slice(node.range[0], node.range[1]);
-    const at = slice.indexOf(needle);
+    let at = slice.indexOf(needle);
+    for (let n = 0; n < occurrence && at >= 0; n++) at = slice.indexOf(needle, at + 1);
     if (at >= 0) {
       const start = node.range[0] + at;
       return positionOf(parsed.lines, start, start + needle.length);

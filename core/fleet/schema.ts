@@ -2,12 +2,13 @@
 // with ajv's errors turned into messages that point at the offending node.
 
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { isScalar } from 'yaml';
 import fleetSchema from '../../schemas/fleet.schema.json' with { type: 'json' };
 import releaseSchema from '../../schemas/release.schema.json' with { type: 'json' };
 import configLayerSchema from '../../schemas/configlayer.schema.json' with { type: 'json' };
 import type { Diagnostic } from '../diagnostics.ts';
 import { API_VERSION, KINDS, type Kind } from './model.ts';
-import { diagnosticAt, locate, type ParsedDocument, type Path } from './parse.ts';
+import { diagnosticAt, locate, nodeAt, type ParsedDocument, type Path } from './parse.ts';
 import { didYouMean } from './suggest.ts';
 
 export const SCHEMAS: Record<Kind, object> = {
@@ -89,13 +90,21 @@ function patternMessage(e: ErrorObject): string {
   if (where.includes('/duration/')) {
     return `invalid duration ${value}: write a number and a unit (ms, s, m, h, d), e.g. 90s, 15m, 2h`;
   }
-  if (where.includes('/sha256/')) {
-    return `sha256 must be 64 lowercase hexadecimal digits, got ${value}`;
-  }
+  if (where.includes('/sha256/')) return sha256Problem(String(e.data));
   if (where.includes('/name/')) {
     return `invalid name ${value}: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 63 characters`;
   }
   return `${value} does not match ${String(e.params['pattern'])}`;
+}
+
+/** What is wrong with a checksum, said so that the fix is obvious. */
+function sha256Problem(text: string): string {
+  const want = 'sha256 must be 64 lowercase hexadecimal digits';
+  if (/^sha256:/i.test(text)) return `${want}: drop the "${text.slice(0, 7)}" prefix`;
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return `${want}: write it in lowercase`;
+  if (/^[0-9a-fA-F]*$/.test(text))
+    return `${want}, not ${text.length}${text.length === 40 ? ' (that looks like a sha1)' : ''}`;
+  return `${want}, got ${show(text)}`;
 }
 
 function schemaMessage(
@@ -114,7 +123,7 @@ function schemaMessage(
       return {
         path: [...path, key],
         at: 'key',
-        message: `unknown key "${key}"${where}${hint ? `; did you mean "${hint}"?` : allowed.length > 0 ? ` (allowed: ${allowed.join(', ')})` : ''}`,
+        message: `unknown key ${JSON.stringify(key)}${where}${hint ? `; did you mean "${hint}"?` : allowed.length > 0 ? ` (allowed: ${allowed.join(', ')})` : ''}`,
       };
     }
     case 'required': {
@@ -129,15 +138,26 @@ function schemaMessage(
       };
     }
     case 'type': {
+      if (e.schemaPath.includes('/duration/'))
+        return { path, at: 'value', message: `${field}: ${patternMessage(e)}` };
       const want = String(e.params['type'])
         .split(',')
         .map((t) => TYPE_WORDS[t] ?? t)
         .join(' or ');
-      return { path, at: 'value', message: `${field} must be ${want}, not ${typeName(e.data)}` };
+      // `percent: 50%` is a string to YAML.
+      const percent =
+        typeof e.data === 'string' && want.includes('number') && /^\d+(\.\d+)?\s*%$/.test(e.data)
+          ? `; write ${e.data.replace(/\s*%$/, '')} without the % sign`
+          : '';
+      return {
+        path,
+        at: 'value',
+        message: `${field} must be ${want}, not ${typeName(e.data)}${percent}`,
+      };
     }
     case 'enum': {
       const allowed = (e.params['allowedValues'] as unknown[]).map(String);
-      const hint = typeof e.data === 'string' ? didYouMean(e.data, allowed) : undefined;
+      const hint = typeof e.data === 'string' ? enumHint(e.data, allowed) : undefined;
       return {
         path,
         at: 'value',
@@ -158,23 +178,34 @@ function schemaMessage(
         minimum?: number;
         maximum?: number;
         exclusiveMinimum?: number;
+        exclusiveMaximum?: number;
       };
-      const lo = parent.minimum ?? parent.exclusiveMinimum;
-      const hi = parent.maximum;
+      const low =
+        parent.minimum !== undefined
+          ? `at least ${parent.minimum}`
+          : parent.exclusiveMinimum !== undefined
+            ? `greater than ${parent.exclusiveMinimum}`
+            : undefined;
+      const high =
+        parent.maximum !== undefined
+          ? `at most ${parent.maximum}`
+          : parent.exclusiveMaximum !== undefined
+            ? `less than ${parent.exclusiveMaximum}`
+            : undefined;
       const range =
-        lo !== undefined && hi !== undefined
-          ? `between ${lo} and ${hi}`
-          : e.keyword.endsWith('inimum')
-            ? `at least ${lo}`
-            : `at most ${hi}`;
+        parent.minimum !== undefined && parent.maximum !== undefined
+          ? `between ${parent.minimum} and ${parent.maximum}`
+          : [low, high].filter(Boolean).join(' and ');
       return { path, at: 'value', message: `${field} must be ${range}, not ${show(e.data)}` };
     }
-    case 'minItems':
+    case 'minItems': {
+      const n = Number(e.params['limit']);
       return {
         path,
         at: 'value',
-        message: `${field} must have at least ${String(e.params['limit'])} item(s)`,
+        message: `${field} must have at least ${n} item${n === 1 ? '' : 's'}`,
       };
+    }
     case 'maxItems':
       return {
         path,
@@ -192,6 +223,26 @@ function schemaMessage(
     default:
       return { path, at: 'value', message: `${field} ${e.message ?? 'is invalid'}` };
   }
+}
+
+// Names other tools give to the same platform (uname, rustc, Python): x86_64 is amd64.
+const ALIASES: Record<string, string> = {
+  x86_64: 'amd64',
+  x64: 'amd64',
+  aarch64: 'arm64',
+  i386: '386',
+  i686: '386',
+  x86: '386',
+  macos: 'darwin',
+  osx: 'darwin',
+  win: 'windows',
+  win32: 'windows',
+};
+
+function enumHint(value: string, allowed: string[]): string | undefined {
+  const alias = ALIASES[value.toLowerCase()];
+  if (alias && allowed.includes(alias)) return alias;
+  return didYouMean(value, allowed);
 }
 
 /** Checks the envelope (apiVersion, kind) and picks the kind's schema; undefined when it cannot. */
@@ -259,6 +310,29 @@ export function kindOf(parsed: ParsedDocument, out: Diagnostic[]): Kind | undefi
   return ok ? (kind as Kind) : undefined;
 }
 
+/**
+ * `version: 1.10` is the number 1.1 to YAML. When a string was expected, say how to write the
+ * value as the text it was typed as.
+ */
+function quoteHint(parsed: ParsedDocument, e: ErrorObject, path: Path): string | undefined {
+  if (e.keyword !== 'type' || e.schemaPath.includes('/duration/')) return undefined;
+  if (!String(e.params['type']).split(',').includes('string')) return undefined;
+  if (typeof e.data !== 'number' && typeof e.data !== 'boolean') return undefined;
+  const node = nodeAt(parsed, path)?.node;
+  const range = isScalar(node) ? node.range : undefined;
+  const written = range ? parsed.text.slice(range[0], range[1]).trim() : String(e.data);
+  return `; quote it ("${written}") to keep it as text`;
+}
+
+/** The kind a document that kindOf rejected was most likely meant to be. */
+export function probableKind(value: unknown): Kind | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const kind = (value as Record<string, unknown>)['kind'];
+  if (typeof kind !== 'string') return undefined;
+  if ((KINDS as readonly string[]).includes(kind)) return kind as Kind;
+  return didYouMean(kind, KINDS) as Kind | undefined;
+}
+
 export function validateSchema(parsed: ParsedDocument, kind: Kind): Diagnostic[] {
   const validate = compiled()[kind];
   if (validate(parsed.value)) return [];
@@ -285,6 +359,8 @@ export function validateSchema(parsed: ParsedDocument, kind: Kind): Diagnostic[]
     )
       continue;
     const m = schemaMessage(e, pointerToPath(e.instancePath));
+    const quote = quoteHint(parsed, e, m.path);
+    if (quote) m.message += quote;
     const pos = locate(parsed, m.path, m.at);
     const key = `${pos.line}:${pos.col}:${m.message}`;
     if (seen.has(key)) continue;

@@ -1,6 +1,8 @@
 // Plaintext secrets in git are an incident waiting to happen. A secret in a fleet is always a
 // reference, `{secretRef: {provider, key}}`, resolved by the agent on its own machine.
 
+import { didYouMean } from './suggest.ts';
+
 export interface SecretFinding {
   path: Array<string | number>;
   at: 'key' | 'value';
@@ -99,7 +101,7 @@ export function findSecrets(root: unknown, base: Array<string | number>): Secret
           out.push({
             path: p,
             at: 'value',
-            message: `"${key}" holds a plaintext secret; write {secretRef: {provider: env|file|vault, key: ...}} and let the agent resolve it`,
+            message: `${JSON.stringify(key)} holds a plaintext secret; write {secretRef: {provider: env|file|vault, key: ...}} and let the agent resolve it`,
           });
           continue;
         }
@@ -120,7 +122,7 @@ function secretRefProblems(
     out.push({
       path: [...path, k],
       at: 'key',
-      message: `a secretRef mapping may hold only "secretRef", not "${k}"`,
+      message: `a secretRef mapping may hold only "secretRef", not ${JSON.stringify(k)}`,
     });
   }
   const ref = value['secretRef'];
@@ -134,17 +136,34 @@ function secretRefProblems(
     return out;
   }
   const provider = ref['provider'];
-  if (typeof provider !== 'string' || !(SECRET_PROVIDERS as readonly string[]).includes(provider)) {
+  if (!('provider' in ref)) {
     out.push({
-      path: 'provider' in ref ? [...refPath, 'provider'] : refPath,
-      at: 'provider' in ref ? 'value' : 'key',
-      message: `secretRef.provider must be one of ${SECRET_PROVIDERS.join(', ')}`,
+      path: refPath,
+      at: 'key',
+      message: `secretRef is missing required key "provider" (one of ${SECRET_PROVIDERS.join(', ')})`,
+    });
+  } else if (
+    typeof provider !== 'string' ||
+    !(SECRET_PROVIDERS as readonly string[]).includes(provider)
+  ) {
+    const hint = typeof provider === 'string' ? didYouMean(provider, SECRET_PROVIDERS) : undefined;
+    out.push({
+      path: [...refPath, 'provider'],
+      at: 'value',
+      message: `secretRef.provider must be one of ${SECRET_PROVIDERS.join(', ')}, not ${JSON.stringify(provider)}${hint ? `; did you mean "${hint}"?` : ''}`,
     });
   }
-  if (typeof ref['key'] !== 'string' || ref['key'] === '') {
+  if (!('key' in ref)) {
     out.push({
-      path: 'key' in ref ? [...refPath, 'key'] : refPath,
-      at: 'key' in ref ? 'value' : 'key',
+      path: refPath,
+      at: 'key',
+      message:
+        'secretRef is missing required key "key" (what names the secret: an env var, a file path, a vault path)',
+    });
+  } else if (typeof ref['key'] !== 'string' || ref['key'] === '') {
+    out.push({
+      path: [...refPath, 'key'],
+      at: 'value',
       message:
         'secretRef.key must be a non-empty string naming the secret (an env var, a file path, a vault path)',
     });
@@ -154,7 +173,7 @@ function secretRefProblems(
       out.push({
         path: [...refPath, k],
         at: 'key',
-        message: `unknown key "${k}" in secretRef (allowed: provider, key)`,
+        message: `unknown key ${JSON.stringify(k)} in secretRef (allowed: provider, key)`,
       });
     }
   }

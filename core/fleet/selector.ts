@@ -51,8 +51,9 @@ export function selectorProblems(selector: Selector): SelectorProblem[] {
     if (kp) out.push({ path: ['matchExpressions', i, 'key'], at: 'value', message: kp });
     const hasValues = req.values !== undefined && req.values.length > 0;
     if ((req.operator === 'In' || req.operator === 'NotIn') && !hasValues) {
+      // Blame the empty list when there is one, else the operator that wants it.
       out.push({
-        path: ['matchExpressions', i, 'operator'],
+        path: ['matchExpressions', i, req.values === undefined ? 'operator' : 'values'],
         at: 'value',
         message: `operator ${req.operator} needs a non-empty "values" list`,
       });

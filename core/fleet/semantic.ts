@@ -1,7 +1,7 @@
 // Everything a JSON Schema cannot say: references between documents, uniqueness, the shape of
 // the wave list, selectors, interpolations, secrets, artifact URLs.
 
-import type { Diagnostic } from '../diagnostics.ts';
+import type { Diagnostic, DiagnosticCode } from '../diagnostics.ts';
 import { parseDuration } from './duration.ts';
 import { scan } from './interpolation.ts';
 import type {
@@ -33,22 +33,28 @@ class Reporter {
     d: CheckedDocument,
     path: Path,
     message: string,
-    code = 'invalid',
+    code: DiagnosticCode = 'invalid',
     at: 'key' | 'value' = 'value',
   ): void {
     this.out.push(diagnosticAt(d.parsed.file.display, locate(d.parsed, path, at), code, message));
   }
-  inScalar(d: CheckedDocument, path: Path, needle: string, message: string, code: string): void {
-    this.out.push(
-      diagnosticAt(d.parsed.file.display, locateInScalar(d.parsed, path, needle), code, message),
-    );
+  inScalar(
+    d: CheckedDocument,
+    path: Path,
+    needle: string,
+    occurrence: number,
+    message: string,
+    code: DiagnosticCode,
+  ): void {
+    const pos = locateInScalar(d.parsed, path, needle, occurrence);
+    this.out.push(diagnosticAt(d.parsed.file.display, pos, code, message));
   }
-  warn(d: CheckedDocument, path: Path, message: string, code: string): void {
+  warn(d: CheckedDocument, path: Path, message: string, code: DiagnosticCode): void {
     this.out.push(
       diagnosticAt(d.parsed.file.display, locate(d.parsed, path), code, message, 'warning'),
     );
   }
-  fleetLevel(message: string, code: string): void {
+  fleetLevel(message: string, code: DiagnosticCode): void {
     this.out.push({ file: this.root, line: 0, col: 0, severity: 'error', code, message });
   }
 }
@@ -135,7 +141,10 @@ export function checkSemantics(
 
 function checkUniqueNames(r: Reporter, docs: CheckedDocument[]): void {
   const seen = new Map<string, CheckedDocument>();
+  let fleets = 0;
   for (const d of docs) {
+    // A second Fleet is an error of its own; that it may share the first one's name is not news.
+    if (d.doc.kind === 'Fleet' && fleets++ > 0) continue;
     const key = `${d.doc.kind}/${d.doc.metadata.name}`;
     const first = seen.get(key);
     if (first) {
@@ -245,6 +254,14 @@ function checkWaves(r: Reporter, fleet: CheckedDocument & { doc: FleetDocument }
 
 function checkRelease(r: Reporter, rel: CheckedDocument & { doc: ReleaseDocument }): void {
   const seen = new Map<string, number>();
+  // A URL already reported (e.g. for credentials) is not reported again as a plaintext secret.
+  const reported = new Set<string>();
+  const url = (path: Path, value: string, what: string): void => {
+    const problem = httpsProblem(value, what);
+    if (!problem) return;
+    r.at(rel, path, problem, 'invalid-url');
+    reported.add(path.join('\0'));
+  };
   rel.doc.spec.artifacts.forEach((a, i) => {
     const key = `${a.os}/${a.arch}`;
     const first = seen.get(key);
@@ -256,27 +273,25 @@ function checkRelease(r: Reporter, rel: CheckedDocument & { doc: ReleaseDocument
         'duplicate-artifact',
       );
     } else seen.set(key, i);
-    const problem = httpsProblem(a.url);
-    if (problem) r.at(rel, ['spec', 'artifacts', i, 'url'], problem, 'invalid-url');
+    url(['spec', 'artifacts', i, 'url'], a.url, 'artifact URLs');
   });
   const sig = rel.doc.spec.signature;
-  if (sig) {
-    const problem = httpsProblem(sig.url);
-    if (problem) r.at(rel, ['spec', 'signature', 'url'], problem, 'invalid-url');
+  if (sig) url(['spec', 'signature', 'url'], sig.url, 'signature URLs');
+  for (const f of findSecrets(rel.doc.spec, ['spec'])) {
+    if (!reported.has(f.path.join('\0'))) r.at(rel, f.path, f.message, 'plaintext-secret', f.at);
   }
-  secrets(r, rel, rel.doc.spec, ['spec']);
 }
 
-export function httpsProblem(url: string): string | undefined {
+export function httpsProblem(url: string, what = 'URLs'): string | undefined {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    return `"${url}" is not a valid URL`;
+    return `"${url}" is not a valid URL; write an absolute https:// URL`;
   }
-  if (u.protocol !== 'https:')
-    return `artifact URLs must use https, not ${u.protocol.replace(':', '')}`;
-  if (u.username || u.password) return 'URLs must not carry credentials';
+  if (u.protocol !== 'https:') return `${what} must use https, not ${u.protocol.replace(':', '')}`;
+  if (u.username || u.password)
+    return `${what} must not carry credentials (the "user:password@" part): everyone who reads the fleet can see them`;
   if (!u.hostname) return `"${url}" has no host`;
   return undefined;
 }
@@ -286,18 +301,31 @@ function checkValues(r: Reporter, layer: CheckedDocument & { doc: ConfigLayerDoc
   while (stack.length > 0) {
     const [value, path] = stack.pop()!;
     if (typeof value === 'string') {
+      const seen = new Map<string, number>();
       for (const t of scan(value)) {
-        if (t.problem) r.inScalar(layer, path, t.raw, t.problem, 'interpolation');
+        // The same mistake twice in one string is reported at each place it is written.
+        const occurrence = seen.get(t.raw) ?? 0;
+        seen.set(t.raw, occurrence + 1);
+        if (t.problem) r.inScalar(layer, path, t.raw, occurrence, t.problem, 'interpolation');
       }
     } else if (Array.isArray(value)) {
       value.forEach((v, i) => stack.push([v, [...path, i]]));
     } else if (typeof value === 'object' && value !== null) {
       for (const [k, v] of Object.entries(value)) {
-        if (k.includes('${') && !k.includes('$${')) {
+        if (k === '<<') {
           r.at(
             layer,
             [...path, k],
-            `keys cannot be interpolated ("${k}"); only values may use \${agent.id} and \${agent.labels.NAME}`,
+            'merge keys ("<<") are not supported: in YAML 1.2 "<<" is an ordinary key, so the agent would get it as one; write the keys out, or move them to a lower-priority layer',
+            'invalid',
+            'key',
+          );
+        }
+        if (scan(k).length > 0) {
+          r.at(
+            layer,
+            [...path, k],
+            `keys cannot be interpolated (${JSON.stringify(k)}); only values may use \${agent.id} and \${agent.labels.NAME}`,
             'interpolation',
             'key',
           );

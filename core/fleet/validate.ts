@@ -1,16 +1,17 @@
 // validateFleet: raw files in, every diagnostic and (when there are none) the typed fleet out.
 
 import { compareDiagnostics, type Diagnostic } from '../diagnostics.ts';
-import type {
-  AnyDocument,
-  ConfigLayerDocument,
-  FleetDocument,
-  FleetModel,
-  Kind,
-  ReleaseDocument,
+import {
+  KINDS,
+  type AnyDocument,
+  type ConfigLayerDocument,
+  type FleetDocument,
+  type FleetModel,
+  type Kind,
+  type ReleaseDocument,
 } from './model.ts';
 import { diagnosticAt, parseFile, positionOf, type ParsedDocument } from './parse.ts';
-import { SCHEMA_FILES, kindOf, validateSchema } from './schema.ts';
+import { SCHEMA_FILES, kindOf, probableKind, validateSchema } from './schema.ts';
 import { checkSemantics, type CheckedDocument } from './semantic.ts';
 import { DEFAULT_LIMITS, type FleetSource, type Limits } from './source.ts';
 
@@ -64,13 +65,24 @@ export function validateFleet(
   const incomplete = new Set<Kind>();
   let documentCount = 0;
 
+  // A file that could not be read, or a document whose kind is unclear, might have been the
+  // missing Fleet or Release: saying "no Fleet document" as well would only mislead.
+  const anyKind = (): void => KINDS.forEach((k) => incomplete.add(k));
+  if (source.diagnostics.some((d) => d.severity === 'error')) anyKind();
+
   for (const file of files) {
-    const { documents, diagnostics: parseProblems } = parseFile(file, limits);
+    const { documents, diagnostics: parseProblems, unreadable } = parseFile(file, limits);
     diagnostics.push(...parseProblems);
+    if (unreadable > 0) anyKind();
     for (const parsed of documents) {
       documentCount++;
       const kind = kindOf(parsed, diagnostics);
-      if (!kind) continue;
+      if (!kind) {
+        const meant = probableKind(parsed.value);
+        if (meant) incomplete.add(meant);
+        else anyKind();
+        continue;
+      }
       checkModeline(parsed, kind, diagnostics);
       const problems = validateSchema(parsed, kind);
       diagnostics.push(...problems);

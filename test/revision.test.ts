@@ -1,0 +1,377 @@
+// Reading a fleet at a git revision: real repositories built with the git binary in temp dirs
+// (a work tree with several commits, and a bare clone of it), read with readFleetAtRevision +
+// validateFleet and with `fleetwave validate --revision`.
+
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { isFleetwaveError } from '../core/errors.ts';
+import { DEFAULT_LIMITS } from '../core/fleet/source.ts';
+import { validateFleet } from '../core/fleet/validate.ts';
+import { GitRepository } from '../git/repository.ts';
+import { readFleetDirectory } from '../source/directory.ts';
+import { readFleetAtRevision } from '../source/revision.ts';
+import { CLI, fleetwave, REPO_ROOT } from './helpers/cli.ts';
+
+const MARKER = 'MARKER-fw-revision-51d2';
+
+function git(dir: string, ...args: string[]): string {
+  return execFileSync('git', args, {
+    cwd: dir,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'Fleet Tester',
+      GIT_AUTHOR_EMAIL: 'tester@fleet.example',
+      GIT_COMMITTER_NAME: 'Fleet Tester',
+      GIT_COMMITTER_EMAIL: 'tester@fleet.example',
+    },
+  });
+}
+
+function commit(dir: string, message: string): string {
+  git(dir, 'add', '--all');
+  git(dir, 'commit', '--quiet', '--allow-empty', '--message', message);
+  return git(dir, 'rev-parse', 'HEAD').trim();
+}
+
+async function rejects(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
+  await assert.rejects(promise, (e: unknown) => {
+    assert.ok(isFleetwaveError(e), `a FleetwaveError, not ${String(e)}`);
+    assert.equal(e.code, code);
+    assert.match(e.message, message);
+    return true;
+  });
+}
+
+let scratch: string;
+/** The work tree: commits `empty` (no fleet), `v240`, `v250`, `symlinks`, `hostile`. */
+let work: string;
+let bare: string;
+const commits: Record<'empty' | 'v240' | 'v250' | 'symlinks' | 'hostile', string> = {
+  empty: '',
+  v240: '',
+  v250: '',
+  symlinks: '',
+  hostile: '',
+};
+
+before(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'fw-revision-'));
+  work = join(scratch, 'work');
+  await mkdir(work);
+  git(work, 'init', '--quiet', '--initial-branch=main');
+  await writeFile(join(work, 'README.md'), 'the fleet of acme\n');
+  commits.empty = commit(work, 'no fleet yet');
+
+  await cp(join(REPO_ROOT, 'fleet'), join(work, 'fleet'), { recursive: true });
+  commits.v240 = commit(work, 'the example fleet, version 2.4.0');
+  git(work, 'tag', '--annotate', '--message', 'first fleet', 'first');
+
+  const fleetYaml = join(work, 'fleet/fleet.yaml');
+  await writeFile(
+    fleetYaml,
+    (await readFile(fleetYaml, 'utf8')).replace('version: 2.4.0', 'version: 2.5.0'),
+  );
+  commits.v250 = commit(work, 'roll out 2.5.0');
+
+  // A layer behind a chain of two symlinks that stay inside the fleet; a directory symlink
+  // back to the root (a loop); symlinks that leave the fleet, relative and absolute.
+  await mkdir(join(work, 'fleet/links'));
+  await mkdir(join(work, 'outside'));
+  await writeFile(join(work, 'outside/passwd'), `root:x:0:0:${MARKER}:/root:/bin/bash\n`);
+  await cp(join(work, 'fleet/config/30-windows.yaml'), join(work, 'fleet/windows.layer'));
+  await unlink(join(work, 'fleet/config/30-windows.yaml'));
+  await symlink('../windows.layer', join(work, 'fleet/links/windows.link'));
+  await symlink('../links/windows.link', join(work, 'fleet/config/30-windows.yaml'));
+  await symlink('..', join(work, 'fleet/config/up'));
+  await symlink('../../outside/passwd', join(work, 'fleet/config/80-passwd.yaml'));
+  await symlink('/etc/passwd', join(work, 'fleet/config/81-absolute.yaml'));
+  await symlink(
+    '../links/../../outside/../fleet/windows.layer',
+    join(work, 'fleet/config/82-out-and-back.yaml'),
+  );
+  await symlink('nowhere.yaml', join(work, 'fleet/config/83-dangling.yaml'));
+  commits.symlinks = commit(work, 'symlinks');
+
+  // A blob over the size limit, bytes that are not UTF-8, and nothing else wrong.
+  for (const name of [
+    '80-passwd.yaml',
+    '81-absolute.yaml',
+    '82-out-and-back.yaml',
+    '83-dangling.yaml',
+  ])
+    await unlink(join(work, 'fleet/config', name));
+  await writeFile(
+    join(work, 'fleet/config/90-big.yaml'),
+    Buffer.alloc(DEFAULT_LIMITS.maxFileBytes + 1, '# padding\n'),
+  );
+  await writeFile(
+    join(work, 'fleet/config/91-latin1.yaml'),
+    Buffer.concat([Buffer.from('a: 1\nb: caf'), Buffer.from([0xe9]), Buffer.from('\n')]),
+  );
+  commits.hostile = commit(work, 'hostile files');
+
+  // The work tree now differs from every commit: reading a revision must not see this.
+  await writeFile(fleetYaml, 'this: [is not committed\n');
+  await writeFile(join(work, 'fleet/config/99-uncommitted.yaml'), 'kind: Nonsense\n');
+
+  bare = join(scratch, 'bare.git');
+  git(scratch, 'clone', '--quiet', '--bare', work, bare);
+});
+
+after(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+describe('readFleetAtRevision', () => {
+  it('reads the fleet of the commit, not the work tree', async () => {
+    const repo = await GitRepository.open(work);
+    for (const [rev, version] of [
+      [commits.v250, '2.5.0'],
+      [commits.v240, '2.4.0'],
+      ['first', '2.4.0'],
+      ['main~3', '2.4.0'],
+    ] as const) {
+      const source = await readFleetAtRevision(repo, rev);
+      const result = validateFleet(source);
+      assert.deepEqual(result.diagnostics, [], rev);
+      assert.equal(result.model?.fleet.spec.version, version, rev);
+      assert.equal(result.model?.layers.length, 7);
+      assert.equal(source.root, 'fleet');
+      assert.ok(source.files.every((f) => f.display === `fleet/${f.name}`));
+    }
+    const head = await readFleetAtRevision(repo, 'HEAD');
+    assert.equal(head.commit, commits.hostile);
+    assert.ok(!head.files.some((f) => f.name.includes('uncommitted')));
+  });
+
+  it('reads the same from a bare clone', async () => {
+    const repo = await GitRepository.open(bare);
+    const atV240 = validateFleet(await readFleetAtRevision(repo, commits.v240));
+    assert.equal(atV240.model?.fleet.spec.version, '2.4.0');
+    const atMain = await readFleetAtRevision(repo, 'main');
+    assert.equal(atMain.commit, commits.hostile);
+  });
+
+  it('refuses a revision that does not exist, with a clear message', async () => {
+    const repo = await GitRepository.open(work);
+    await rejects(
+      readFleetAtRevision(repo, 'no-such-branch'),
+      'GIT_REVISION_NOT_FOUND',
+      /^revision "no-such-branch" does not exist in /,
+    );
+    await rejects(
+      readFleetAtRevision(repo, '0123456789abcdef0123456789abcdef01234567'),
+      'GIT_REVISION_NOT_FOUND',
+      /does not exist/,
+    );
+    await rejects(readFleetAtRevision(repo, ''), 'GIT_REVISION_NOT_FOUND', /does not exist/);
+  });
+
+  it('refuses a revision that looks like an option, before git sees it', async () => {
+    const repo = await GitRepository.open(work);
+    for (const rev of ['--output=x', '-n', '--all']) {
+      await rejects(
+        readFleetAtRevision(repo, rev),
+        'GIT_REVISION_NOT_FOUND',
+        /is not a revision \(a revision cannot start with "-"\)/,
+      );
+    }
+    assert.equal(spawnSync('test', ['-e', join(work, 'x')]).status, 1, 'no file "x" was written');
+  });
+
+  it('says when the fleet directory does not exist at the revision', async () => {
+    const repo = await GitRepository.open(work);
+    await rejects(
+      readFleetAtRevision(repo, commits.empty),
+      'FLEET_NOT_FOUND',
+      new RegExp(`^fleet does not exist at ${commits.empty} \\(${commits.empty.slice(0, 12)}\\)$`),
+    );
+    await rejects(
+      readFleetAtRevision(repo, 'main', 'fleet/fleet.yaml'),
+      'FLEET_NOT_FOUND',
+      /fleet\/fleet\.yaml is not a directory at main/,
+    );
+    await rejects(
+      readFleetAtRevision(repo, 'main', '../elsewhere'),
+      'USAGE',
+      /inside the repository/,
+    );
+  });
+
+  it('follows symlinks that stay inside the fleet and refuses the others', async () => {
+    const repo = await GitRepository.open(work);
+    let read: string[] = [];
+    const readBlobs = repo.readBlobs.bind(repo);
+    repo.readBlobs = async (oids) => {
+      const blobs = await readBlobs(oids);
+      read = read.concat([...blobs.values()].map((b) => b.toString('utf8')));
+      return blobs;
+    };
+    const source = await readFleetAtRevision(repo, commits.symlinks);
+    const result = validateFleet(source);
+    assert.deepEqual(
+      result.diagnostics.map((d) => `${d.file}: ${d.message}`),
+      [
+        'fleet/config/80-passwd.yaml: symlink points outside the fleet directory (to ../../outside/passwd); fleet files must live inside it',
+        'fleet/config/81-absolute.yaml: symlink points outside the fleet directory (to /etc/passwd); fleet files must live inside it',
+        'fleet/config/82-out-and-back.yaml: symlink points outside the fleet directory (to ../links/../../outside/../fleet/windows.layer); fleet files must live inside it',
+        `fleet/config/83-dangling.yaml: symlink points to nowhere.yaml, which does not exist at ${commits.symlinks} (${commits.symlinks.slice(0, 12)})`,
+      ],
+    );
+    // The chain config/30-windows.yaml -> links/windows.link -> windows.layer is followed, once.
+    const windows = source.files.filter((f) => f.name === 'config/30-windows.yaml');
+    assert.equal(windows.length, 1);
+    assert.match(Buffer.from(windows[0]!.bytes).toString('utf8'), /kind: ConfigLayer/);
+    assert.equal(source.files.length, 11);
+    assert.ok(
+      !read.some((text) => text.includes(MARKER)),
+      'the blob outside the fleet is never read',
+    );
+  });
+
+  it('reads a commit the way the directory reader reads its checkout', async () => {
+    const checkout = join(scratch, 'checkout');
+    git(scratch, 'clone', '--quiet', '--no-checkout', work, checkout);
+    git(checkout, 'checkout', '--quiet', commits.symlinks);
+    const repo = await GitRepository.open(checkout);
+    const fromGit = await readFleetAtRevision(repo, 'HEAD');
+    const fromDisk = await readFleetDirectory('fleet', { cwd: checkout });
+    // One difference, on purpose: from git, a symlink whose path leaves the fleet is refused
+    // even when it comes back in, because what lies outside the fleet is never read.
+    const outAndBack = 'fleet/config/82-out-and-back.yaml';
+    const summary = (s: typeof fromGit | typeof fromDisk) => ({
+      files: s.files
+        .filter((f) => f.display !== outAndBack)
+        .map((f) => [f.name, f.display, Buffer.from(f.bytes).toString('base64')]),
+      problems: s.diagnostics.filter((d) => d.file !== outAndBack).map((d) => [d.file, d.code]),
+    });
+    assert.ok(fromDisk.files.some((f) => f.display === outAndBack));
+    assert.ok(fromGit.diagnostics.some((d) => d.file === outAndBack && d.code === 'symlink'));
+    assert.deepEqual(summary(fromGit), summary(fromDisk));
+  });
+
+  it('refuses a blob over the size limit by the size in the tree, without reading it', async () => {
+    const repo = await GitRepository.open(work);
+    const requested: string[] = [];
+    const readBlobs = repo.readBlobs.bind(repo);
+    repo.readBlobs = (oids) => {
+      requested.push(...oids);
+      return readBlobs(oids);
+    };
+    const bigOid = git(work, 'rev-parse', `${commits.hostile}:fleet/config/90-big.yaml`).trim();
+    const result = validateFleet(await readFleetAtRevision(repo, commits.hostile));
+    const size = DEFAULT_LIMITS.maxFileBytes + 1;
+    assert.ok(!requested.includes(bigOid), 'the big blob is not read');
+    assert.deepEqual(
+      result.diagnostics.filter((d) => d.file === 'fleet/config/90-big.yaml'),
+      [
+        {
+          file: 'fleet/config/90-big.yaml',
+          line: 0,
+          col: 0,
+          severity: 'error',
+          code: 'too-large',
+          message: `file is 1.00 MiB (${size} bytes); a fleet file may be at most 1 MiB`,
+        },
+      ],
+    );
+  });
+
+  it('passes blobs on as bytes, so bytes that are not UTF-8 are reported where they are', async () => {
+    const repo = await GitRepository.open(work);
+    const result = validateFleet(await readFleetAtRevision(repo, commits.hostile));
+    const latin1 = result.diagnostics.filter((d) => d.file === 'fleet/config/91-latin1.yaml');
+    assert.deepEqual(
+      latin1.map((d) => [d.line, d.col, d.code, d.message]),
+      [[2, 7, 'not-utf8', 'file is not valid UTF-8 (byte 0xe9 at offset 11); save it as UTF-8']],
+    );
+  });
+
+  it('applies the file-count and total-size limits', async () => {
+    const repo = await GitRepository.open(work);
+    const few = await readFleetAtRevision(repo, commits.v240, 'fleet', {
+      ...DEFAULT_LIMITS,
+      maxFiles: 4,
+    });
+    assert.equal(few.files.length, 4);
+    assert.deepEqual(
+      few.diagnostics.map((d) => [d.file, d.code]),
+      [['fleet', 'too-many-files']],
+    );
+    const small = await readFleetAtRevision(repo, commits.v240, 'fleet', {
+      ...DEFAULT_LIMITS,
+      maxTotalBytes: 2000,
+    });
+    assert.deepEqual(
+      small.diagnostics.map((d) => [d.file, d.message]),
+      [['fleet', 'the fleet is larger than 1.95 KiB in total']],
+    );
+  });
+});
+
+describe('fleetwave validate --revision', () => {
+  it('validates the fleet at a revision of another repository', () => {
+    const r = fleetwave(['validate', 'fleet', '--revision', commits.v240, '--repo', work], {
+      cwd: scratch,
+    });
+    assert.equal(r.stdout, '');
+    assert.match(
+      r.stderr,
+      /^fleet: valid \(1 Fleet, 3 Releases, 7 ConfigLayers; 4 waves, version 2\.4\.0\)/,
+    );
+    assert.equal(r.status, 0);
+  });
+
+  it('reports problems at a revision with paths from the repository root, and exits 1', () => {
+    const r = fleetwave(['validate', '--revision', commits.hostile, '--repo', bare]);
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /^fleet\/config\/90-big\.yaml: error: file is 1\.00 MiB/m);
+    assert.match(r.stdout, /^fleet\/config\/91-latin1\.yaml:2:7: error: file is not valid UTF-8/m);
+  });
+
+  it('exits 2 on a revision or repository that does not exist, or an option for a revision', () => {
+    const missing = fleetwave(['validate', '--revision', 'nope', '--repo', work]);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /^fleetwave validate: revision "nope" does not exist in /);
+    const option = fleetwave(['validate', '--revision=--output=x', '--repo', work]);
+    assert.equal(option.status, 2);
+    assert.match(option.stderr, /"--output=x" is not a revision/);
+    const notRepo = fleetwave(['validate', '--revision', 'HEAD', '--repo', scratch]);
+    assert.equal(notRepo.status, 2);
+    assert.match(notRepo.stderr, /is not a git repository/);
+    const gone = fleetwave(['validate', '--revision', 'HEAD', '--repo', join(scratch, 'gone')]);
+    assert.equal(gone.status, 2);
+    assert.match(gone.stderr, /gone is not a git repository \(no such directory\)/);
+    const noDir = fleetwave(['validate', 'fleet', '--revision', commits.empty, '--repo', work]);
+    assert.equal(noDir.status, 2);
+    assert.match(noDir.stderr, /fleet does not exist at /);
+    for (const r of [missing, option, notRepo, gone, noDir])
+      assert.doesNotMatch(r.stderr, /^\s+at /m);
+  });
+
+  it('reads the repository it was given even when git variables in the environment say otherwise', () => {
+    // Git hooks export GIT_DIR; a CI runner may export GIT_SSL_CAINFO and friends.
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'validate', '--revision', commits.v250, '--repo', work],
+      {
+        cwd: scratch,
+        encoding: 'utf8',
+        timeout: 30_000,
+        env: {
+          ...process.env,
+          GIT_DIR: join(scratch, 'not-a-repo'),
+          GIT_WORK_TREE: scratch,
+          GIT_SSL_CAINFO: '/nonexistent/ca.pem',
+        },
+      },
+    );
+    assert.match(r.stderr, /^fleet: valid .*version 2\.5\.0\)/);
+    assert.equal(r.status, 0);
+  });
+});
