@@ -2,21 +2,37 @@
 // message and an exit code here.
 
 import { FleetwaveError, type ErrorCode } from '../core/errors.ts';
-import { validateCommand } from './commands/validate.ts';
 import { EXIT, type CommandIO } from './io.ts';
 
 // Errors that mean "could not run as asked" (exit 2) rather than "found problems" (exit 1).
-const USAGE_ERRORS = new Set<ErrorCode>(['USAGE', 'FLEET_NOT_FOUND', 'GIT_REVISION_NOT_FOUND']);
+// A git failure (not a repository, git missing) says nothing about the fleet: it is one of them.
+const USAGE_ERRORS = new Set<ErrorCode>([
+  'USAGE',
+  'FLEET_NOT_FOUND',
+  'GIT_REVISION_NOT_FOUND',
+  'GIT_FAILED',
+]);
 
 type Command = (args: string[], io: CommandIO) => Promise<number>;
 
-const COMMANDS: Record<string, { run?: Command; summary: string }> = {
-  validate: { run: validateCommand, summary: 'check a fleet directory and report every problem' },
-  targets: {
-    summary: 'show the wave and rendered target of each agent of an inventory (not built yet)',
+// Commands load on demand: `validate` should not pay for fastify, nor `--help` for anything.
+const COMMANDS: Record<string, { load?: () => Promise<Command>; summary: string }> = {
+  validate: {
+    load: async () => (await import('./commands/validate.ts')).validateCommand,
+    summary: 'check a fleet directory and report every problem',
   },
-  plan: { summary: 'show what a change between two revisions does, wave by wave (not built yet)' },
-  serve: { summary: 'run the reconciler (not built yet)' },
+  targets: {
+    load: async () => (await import('./commands/targets.ts')).targetsCommand,
+    summary: 'show the wave and rendered target of each agent of an inventory',
+  },
+  plan: {
+    load: async () => (await import('./commands/plan.ts')).planCommand,
+    summary: 'show what a change between two revisions does, wave by wave',
+  },
+  serve: {
+    load: async () => (await import('./commands/serve.ts')).serveCommand,
+    summary: 'run the reconciler: serve every agent its target',
+  },
   status: { summary: 'show the rollout of a reconciler (not built yet)' },
   agent: { summary: 'run the reference agent (not built yet)' },
   simulate: { summary: 'run a simulated fleet (not built yet)' },
@@ -43,12 +59,13 @@ export async function run(argv: string[], io: CommandIO): Promise<number> {
     io.stderr(`fleetwave: unknown command "${name}"\n\n${HELP}`);
     return EXIT.usage;
   }
-  if (!command.run) {
+  if (!command.load) {
     io.stderr(`fleetwave: "${name}" is not built yet; see the README for what is.\n`);
     return EXIT.usage;
   }
   try {
-    return await command.run(args, io);
+    const runCommand = await command.load();
+    return await runCommand(args, io);
   } catch (e) {
     if (e instanceof FleetwaveError) {
       io.stderr(`fleetwave ${name}: ${e.message}\n`);
@@ -58,7 +75,12 @@ export async function run(argv: string[], io: CommandIO): Promise<number> {
       io.stderr(`fleetwave ${name}: ${e.message}\n`);
       return EXIT.usage;
     }
-    io.stderr(`fleetwave ${name}: unexpected error: ${(e as Error).stack ?? String(e)}\n`);
+    // A bug, not a problem with the input: say so in one line; the stack is for whoever asks.
+    const detail = io.env['FLEETWAVE_DEBUG'] ? ((e as Error).stack ?? String(e)) : String(e);
+    io.stderr(
+      `fleetwave ${name}: unexpected error: ${detail}\n` +
+        (io.env['FLEETWAVE_DEBUG'] ? '' : 'set FLEETWAVE_DEBUG=1 to see where it happened\n'),
+    );
     return 70;
   }
 }
