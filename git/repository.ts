@@ -3,6 +3,7 @@
 // `--`, and credentials travel in per-command environment, never in .git/config.
 
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { FleetwaveError } from '../core/errors.ts';
 
@@ -17,33 +18,76 @@ export interface TreeEntry {
 
 const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
+// Variables that would point git at another repository than the one we opened: set by git
+// hooks and by people's shells, they must not leak into fleetwave's own git commands.
+const REPOSITORY_VARIABLES = [
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_INDEX_FILE',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_COMMON_DIR',
+  'GIT_NAMESPACE',
+  'GIT_PREFIX',
+];
+
+function gitEnvironment(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of REPOSITORY_VARIABLES) delete env[name];
+  Object.assign(env, { GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' }, extra);
+  for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
+  return env;
+}
+
+function firstLine(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  return (
+    message
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l !== '') ?? 'unknown error'
+  );
+}
+
 export class GitRepository {
   readonly dir: string;
   readonly git: SimpleGit;
   private readonly env: NodeJS.ProcessEnv;
 
-  private constructor(dir: string, env: NodeJS.ProcessEnv) {
+  private constructor(dir: string, git: SimpleGit, env: NodeJS.ProcessEnv) {
     this.dir = dir;
     this.env = env;
-    this.git = simpleGit({ baseDir: dir, trimmed: false }).env(env);
+    this.git = git;
   }
 
   /** Opens an existing repository (a work tree or a bare mirror). */
   static async open(dir: string, env: NodeJS.ProcessEnv = {}): Promise<GitRepository> {
-    const fullEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', ...env };
-    const repo = new GitRepository(dir, fullEnv);
+    const fullEnv = gitEnvironment(env);
+    let git: SimpleGit;
     try {
-      await repo.git.raw(['rev-parse', '--git-dir']);
+      // simple-git refuses GIT_* variables it was not told about; these are ours, chosen here.
+      git = simpleGit({
+        baseDir: dir,
+        trimmed: false,
+        allowEnvironment: Object.keys(fullEnv),
+      }).env(fullEnv);
+      await git.raw(['rev-parse', '--git-dir']);
     } catch (e) {
-      throw new FleetwaveError('GIT_FAILED', `${dir} is not a git repository`, { cause: e });
+      const why = existsSync(dir) ? firstLine(e) : 'no such directory';
+      throw new FleetwaveError('GIT_FAILED', `${dir} is not a git repository (${why})`, {
+        cause: e,
+      });
     }
-    return repo;
+    return new GitRepository(dir, git, fullEnv);
   }
 
   /** The full commit id of `rev`, or a GIT_REVISION_NOT_FOUND error. */
   async resolveCommit(rev: string): Promise<string> {
     if (rev.startsWith('-') || rev.includes('\0')) {
-      throw new FleetwaveError('GIT_REVISION_NOT_FOUND', `"${rev}" is not a revision`);
+      throw new FleetwaveError(
+        'GIT_REVISION_NOT_FOUND',
+        `${JSON.stringify(rev)} is not a revision (a revision cannot start with "-")`,
+      );
     }
     try {
       const out = await this.git.raw([
@@ -117,6 +161,8 @@ export class GitRepository {
       child.on('error', reject);
       child.on('close', (code) => resolve(code ?? 1));
     });
+    // git exiting early closes its stdin; the exit code below reports that, not an EPIPE crash.
+    child.stdin.on('error', () => {});
     child.stdin.end(oids.join('\n') + '\n');
     const code = await done;
     if (code !== 0) throw new FleetwaveError('GIT_FAILED', `git cat-file failed: ${stderr.trim()}`);
@@ -136,4 +182,237 @@ export class GitRepository {
     }
     return result;
   }
+
+  // --- Mirror and write support for the reconciler (fetch, ancestry, commits without a work
+  // tree, non-forced pushes). Remote URLs are validated and follow --end-of-options.
+
+  /** Creates (or reuses) a bare repository at `dir` and opens it. */
+  static async initBare(dir: string, env: NodeJS.ProcessEnv = {}): Promise<GitRepository> {
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(dir, { recursive: true });
+    const fullEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', ...env };
+    const r = await runGit(dir, fullEnv, ['init', '--bare', '--quiet', '--end-of-options', '.']);
+    if (r.code !== 0) throw new FleetwaveError('GIT_FAILED', `git init failed: ${r.stderr.trim()}`);
+    return GitRepository.open(dir, env);
+  }
+
+  /** Runs git with arguments as an array; `input` goes to stdin; never throws on exit codes. */
+  async exec(
+    args: string[],
+    options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<GitResult> {
+    return runGit(this.dir, { ...this.env, ...options.env }, args, options.input);
+  }
+
+  /** The commit ids of `refs` (full names like refs/heads/main) on `remote`; missing ones are absent. */
+  async lsRemote(remote: string, refs: string[]): Promise<Map<string, string>> {
+    checkRemote(remote);
+    const r = await this.exec(['ls-remote', '--end-of-options', remote, ...refs]);
+    if (r.code !== 0) {
+      throw new FleetwaveError('GIT_FETCH_FAILED', `git ls-remote failed: ${lastLine(r.stderr)}`);
+    }
+    const found = new Map<string, string>();
+    for (const line of r.stdout.split('\n')) {
+      const [sha, ref] = line.split('\t');
+      if (sha && ref && SHA.test(sha) && refs.includes(ref)) found.set(ref, sha);
+    }
+    return found;
+  }
+
+  /** Fetches exactly `refspecs` (e.g. `+refs/heads/main:refs/heads/main`) from `remote`. */
+  async fetchRefspecs(remote: string, refspecs: string[]): Promise<void> {
+    checkRemote(remote);
+    if (refspecs.length === 0) return;
+    for (const spec of refspecs) {
+      if (spec.startsWith('-') || spec.includes('\0')) {
+        throw new FleetwaveError('GIT_FAILED', `not a refspec: ${spec}`);
+      }
+    }
+    const r = await this.exec([
+      'fetch',
+      '--quiet',
+      '--no-tags',
+      '--no-write-fetch-head',
+      '--end-of-options',
+      remote,
+      ...refspecs,
+    ]);
+    if (r.code !== 0) {
+      throw new FleetwaveError('GIT_FETCH_FAILED', `git fetch failed: ${lastLine(r.stderr)}`);
+    }
+  }
+
+  /** The commit a local ref points to, or undefined when it does not exist. */
+  async readRef(ref: string): Promise<string | undefined> {
+    if (!ref.startsWith('refs/')) throw new FleetwaveError('GIT_FAILED', `not a full ref: ${ref}`);
+    const r = await this.exec(['rev-parse', '--verify', '--quiet', '--end-of-options', ref]);
+    const sha = r.stdout.trim();
+    return r.code === 0 && SHA.test(sha) ? sha : undefined;
+  }
+
+  /** Whether `ancestor` is `descendant` or one of its ancestors. */
+  async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
+    for (const c of [ancestor, descendant]) {
+      if (!SHA.test(c)) throw new FleetwaveError('GIT_FAILED', `isAncestor needs commit ids: ${c}`);
+    }
+    const r = await this.exec(['merge-base', '--is-ancestor', ancestor, descendant]);
+    if (r.code === 0) return true;
+    if (r.code === 1) return false;
+    throw new FleetwaveError('GIT_FAILED', `git merge-base failed: ${lastLine(r.stderr)}`);
+  }
+
+  /** Up to `max` commits from `commit` following first parents, newest first. */
+  async firstParents(commit: string, max: number): Promise<string[]> {
+    if (!SHA.test(commit)) throw new FleetwaveError('GIT_FAILED', `not a commit id: ${commit}`);
+    const r = await this.exec(['rev-list', '--first-parent', `--max-count=${max}`, commit]);
+    if (r.code !== 0)
+      throw new FleetwaveError('GIT_FAILED', `git rev-list failed: ${lastLine(r.stderr)}`);
+    return r.stdout.split('\n').filter((l) => SHA.test(l));
+  }
+
+  /** One file's bytes at `commit`, or undefined when the path is not a file there. */
+  async readFileAt(commit: string, path: string): Promise<Buffer | undefined> {
+    const entry = (await this.listTree(commit, path)).find(
+      (e) => e.path === path && e.type === 'blob',
+    );
+    if (!entry) return undefined;
+    return (await this.readBlobs([entry.oid])).get(entry.oid);
+  }
+
+  /**
+   * Writes a commit whose tree holds exactly `files` (top-level names only), without a work
+   * tree or index: hash-object, mktree, commit-tree. Returns the new commit id; no ref moves.
+   */
+  async commitTree(options: {
+    files: Record<string, string | Buffer>;
+    message: string;
+    parent?: string;
+    author: { name: string; email: string };
+    date: Date;
+  }): Promise<string> {
+    const entries: string[] = [];
+    for (const [name, content] of Object.entries(options.files).sort(([a], [b]) =>
+      a < b ? -1 : 1,
+    )) {
+      if (name === '' || name.includes('/') || name.includes('\0') || name.includes('\n')) {
+        throw new FleetwaveError('GIT_FAILED', `not a top-level file name: ${name}`);
+      }
+      const blob = await this.exec(['hash-object', '-w', '--stdin'], { input: content });
+      if (blob.code !== 0)
+        throw new FleetwaveError('GIT_FAILED', `git hash-object failed: ${lastLine(blob.stderr)}`);
+      entries.push(`100644 blob ${blob.stdout.trim()}\t${name}`);
+    }
+    const tree = await this.exec(['mktree'], { input: entries.join('\n') + '\n' });
+    if (tree.code !== 0)
+      throw new FleetwaveError('GIT_FAILED', `git mktree failed: ${lastLine(tree.stderr)}`);
+    if (options.parent !== undefined && !SHA.test(options.parent)) {
+      throw new FleetwaveError('GIT_FAILED', `not a commit id: ${options.parent}`);
+    }
+    const when = `${Math.floor(options.date.getTime() / 1000)} +0000`;
+    const commit = await this.exec(
+      [
+        'commit-tree',
+        ...(options.parent ? ['-p', options.parent] : []),
+        '-F',
+        '-',
+        tree.stdout.trim(),
+      ],
+      {
+        input: options.message,
+        env: {
+          GIT_AUTHOR_NAME: options.author.name,
+          GIT_AUTHOR_EMAIL: options.author.email,
+          GIT_AUTHOR_DATE: when,
+          GIT_COMMITTER_NAME: options.author.name,
+          GIT_COMMITTER_EMAIL: options.author.email,
+          GIT_COMMITTER_DATE: when,
+        },
+      },
+    );
+    const sha = commit.stdout.trim();
+    if (commit.code !== 0 || !SHA.test(sha)) {
+      throw new FleetwaveError('GIT_FAILED', `git commit-tree failed: ${lastLine(commit.stderr)}`);
+    }
+    return sha;
+  }
+
+  /** Moves a local ref (no checks: the mirror's refs follow the remote). */
+  async updateRef(ref: string, commit: string): Promise<void> {
+    if (!ref.startsWith('refs/') || !SHA.test(commit)) {
+      throw new FleetwaveError('GIT_FAILED', `updateRef needs a full ref and a commit id`);
+    }
+    const r = await this.exec(['update-ref', '--end-of-options', ref, commit]);
+    if (r.code !== 0)
+      throw new FleetwaveError('GIT_FAILED', `git update-ref failed: ${lastLine(r.stderr)}`);
+  }
+
+  /**
+   * Pushes `commit` to branch `ref` of `remote` without forcing: git refuses anything that is
+   * not a fast-forward (or a creation), which is how concurrent writers race safely.
+   */
+  async pushCommit(remote: string, commit: string, ref: string): Promise<void> {
+    checkRemote(remote);
+    if (!ref.startsWith('refs/heads/') || !SHA.test(commit)) {
+      throw new FleetwaveError('GIT_FAILED', 'pushCommit needs a commit id and a refs/heads/ ref');
+    }
+    const r = await this.exec([
+      'push',
+      '--porcelain',
+      '--quiet',
+      '--end-of-options',
+      remote,
+      `${commit}:${ref}`,
+    ]);
+    if (r.code === 0) return;
+    const out = `${r.stdout}\n${r.stderr}`;
+    if (/\[rejected\]|non-fast-forward|fetch first|\[remote rejected\]/.test(out)) {
+      throw new FleetwaveError('GIT_PUSH_REJECTED', `push to ${ref} was refused: ${lastLine(out)}`);
+    }
+    throw new FleetwaveError('GIT_FETCH_FAILED', `git push failed: ${lastLine(r.stderr)}`);
+  }
+}
+
+export interface GitResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runGit(
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  args: string[],
+  input?: string | Buffer,
+): Promise<GitResult> {
+  return new Promise((resolve) => {
+    const child = spawn('git', args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', (e) => resolve({ code: 127, stdout: '', stderr: e.message }));
+    child.on('close', (code) =>
+      resolve({
+        code: code ?? 1,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      }),
+    );
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? '');
+  });
+}
+
+function checkRemote(remote: string): void {
+  if (remote === '' || remote.startsWith('-') || /[\0\n]/.test(remote)) {
+    throw new FleetwaveError('GIT_FAILED', `not a git remote: ${JSON.stringify(remote)}`);
+  }
+}
+
+function lastLine(text: string): string {
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  return lines.at(-1) ?? 'no output';
 }

@@ -1,0 +1,39 @@
+// fleetwave serve: the reconciler's entry point. Reads the config, builds the server, listens,
+// and shuts down gracefully on SIGTERM/SIGINT (held long-polls are answered, the sync stops).
+
+import { SERVE_HELP, readServeConfig } from '../../reconciler/config.ts';
+import { buildServer } from '../../reconciler/server.ts';
+import { EXIT, type CommandIO } from '../io.ts';
+
+export async function serveCommand(args: string[], io: CommandIO): Promise<number> {
+  const config = readServeConfig(args, io.env, io.cwd);
+  if (!config) {
+    io.stdout(SERVE_HELP);
+    return EXIT.ok;
+  }
+  const app = await buildServer(config);
+  await app.listen({ host: config.host, port: config.port });
+  return new Promise<number>((resolve) => {
+    let closing = false;
+    const shutdown = (signal: NodeJS.Signals): void => {
+      if (closing) {
+        app.log.warn({ signal }, 'second signal: exiting without waiting');
+        process.exit(1);
+      }
+      closing = true;
+      app.log.info({ signal }, 'shutting down');
+      app.close().then(
+        () => {
+          app.log.info('stopped');
+          resolve(EXIT.ok);
+        },
+        (e: unknown) => {
+          app.log.error({ err: e }, 'shutdown failed');
+          resolve(EXIT.invalid);
+        },
+      );
+    };
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
+}

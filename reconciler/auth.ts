@@ -1,0 +1,85 @@
+// Credentials. An agent's token is stateless: `v1.<base64url(id)>.<base64url(mac)>` with
+// mac = HMAC-SHA256(key, "fleetwave agent v1\0" + id), so every replica that shares the key
+// verifies it without a database. The key is --token-secret, or HKDF-SHA256 of the enrollment
+// token (then replicas sharing the enrollment token agree, and rotating it revokes every agent
+// credential). Every comparison is constant-time.
+
+import {
+  createHmac,
+  createSecretKey,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
+
+const PREFIX = 'v1';
+const MAC_CONTEXT = 'fleetwave agent v1\0';
+/** Agent ids: what hostnames, instance ids and UUIDs look like; bounded. */
+export const AGENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}$';
+const AGENT_ID = new RegExp(AGENT_ID_PATTERN);
+
+export function deriveTokenKey(options: { tokenSecret?: string; enrollToken?: string }): Buffer {
+  const material = options.tokenSecret ?? options.enrollToken;
+  // No secret at all (only with --insecure-local-demo): credentials live as long as the process.
+  if (material === undefined) return randomBytes(32);
+  return Buffer.from(
+    hkdfSync('sha256', material, 'fleetwave', 'agent-credential-v1', 32) as ArrayBuffer,
+  );
+}
+
+// createHmac imports a raw Buffer key anew on every call, which costs several times the MAC
+// itself; every check-in verifies a token, so each key is imported once.
+const imported = new WeakMap<Buffer, KeyObject>();
+
+function mac(key: Buffer, id: string): Buffer {
+  let keyObject = imported.get(key);
+  if (!keyObject) {
+    keyObject = createSecretKey(key);
+    imported.set(key, keyObject);
+  }
+  return createHmac('sha256', keyObject).update(MAC_CONTEXT).update(id, 'utf8').digest();
+}
+
+export function isAgentId(id: unknown): id is string {
+  return typeof id === 'string' && AGENT_ID.test(id);
+}
+
+export function issueAgentToken(key: Buffer, id: string): string {
+  return `${PREFIX}.${Buffer.from(id, 'utf8').toString('base64url')}.${mac(key, id).toString('base64url')}`;
+}
+
+/** The agent id a token was issued to, or undefined when it is not a valid token. */
+export function verifyAgentToken(key: Buffer, token: string): string | undefined {
+  if (token.length > 1024) return undefined;
+  const parts = token.split('.');
+  if (parts.length !== 3 || parts[0] !== PREFIX) return undefined;
+  const id = Buffer.from(parts[1]!, 'base64url').toString('utf8');
+  if (!isAgentId(id)) return undefined;
+  const given = Buffer.from(parts[2]!, 'base64url');
+  const want = mac(key, id);
+  return given.length === want.length && timingSafeEqual(given, want) ? id : undefined;
+}
+
+/** Constant-time equality of a presented secret with the expected one (any lengths). */
+export function secretEquals(given: string, expected: string): boolean {
+  // Compare digests so that neither length nor content leaks through timing.
+  const a = createHmac('sha256', 'fleetwave-compare').update(given).digest();
+  const b = createHmac('sha256', 'fleetwave-compare').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** The token of an `Authorization: Bearer …` header, or undefined. */
+export function bearer(header: string | string[] | undefined): string | undefined {
+  if (typeof header !== 'string') return undefined;
+  const m = /^Bearer[ ]+([\x21-\x7e]+)\s*$/i.exec(header);
+  return m?.[1];
+}
+
+/** GitHub's `X-Hub-Signature-256: sha256=<hex>` over the raw body, checked in constant time. */
+export function verifyGithubSignature(secret: string, body: Buffer, header: unknown): boolean {
+  if (typeof header !== 'string' || !/^sha256=[0-9a-f]{64}$/i.test(header)) return false;
+  const given = Buffer.from(header.slice(7), 'hex');
+  const want = createHmac('sha256', secret).update(body).digest();
+  return timingSafeEqual(given, want);
+}

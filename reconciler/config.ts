@@ -1,0 +1,194 @@
+// The reconciler's settings, read once from flags and environment into one typed value.
+
+import { isAbsolute, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { FleetwaveError } from '../core/errors.ts';
+
+export interface ServeConfig {
+  /** A git URL, or an absolute path to a repository on disk. */
+  repo: string;
+  branch: string;
+  stateBranch: string;
+  /** The fleet's directory inside the repository. */
+  fleetDir: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  fetchIntervalSeconds: number;
+  /** Undefined only with insecureLocalDemo: enrollment is then open. */
+  enrollToken?: string;
+  adminToken?: string;
+  webhookSecret?: string;
+  /** Key of the per-agent credentials; when absent it is derived from the enrollment token. */
+  tokenSecret?: string;
+  insecureLocalDemo: boolean;
+  /** Longest long-poll the server holds, whatever `?wait=` asks. */
+  maxWaitSeconds: number;
+  /** Long-polls held at once before check-ins that would wait get 429. */
+  maxWaiters: number;
+  /** Largest request body accepted, in bytes. */
+  bodyLimit: number;
+  logLevel: string;
+}
+
+export const SERVE_HELP = `Usage: fleetwave serve --repo URL|PATH [options]
+
+Runs the reconciler: mirrors the fleet repository, reads the rollout state and serves every
+agent its target, with long-polling.
+
+Options:
+  --repo URL|PATH          the fleet repository (required)
+  --branch NAME            the branch people merge to (default: main)
+  --state-branch NAME      the robot-owned branch holding rollout.yaml (default: fleetwave/state)
+  --fleet-dir PATH         the fleet's directory in the repository (default: fleet)
+  --host HOST              address to listen on (default: 127.0.0.1)
+  --port PORT              port to listen on (default: 8080; 0 picks a free one)
+  --data-dir PATH          where the git mirror lives (default: .fleetwave)
+  --fetch-interval SECONDS how often to fetch the repository (default: 30)
+  --enroll-token TOKEN     token agents present to enroll (env FLEETWAVE_ENROLL_TOKEN)
+  --admin-token TOKEN      token for operator actions (env FLEETWAVE_ADMIN_TOKEN)
+  --webhook-secret SECRET  secret of the GitHub push webhook (env FLEETWAVE_WEBHOOK_SECRET)
+  --token-secret SECRET    key of agent credentials (env FLEETWAVE_TOKEN_SECRET; default:
+                           derived from the enrollment token, so replicas agree)
+  --max-wait SECONDS       longest long-poll held (default: 300)
+  --max-waiters N          long-polls held at once before answering 429 (default: 100000)
+  --body-limit BYTES       largest request body (default: 65536)
+  --log-level LEVEL        fatal|error|warn|info|debug (default: info)
+  --insecure-local-demo    run without tokens (anyone may enroll and act): for demos only
+  -h, --help               show this help
+
+Prefer the environment variables to the flags for secrets: flags show in the process list.
+`;
+
+function integer(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new FleetwaveError(
+      'CONFIG_INVALID',
+      `${flag} must be a whole number from ${min} to ${max}, not "${value}"`,
+    );
+  }
+  return n;
+}
+
+function branchName(flag: string, value: string): string {
+  // A conservative subset of git's ref rules: no option-like, no ranges, no odd characters.
+  if (
+    !/^[A-Za-z0-9._/-]+$/.test(value) ||
+    value.startsWith('-') ||
+    value.startsWith('/') ||
+    value.endsWith('/') ||
+    value.endsWith('.lock') ||
+    value.includes('..') ||
+    value.includes('//')
+  ) {
+    throw new FleetwaveError('CONFIG_INVALID', `${flag} "${value}" is not a branch name`);
+  }
+  return value;
+}
+
+function secret(
+  flag: string,
+  fromFlag: string | undefined,
+  fromEnv: string | undefined,
+): string | undefined {
+  const value = fromFlag ?? (fromEnv === '' ? undefined : fromEnv);
+  if (value !== undefined && value.length < 16) {
+    throw new FleetwaveError('CONFIG_INVALID', `${flag} must be at least 16 characters`);
+  }
+  return value;
+}
+
+/** Returns undefined when --help was asked for. */
+export function readServeConfig(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): ServeConfig | undefined {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      repo: { type: 'string' },
+      branch: { type: 'string', default: 'main' },
+      'state-branch': { type: 'string', default: 'fleetwave/state' },
+      'fleet-dir': { type: 'string', default: 'fleet' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '8080' },
+      'data-dir': { type: 'string', default: '.fleetwave' },
+      'fetch-interval': { type: 'string', default: '30' },
+      'enroll-token': { type: 'string' },
+      'admin-token': { type: 'string' },
+      'webhook-secret': { type: 'string' },
+      'token-secret': { type: 'string' },
+      'max-wait': { type: 'string', default: '300' },
+      'max-waiters': { type: 'string', default: '100000' },
+      'body-limit': { type: 'string', default: '65536' },
+      'log-level': { type: 'string', default: 'info' },
+      'insecure-local-demo': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return undefined;
+  if (positionals.length > 0)
+    throw new FleetwaveError('USAGE', `serve takes no positional arguments`);
+  if (!values.repo) throw new FleetwaveError('CONFIG_INVALID', '--repo URL|PATH is required');
+  const repo =
+    /^[a-z][a-z0-9+.-]*:\/\//i.test(values.repo) || /^[^/]+@[^/]+:/.test(values.repo)
+      ? values.repo
+      : resolve(cwd, values.repo);
+  if (repo.startsWith('-'))
+    throw new FleetwaveError('CONFIG_INVALID', '--repo is not a repository');
+  const branch = branchName('--branch', values.branch);
+  const stateBranch = branchName('--state-branch', values['state-branch']);
+  if (branch === stateBranch) {
+    throw new FleetwaveError('CONFIG_INVALID', '--state-branch must differ from --branch');
+  }
+  const insecureLocalDemo = values['insecure-local-demo'];
+  const enrollToken = secret('--enroll-token', values['enroll-token'], env.FLEETWAVE_ENROLL_TOKEN);
+  const adminToken = secret('--admin-token', values['admin-token'], env.FLEETWAVE_ADMIN_TOKEN);
+  if (!insecureLocalDemo) {
+    const missing = [
+      enrollToken === undefined ? '--enroll-token (or FLEETWAVE_ENROLL_TOKEN)' : undefined,
+      adminToken === undefined ? '--admin-token (or FLEETWAVE_ADMIN_TOKEN)' : undefined,
+    ].filter((m) => m !== undefined);
+    if (missing.length > 0) {
+      throw new FleetwaveError(
+        'CONFIG_INVALID',
+        `refusing to start without ${missing.join(' and ')}: anyone could enroll agents or change the rollout. ` +
+          'Set them, or pass --insecure-local-demo on a machine of your own.',
+      );
+    }
+  }
+  const logLevel = values['log-level'];
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new FleetwaveError('CONFIG_INVALID', `--log-level "${logLevel}" is not a level`);
+  }
+  const dataDir = values['data-dir'];
+  const config: ServeConfig = {
+    repo,
+    branch,
+    stateBranch,
+    fleetDir: values['fleet-dir'],
+    host: values.host,
+    port: integer('--port', values.port, 0, 65535),
+    dataDir: isAbsolute(dataDir) ? dataDir : resolve(cwd, dataDir),
+    fetchIntervalSeconds: integer('--fetch-interval', values['fetch-interval'], 1, 86400),
+    insecureLocalDemo,
+    maxWaitSeconds: integer('--max-wait', values['max-wait'], 1, 3600),
+    maxWaiters: integer('--max-waiters', values['max-waiters'], 0, 10_000_000),
+    bodyLimit: integer('--body-limit', values['body-limit'], 1024, 16 * 1024 * 1024),
+    logLevel,
+  };
+  if (enrollToken !== undefined) config.enrollToken = enrollToken;
+  if (adminToken !== undefined) config.adminToken = adminToken;
+  const webhookSecret = secret(
+    '--webhook-secret',
+    values['webhook-secret'],
+    env.FLEETWAVE_WEBHOOK_SECRET,
+  );
+  if (webhookSecret !== undefined) config.webhookSecret = webhookSecret;
+  const tokenSecret = secret('--token-secret', values['token-secret'], env.FLEETWAVE_TOKEN_SECRET);
+  if (tokenSecret !== undefined) config.tokenSecret = tokenSecret;
+  return config;
+}

@@ -1,0 +1,20 @@
+// Liveness and readiness: alive while the process serves HTTP; ready once a valid rollout is
+// being served (a load balancer sends agents elsewhere until then).
+
+import type { FastifyInstance } from 'fastify';
+import type { Reconciler } from '../context.ts';
+import { errorBody } from '../errors.ts';
+
+export async function healthRoutes(
+  app: FastifyInstance,
+  { ctx }: { ctx: Reconciler },
+): Promise<void> {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    if (ctx.targets) return { status: 'ready', stateCommit: ctx.targets.rollout.stateCommit };
+    return reply
+      .code(503)
+      .header('retry-after', '5')
+      .send(errorBody('NOT_READY', 'no valid rollout to serve yet; see /v1/status'));
+  });
+}

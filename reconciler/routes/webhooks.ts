@@ -1,0 +1,52 @@
+// POST /v1/webhooks/github: a push only triggers an immediate fetch. The signature is checked
+// on the raw bytes (this scope parses no body) in constant time, before anything else; each
+// delivery id is acted on once.
+
+import type { FastifyInstance } from 'fastify';
+import { FleetwaveError } from '../../core/errors.ts';
+import { verifyGithubSignature } from '../auth.ts';
+import type { Reconciler } from '../context.ts';
+
+/** Delivery ids remembered for de-duplication (GitHub redelivers by hand or on timeouts). */
+const REMEMBERED = 10_000;
+
+export async function webhookRoutes(
+  app: FastifyInstance,
+  { ctx }: { ctx: Reconciler },
+): Promise<void> {
+  const seen = new Set<string>();
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  // GitHub caps payloads at 25 MB; a push of many commits is far larger than an agent's body.
+  app.post('/v1/webhooks/github', { bodyLimit: 5 * 1024 * 1024 }, async (request, reply) => {
+    const secret = ctx.config.webhookSecret;
+    if (secret === undefined) {
+      throw new FleetwaveError('NOT_FOUND', 'webhooks are not configured (--webhook-secret)');
+    }
+    const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    if (!verifyGithubSignature(secret, raw, request.headers['x-hub-signature-256'])) {
+      ctx.metrics.webhooks.inc({ result: 'bad_signature' });
+      throw new FleetwaveError('UNAUTHENTICATED', 'X-Hub-Signature-256 does not match the body');
+    }
+    const delivery = request.headers['x-github-delivery'];
+    if (typeof delivery !== 'string' || delivery === '' || delivery.length > 200) {
+      throw new FleetwaveError('REQUEST_INVALID', 'X-GitHub-Delivery is missing');
+    }
+    if (seen.has(delivery)) {
+      ctx.metrics.webhooks.inc({ result: 'duplicate' });
+      return reply.code(200).send({ delivery, action: 'duplicate' });
+    }
+    seen.add(delivery);
+    if (seen.size > REMEMBERED) seen.delete(seen.values().next().value!);
+    const event = request.headers['x-github-event'];
+    if (event !== 'push') {
+      ctx.metrics.webhooks.inc({ result: 'ignored' });
+      return reply.code(202).send({ delivery, action: 'ignored', event: String(event ?? '') });
+    }
+    ctx.metrics.webhooks.inc({ result: 'accepted' });
+    request.log.info({ delivery }, 'push webhook: fetching now');
+    void ctx.sync.sync();
+    return reply.code(202).send({ delivery, action: 'fetch' });
+  });
+}

@@ -1,0 +1,169 @@
+// buildServer(config, deps): the reconciler as a fastify app that never listens. The entry
+// point (cli/commands/serve.ts) listens and handles signals; tests and benchmarks build
+// servers freely, with their own clock, randomness and Prometheus registry.
+
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { Registry } from 'prom-client';
+import { AgentRegistry } from './agents.ts';
+import { deriveTokenKey } from './auth.ts';
+import type { ServeConfig } from './config.ts';
+import type { CheckinWaiter, Reconciler } from './context.ts';
+import { errorBody, handleError } from './errors.ts';
+import { LongPoll } from './longpoll.ts';
+import { Metrics } from './metrics.ts';
+import { Mirror } from './mirror.ts';
+import { agentRoutes, expireWaiter, releaseWaiter } from './routes/agents.ts';
+import { healthRoutes } from './routes/health.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { statusRoutes } from './routes/status.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { FleetSync } from './sync.ts';
+import { Targets } from './targets.ts';
+
+export interface ServerDeps {
+  now?: () => number;
+  random?: () => number;
+  registry?: Registry;
+  /** fastify's logger option (pino); false for none. */
+  logger?: FastifyServerOptions['logger'];
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    reconciler: Reconciler;
+  }
+}
+
+const AGENT_ROUTES = /^\/v1\/(checkin|agents\/)/;
+
+export async function buildServer(
+  config: ServeConfig,
+  deps: ServerDeps = {},
+): Promise<FastifyInstance> {
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const registry = deps.registry ?? new Registry();
+  const app = Fastify({
+    logger: deps.logger ?? { level: config.logLevel },
+    // One line per request comes from the onResponse hook below instead of fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: 'x-request-id',
+    bodyLimit: config.bodyLimit,
+    ajv: {
+      customOptions: {
+        coerceTypes: false,
+        removeAdditional: false,
+        allErrors: true,
+        useDefaults: false,
+      },
+    },
+    return503OnClosing: true,
+  });
+
+  const mirror = await Mirror.open({
+    dataDir: config.dataDir,
+    remote: config.repo,
+    branch: config.branch,
+    stateBranch: config.stateBranch,
+    fleetDir: config.fleetDir,
+  });
+  const agents = new AgentRegistry();
+  const ctx = {
+    config,
+    now,
+    random,
+    registry,
+    agents,
+    mirror,
+    targets: undefined,
+  } as Partial<Reconciler> as Reconciler;
+  ctx.tokenKey = deriveTokenKey({
+    ...(config.tokenSecret === undefined ? {} : { tokenSecret: config.tokenSecret }),
+    ...(config.enrollToken === undefined ? {} : { enrollToken: config.enrollToken }),
+  });
+  ctx.longpoll = new LongPoll<CheckinWaiter>({
+    maxWaiters: config.maxWaiters,
+    maxWaitSeconds: config.maxWaitSeconds,
+    now,
+    random,
+    evaluate: (waiter) => releaseWaiter(ctx, waiter),
+    expire: (waiter) => expireWaiter(ctx, waiter),
+  });
+  ctx.metrics = new Metrics(registry, {
+    agents,
+    waiters: () => ctx.longpoll.size,
+    shortRevision: (r) => r.slice(0, 12),
+  });
+  ctx.sync = new FleetSync({
+    mirror,
+    metrics: ctx.metrics,
+    log: app.log,
+    now,
+    intervalSeconds: config.fetchIntervalSeconds,
+    branch: config.branch,
+    stateBranch: config.stateBranch,
+    onChange: (served) => {
+      try {
+        ctx.targets = new Targets(served, ctx.targets);
+      } catch (e) {
+        app.log.error({ err: e }, 'cannot render the new rollout; still serving the last one');
+        return;
+      }
+      ctx.longpoll.changed();
+    },
+  });
+  app.decorate('reconciler', ctx);
+
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) => {
+    void reply
+      .code(404)
+      .send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+  });
+  // Hooks on every request take fastify's callback form: no promise and no microtask each.
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-request-id', request.id);
+    done();
+  });
+  // One log line per request; the steady stream of agent check-ins only at debug level.
+  app.addHook('onResponse', (request, reply, done) => {
+    done();
+    const level =
+      reply.statusCode >= 500
+        ? 'error'
+        : reply.statusCode >= 400
+          ? 'warn'
+          : AGENT_ROUTES.test(request.url)
+            ? 'debug'
+            : 'info';
+    const line = {
+      method: request.method,
+      url: request.url,
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime),
+    };
+    request.log[level](line, 'request');
+  });
+
+  await app.register(agentRoutes, { ctx });
+  await app.register(statusRoutes, { ctx });
+  await app.register(webhookRoutes, { ctx });
+  await app.register(healthRoutes, { ctx });
+  await app.register(metricsRoutes, { ctx });
+
+  app.addHook('onReady', async () => {
+    if (config.insecureLocalDemo) {
+      app.log.warn(
+        '--insecure-local-demo: anyone who can reach this server may enroll agents and act on the rollout',
+      );
+    }
+    void ctx.sync.start();
+  });
+  // Held long-polls would keep close() waiting for their full wait: answer them now (304), so
+  // agents come back to another replica or to this one after the restart.
+  app.addHook('preClose', async () => {
+    await ctx.sync.stop();
+    ctx.longpoll.drain();
+  });
+  return app;
+}

@@ -1,0 +1,375 @@
+// Keeps the served rollout in step with git: fetch on an interval and on demand (webhooks),
+// load and validate each new tip once, read rollout.yaml from the state branch, and switch
+// what is served only to a state whose every revision is valid. Failures never take the last
+// good rollout down: they show in status, logs and metrics.
+
+import { isFleetwaveError } from '../core/errors.ts';
+import type { FleetModel } from '../core/fleet/model.ts';
+import type { RolloutState } from '../core/rollout/state.ts';
+import type { Mirror } from './mirror.ts';
+import type { Metrics } from './metrics.ts';
+import { createState, readState } from './state.ts';
+
+export interface Logger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface ServedRevision {
+  commit: string;
+  model: FleetModel;
+}
+
+/** What the agents are served: a valid rollout state and the fleets of its revisions. */
+export interface ServedRollout {
+  stateCommit: string;
+  state: RolloutState;
+  stable: ServedRevision;
+  candidate?: ServedRevision & { wave: number };
+  /** When this rollout started being served (clock ms). */
+  since: number;
+}
+
+export interface RevisionAttempt {
+  revision: string;
+  at: string;
+  valid: boolean;
+  errors: string[];
+}
+
+export interface SyncStatus {
+  remote: {
+    url: string;
+    reachable: boolean | null;
+    lastFetchAt: string | null;
+    lastSuccessAt: string | null;
+    lastError: string | null;
+    consecutiveFailures: number;
+  };
+  branch: {
+    name: string;
+    tip: string | null;
+    lastApplied: { revision: string; at: string } | null;
+    lastAttempted: RevisionAttempt | null;
+    forcePush: { from: string; to: string; at: string } | null;
+  };
+  state: {
+    branch: string;
+    commit: string | null;
+    lastError: { commit: string | null; at: string; errors: string[] } | null;
+  };
+}
+
+/** A URL without its user:password part, for status and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@');
+}
+
+export class FleetSync {
+  private readonly mirror: Mirror;
+  private readonly metrics: Metrics;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly onChange: (served: ServedRollout) => void;
+  private readonly intervalMs: number;
+  private readonly branch: string;
+  private servedRollout: ServedRollout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  readonly status: SyncStatus;
+
+  constructor(options: {
+    mirror: Mirror;
+    metrics: Metrics;
+    log: Logger;
+    now: () => number;
+    intervalSeconds: number;
+    branch: string;
+    stateBranch: string;
+    onChange: (served: ServedRollout) => void;
+  }) {
+    this.mirror = options.mirror;
+    this.metrics = options.metrics;
+    this.log = options.log;
+    this.now = options.now;
+    this.onChange = options.onChange;
+    this.intervalMs = options.intervalSeconds * 1000;
+    this.branch = options.branch;
+    this.status = {
+      remote: {
+        url: redactUrl(options.mirror.remote),
+        reachable: null,
+        lastFetchAt: null,
+        lastSuccessAt: null,
+        lastError: null,
+        consecutiveFailures: 0,
+      },
+      branch: {
+        name: options.branch,
+        tip: null,
+        lastApplied: null,
+        lastAttempted: null,
+        forcePush: null,
+      },
+      state: { branch: options.stateBranch, commit: null, lastError: null },
+    };
+  }
+
+  get served(): ServedRollout | undefined {
+    return this.servedRollout;
+  }
+
+  /** Syncs now, then on the interval until stop(). */
+  start(): Promise<void> {
+    this.stopped = false;
+    return this.sync();
+  }
+
+  /** Stops the interval; waits for a sync in progress, but not longer than `graceMs`. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.running) return;
+    let timeout: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.running.catch(() => {}),
+      new Promise((resolve) => (timeout = setTimeout(resolve, graceMs).unref())),
+    ]);
+    clearTimeout(timeout);
+  }
+
+  /**
+   * Fetches now. Calls that arrive during a sync coalesce into one more sync after it; the
+   * promise settles when a sync that started after the call has finished.
+   */
+  sync(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.once();
+      } while (this.again && !this.stopped);
+    })().finally(() => {
+      this.running = undefined;
+      if (!this.stopped) this.timer = setTimeout(() => void this.sync(), this.intervalMs).unref();
+    });
+    return this.running;
+  }
+
+  private iso(): string {
+    return new Date(this.now()).toISOString();
+  }
+
+  private async once(): Promise<void> {
+    const started = this.now();
+    const remote = this.status.remote;
+    remote.lastFetchAt = this.iso();
+    let tips;
+    const stopTimer = this.metrics.fetchDuration.startTimer();
+    try {
+      tips = await this.mirror.fetch();
+      stopTimer();
+      this.metrics.fetches.inc({ result: 'ok' });
+      this.metrics.remoteUp.set(1);
+      this.metrics.lastFetchSuccess.set(started / 1000);
+      if (remote.reachable === false)
+        this.log.info({ remote: remote.url }, 'the fleet repository is reachable again');
+      remote.reachable = true;
+      remote.lastSuccessAt = remote.lastFetchAt;
+      remote.lastError = null;
+      remote.consecutiveFailures = 0;
+    } catch (e) {
+      stopTimer();
+      this.metrics.fetches.inc({ result: 'failed' });
+      this.metrics.remoteUp.set(0);
+      remote.reachable = false;
+      remote.lastError = (e as Error).message;
+      remote.consecutiveFailures++;
+      this.log.warn(
+        { remote: remote.url, err: remote.lastError, failures: remote.consecutiveFailures },
+        'fetching the fleet repository failed; still serving the last good rollout',
+      );
+      return;
+    }
+    try {
+      await this.applyBranch(tips.branch);
+      await this.applyState(tips.state);
+    } catch (e) {
+      // Git failing locally (disk, a missing object): transient, logged, retried next interval.
+      this.log.error(
+        { err: (e as Error).message },
+        'sync failed; still serving the last good rollout',
+      );
+      this.recordStateError(null, [(e as Error).message]);
+    }
+  }
+
+  private async applyBranch(tip: string | undefined): Promise<void> {
+    const status = this.status.branch;
+    if (tip === undefined) {
+      if (status.tip !== null || status.lastAttempted === null) {
+        this.log.error({ branch: this.branch }, 'the fleet branch does not exist on the remote');
+      }
+      status.tip = null;
+      return;
+    }
+    if (tip === status.tip) return;
+    status.tip = tip;
+    const lastApplied = status.lastApplied?.revision;
+    if (
+      lastApplied !== undefined &&
+      lastApplied !== tip &&
+      !(await this.mirror.repo.isAncestor(lastApplied, tip))
+    ) {
+      status.forcePush = { from: lastApplied, to: tip, at: this.iso() };
+      this.metrics.forcePushes.inc();
+      this.log.error(
+        { branch: this.branch, from: lastApplied, to: tip },
+        `FORCE PUSH: the tip of ${this.branch} does not descend from the last applied revision; history was rewritten`,
+      );
+    }
+    const loaded = await this.mirror.load(tip);
+    status.lastAttempted = {
+      revision: tip,
+      at: this.iso(),
+      valid: loaded.valid,
+      errors: loaded.valid ? [] : loaded.errors,
+    };
+    if (!loaded.valid) {
+      this.metrics.revisionsRefused.inc({ kind: 'fleet' });
+      this.log.error(
+        { branch: this.branch, revision: tip, errors: loaded.errors.slice(0, 20) },
+        'the tip of the fleet branch is invalid; it will not be served',
+      );
+      return;
+    }
+    status.lastApplied = { revision: tip, at: this.iso() };
+    this.setRevisionInfo();
+    this.log.info({ branch: this.branch, revision: tip }, 'applied the tip of the fleet branch');
+  }
+
+  private async applyState(tip: string | undefined): Promise<void> {
+    let commit = tip;
+    if (commit === undefined) {
+      const branchTip = this.status.branch.tip;
+      if (branchTip === null) return;
+      const created = await createState(
+        this.mirror,
+        branchTip,
+        this.branch,
+        new Date(this.now()),
+      ).catch((e: unknown) => {
+        if (isFleetwaveError(e)) {
+          this.recordStateError(null, [e.message]);
+          return null;
+        }
+        throw e;
+      });
+      if (created === null) return;
+      if (created === undefined) {
+        this.again = true; // another writer created it first: read theirs
+        return;
+      }
+      this.log.info(
+        { branch: this.status.state.branch, commit: created },
+        'created the rollout state branch',
+      );
+      commit = created;
+    }
+    if (commit === this.servedRollout?.stateCommit) return;
+    if (commit === this.status.state.lastError?.commit) return; // already refused
+    this.status.state.commit = commit;
+    const read = await readState(this.mirror, commit);
+    if (!read.ok) {
+      this.recordStateError(commit, read.errors);
+      return;
+    }
+    const errors: string[] = [];
+    const stable = await this.loadServed('stable', read.state.stable, errors);
+    let candidate: ServedRollout['candidate'];
+    if (read.state.candidate) {
+      const c = await this.loadServed('candidate', read.state.candidate.revision, errors);
+      if (c) candidate = { ...c, wave: read.state.candidate.wave };
+      const waves = stable?.model.fleet.spec.waves.length ?? Infinity;
+      if (read.state.candidate.wave >= waves) {
+        errors.push(
+          `candidate.wave: ${read.state.candidate.wave} is past the last wave of the stable policy (${waves} waves)`,
+        );
+      }
+    }
+    if (!stable || errors.length > 0) {
+      this.recordStateError(commit, errors);
+      return;
+    }
+    const served: ServedRollout = {
+      stateCommit: commit,
+      state: read.state,
+      stable,
+      since: this.now(),
+    };
+    if (candidate) served.candidate = candidate;
+    await this.mirror.keep('stable', stable.commit);
+    if (candidate) await this.mirror.keep('candidate', candidate.commit);
+    this.servedRollout = served;
+    this.status.state.lastError = null;
+    this.setRevisionInfo();
+    this.log.info(
+      {
+        stateCommit: commit,
+        stable: stable.commit,
+        candidate: candidate?.commit,
+        wave: candidate?.wave,
+      },
+      'serving a new rollout state',
+    );
+    this.onChange(served);
+  }
+
+  private async loadServed(
+    role: string,
+    commit: string,
+    errors: string[],
+  ): Promise<ServedRevision | undefined> {
+    if (!(await this.mirror.has(commit))) {
+      errors.push(`${role} revision ${commit} is not in the repository`);
+      return undefined;
+    }
+    const loaded = await this.mirror.load(commit);
+    if (!loaded.valid) {
+      errors.push(`${role} revision ${commit} is invalid:`, ...loaded.errors.map((e) => `  ${e}`));
+      return undefined;
+    }
+    return { commit, model: loaded.model };
+  }
+
+  private recordStateError(commit: string | null, errors: string[]): void {
+    this.status.state.lastError = { commit, at: this.iso(), errors };
+    this.metrics.revisionsRefused.inc({ kind: 'state' });
+    this.log.error(
+      { stateCommit: commit, errors: errors.slice(0, 20) },
+      'the rollout state cannot be served; still serving the last good rollout',
+    );
+  }
+
+  private setRevisionInfo(): void {
+    const info = this.metrics.revisionInfo;
+    info.reset();
+    const applied = this.status.branch.lastApplied?.revision;
+    if (applied) info.set({ role: 'branch', revision: applied }, 1);
+    if (this.servedRollout) {
+      info.set({ role: 'stable', revision: this.servedRollout.stable.commit }, 1);
+      if (this.servedRollout.candidate) {
+        info.set({ role: 'candidate', revision: this.servedRollout.candidate.commit }, 1);
+      }
+    }
+  }
+}
