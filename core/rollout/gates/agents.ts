@@ -1,0 +1,109 @@
+// Gates on the candidate cohort's latest reports: minAgents, minAppliedRatio (with its apply
+// deadline), maxFailedRatio, maxErrorRate, maxSilentRatio. Ratio gates judge only once
+// minAgents (default 1) agents run the candidate: no verdict on three machines.
+
+import { parseDuration } from '../../fleet/duration.ts';
+import { failedRatio } from '../observations.ts';
+import { num, type GateContext, type GateResult } from './gate.ts';
+
+export function agentGates(ctx: GateContext): GateResult[] {
+  const gates = ctx.wave.gates ?? {};
+  const c = ctx.fleet.candidate;
+  const out: GateResult[] = [];
+  const minAgents = gates.minAgents ?? 1;
+  const enough = c.applied >= minAgents;
+  const tooFew = (gate: string, threshold: number): GateResult => ({
+    gate,
+    verdict: 'wait',
+    message: `${c.applied} of ${minAgents} agents needed run the candidate`,
+    threshold,
+    sample: c.applied,
+  });
+
+  if (gates.minAgents !== undefined) {
+    out.push({
+      gate: 'minAgents',
+      verdict: enough ? 'pass' : 'wait',
+      message: `${c.applied} agents run the candidate (${enough ? 'at least' : 'need'} ${minAgents})`,
+      value: c.applied,
+      threshold: minAgents,
+      sample: c.applied,
+    });
+  }
+
+  if (gates.minAppliedRatio !== undefined) {
+    const ratio = c.agents === 0 ? 0 : c.applied / c.agents;
+    const deadline = gates.applyDeadline ? parseDuration(gates.applyDeadline) : undefined;
+    const late = deadline !== undefined && ctx.now - ctx.waveStartedAt >= deadline;
+    const base = {
+      gate: 'minAppliedRatio',
+      value: ratio,
+      threshold: gates.minAppliedRatio,
+      sample: c.agents,
+    };
+    const share = `${c.applied} of ${c.agents} agents applied (${num(ratio)})`;
+    if (c.agents > 0 && ratio >= gates.minAppliedRatio) {
+      out.push({ ...base, verdict: 'pass', message: `${share} >= ${num(gates.minAppliedRatio)}` });
+    } else if (late) {
+      out.push({
+        ...base,
+        verdict: 'fail',
+        message: `${share} < ${num(gates.minAppliedRatio)} after the apply deadline ${gates.applyDeadline}`,
+      });
+    } else {
+      out.push({ ...base, verdict: 'wait', message: `${share} < ${num(gates.minAppliedRatio)}` });
+    }
+  }
+
+  const limit = (gate: string, what: string, value: number, max: number, sample: number) => {
+    out.push({
+      gate,
+      verdict: value > max ? 'fail' : 'pass',
+      message: `${what} ${num(value)} ${value > max ? '>' : '<='} ${num(max)} (${sample} agents)`,
+      value,
+      threshold: max,
+      sample,
+    });
+  };
+
+  if (gates.maxFailedRatio !== undefined) {
+    if (!enough) out.push(tooFew('maxFailedRatio', gates.maxFailedRatio));
+    else limit('maxFailedRatio', 'failed ratio', failedRatio(c), gates.maxFailedRatio, c.applied);
+  }
+
+  if (gates.maxSilentRatio !== undefined) {
+    if (!enough) out.push(tooFew('maxSilentRatio', gates.maxSilentRatio));
+    else
+      limit(
+        'maxSilentRatio',
+        'silent ratio',
+        c.silent / c.applied,
+        gates.maxSilentRatio,
+        c.applied,
+      );
+  }
+
+  if (gates.maxErrorRate !== undefined) {
+    if (!enough) out.push(tooFew('maxErrorRate', gates.maxErrorRate));
+    else if (c.requests === 0) {
+      out.push({
+        gate: 'maxErrorRate',
+        verdict: 'wait',
+        message: `no agent running the candidate reports requests yet`,
+        threshold: gates.maxErrorRate,
+        sample: 0,
+      });
+    } else {
+      const rate = c.errors / c.requests;
+      out.push({
+        gate: 'maxErrorRate',
+        verdict: rate > gates.maxErrorRate ? 'fail' : 'pass',
+        message: `error rate ${num(rate)} ${rate > gates.maxErrorRate ? '>' : '<='} ${num(gates.maxErrorRate)} (${c.applied - c.silent} agents, ${c.requests} requests)`,
+        value: rate,
+        threshold: gates.maxErrorRate,
+        sample: c.applied - c.silent,
+      });
+    }
+  }
+  return out;
+}
