@@ -12,7 +12,7 @@
 
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { syntheticAgents } from '../test/target/synthetic.ts';
+import { syntheticAgents } from '../simulate/labels.ts';
 import { runLoad, type LoadRequest, type LoadResult } from './lib/load.ts';
 import { startNginx, type Nginx } from './lib/nginx.ts';
 import { checkinRequest, enrollAll, startReconciler } from './lib/reconciler.ts';

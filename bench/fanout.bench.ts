@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initialRolloutState } from '../core/rollout/state.ts';
 import { WEBHOOK_SECRET, metric } from '../test/reconciler/helpers.ts';
-import { syntheticAgents } from '../test/target/synthetic.ts';
+import { syntheticAgents } from '../simulate/labels.ts';
 import type { LongpollAgent, LongpollMessage, LongpollReply } from './lib/longpoll-worker.ts';
 import { enrollAll, rssKiB, startReconciler } from './lib/reconciler.ts';
 import { fmt, percentile, wallMs } from './lib/stats.ts';

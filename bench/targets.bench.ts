@@ -17,7 +17,7 @@ import type { RenderResult, Target } from '../core/target/model.ts';
 import { renderTarget } from '../core/target/render.ts';
 import { run } from '../cli/run.ts';
 import { readFleetDirectory } from '../source/directory.ts';
-import { syntheticAgents } from '../test/target/synthetic.ts';
+import { syntheticAgents } from '../simulate/labels.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const CLI = join(ROOT, 'cli/main.ts');

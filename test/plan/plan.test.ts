@@ -5,7 +5,7 @@ import { before, describe, it } from 'node:test';
 import type { Plan } from '../../core/plan/plan.ts';
 import { fleetwave } from '../helpers/cli.ts';
 import { commitAll, exampleFleetRepo } from '../helpers/git.ts';
-import { syntheticAgents } from '../target/synthetic.ts';
+import { syntheticAgents } from '../../simulate/labels.ts';
 
 async function edit(path: string, from: string, to: string): Promise<void> {
   const text = await readFile(path, 'utf8');

@@ -17,7 +17,7 @@ import {
 import { readFleetDirectory } from '../../source/directory.ts';
 import { REPO_ROOT } from '../helpers/cli.ts';
 import { EVERYONE, agentArb, fleetArb, fleetModel, labelsArb, wavesArb } from './fleets.ts';
-import { syntheticAgents } from './synthetic.ts';
+import { syntheticAgents } from '../../simulate/labels.ts';
 
 const exampleModel = async () => {
   const model = validateFleet(await readFleetDirectory('fleet', { cwd: REPO_ROOT })).model;

@@ -11,7 +11,7 @@ import { parseTemplate } from '../../core/target/template.ts';
 import { readFleetDirectory } from '../../source/directory.ts';
 import { REPO_ROOT } from '../helpers/cli.ts';
 import { agentArb, fleetArb, fleetModel } from './fleets.ts';
-import { syntheticAgents } from './synthetic.ts';
+import { syntheticAgents } from '../../simulate/labels.ts';
 
 const linux = { os: 'linux', arch: 'amd64' };
 

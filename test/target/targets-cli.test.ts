@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { etagOf } from '../../core/target/etag.ts';
 import type { Content, RenderError, Target } from '../../core/target/model.ts';
 import { fleetwave } from '../helpers/cli.ts';
-import { syntheticAgents } from './synthetic.ts';
+import { syntheticAgents } from '../../simulate/labels.ts';
 
 interface Entry {
   id: string;

@@ -1,7 +1,8 @@
-// A deterministic synthetic inventory for the example fleet, shared by tests and benchmarks:
-// a realistic mix of environments, regions, platforms and roles, plus labels no layer reads.
+// A deterministic, realistic fleet: environments, regions, platforms and roles in the
+// proportions of a real one, plus labels no layer reads. Used by `fleetwave simulate`, by tests
+// and by benchmarks.
 
-import type { Agent } from '../../core/target/model.ts';
+import type { Agent } from '../core/target/model.ts';
 
 /** mulberry32: a small seeded PRNG, so every run sees the same agents. */
 export function prng(seed: number): () => number {

@@ -1,0 +1,133 @@
+// Downloads a target's artifact and verifies its sha256 before anything may use it. The bytes
+// stream to a temp file next to their final place while they are hashed; only a file whose
+// hash is the target's is renamed to artifacts/<sha256>. Redirects are followed by hand, to a
+// limit, and a loop is named as one; size and time are bounded.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { request, type Dispatcher } from 'undici';
+import { syncDirectory } from './cache.ts';
+import { AgentError, describe } from './errors.ts';
+
+export interface DownloadOptions {
+  url: string;
+  sha256: string;
+  /** Where verified artifacts live, named by their sha256. */
+  dir: string;
+  dispatcher?: Dispatcher;
+  maxBytes?: number;
+  maxRedirects?: number;
+  /** Headers and body idle timeouts, in ms. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_MAX_ARTIFACT_BYTES = 1024 ** 3;
+export const DEFAULT_MAX_REDIRECTS = 5;
+
+async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** The path of the verified artifact (downloaded now, or already there and still intact). */
+export async function fetchArtifact(options: DownloadOptions): Promise<string> {
+  const want = options.sha256.toLowerCase();
+  const final = join(options.dir, want);
+  if ((await stat(final).catch(() => undefined))?.isFile()) {
+    if ((await sha256OfFile(final)) === want) return final;
+    await rm(final, { force: true });
+  }
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
+  const maxRedirects = options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
+  const timeout = options.timeoutMs ?? 60_000;
+  const failed = (message: string, cause?: unknown): AgentError =>
+    new AgentError('ARTIFACT_DOWNLOAD_FAILED', `artifact ${options.url}: ${message}`, { cause });
+
+  let url = options.url;
+  const seen = new Set<string>([url]);
+  for (let hop = 0; ; hop++) {
+    const protocol = new URL(url).protocol;
+    if (protocol !== 'https:' && protocol !== 'http:')
+      throw failed(`a redirect led to ${url}, which is not http(s)`);
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(url, {
+        method: 'GET',
+        ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (e) {
+      throw failed(describe(e), e);
+    }
+    if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304) {
+      await res.body.dump().catch(() => {});
+      const location = res.headers.location;
+      if (typeof location !== 'string') throw failed(`${res.statusCode} without a Location`);
+      const next = new URL(location, url).toString();
+      if (seen.has(next)) throw failed(`redirect loop: ${url} leads back to ${next}`);
+      if (hop + 1 > maxRedirects) throw failed(`more than ${maxRedirects} redirects`);
+      seen.add(next);
+      url = next;
+      continue;
+    }
+    if (res.statusCode !== 200) {
+      await res.body.dump().catch(() => {});
+      throw failed(`answered ${res.statusCode}`);
+    }
+    const length = Number(res.headers['content-length']);
+    if (Number.isFinite(length) && length > maxBytes) {
+      await res.body.dump().catch(() => {});
+      throw failed(`${length} bytes is more than the limit of ${maxBytes}`);
+    }
+    return await receive(res.body, options.dir, final, want, maxBytes, failed);
+  }
+}
+
+async function receive(
+  body: Dispatcher.ResponseData['body'],
+  dir: string,
+  final: string,
+  want: string,
+  maxBytes: number,
+  failed: (message: string, cause?: unknown) => AgentError,
+): Promise<string> {
+  const temp = join(dir, `.${randomBytes(6).toString('hex')}.partial`);
+  const hash = createHash('sha256');
+  let size = 0;
+  const file = await open(temp, 'wx', 0o600);
+  try {
+    try {
+      for await (const chunk of body) {
+        const buffer = chunk as Buffer;
+        size += buffer.length;
+        if (size > maxBytes) throw failed(`more than the limit of ${maxBytes} bytes`);
+        hash.update(buffer);
+        await file.write(buffer);
+      }
+    } catch (e) {
+      body.destroy();
+      throw e instanceof AgentError ? e : failed(describe(e), e);
+    }
+    const got = hash.digest('hex');
+    if (got !== want) {
+      throw new AgentError(
+        'ARTIFACT_MISMATCH',
+        `artifact refused: its sha256 is ${got}, the target says ${want} (${size} bytes received)`,
+      );
+    }
+    await file.sync();
+    await file.close();
+    await rename(temp, final);
+    await syncDirectory(dir);
+    return final;
+  } finally {
+    await file.close().catch(() => {});
+    await rm(temp, { force: true }).catch(() => {});
+  }
+}

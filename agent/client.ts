@@ -1,0 +1,395 @@
+// The reference agent as a library: enroll, then check in forever (long-polling with
+// If-None-Match), apply each new target only after its artifact is verified, remember the last
+// applied target on disk, and report health with every check-in. Errors back off with full
+// jitter, honour Retry-After and rotate through the reconciler URLs.
+//
+//   const agent = new Agent({ urls, id, labels, enrollToken, cacheDir, apply: 'systemctl …' });
+//   await agent.start();   // throws CACHE_UNWRITABLE before anything else happens
+//   …
+//   await agent.stop();
+
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Dispatcher } from 'undici';
+import type { Labels, Target } from '../core/target/model.ts';
+import { applyEnv, describeResult, healthOf, runCommand, type HealthReport } from './apply.ts';
+import { fetchArtifact } from './artifact.ts';
+import { DEFAULT_BACKOFF, backoffDelay, pollDelay, type BackoffPolicy } from './backoff.ts';
+import { TargetCache, writeFileAtomic, type CachedState } from './cache.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { AgentError, describe } from './errors.ts';
+import { checkin, enroll, type CheckinBody } from './protocol.ts';
+
+export interface ApplyContext {
+  target: Target;
+  /** The verified artifact. */
+  artifactPath: string;
+  /** The target as JSON on disk. */
+  targetFile: string;
+}
+
+export interface AgentOptions {
+  /** Reconciler base URLs, tried in turn: an error moves to the next one. */
+  urls: readonly string[];
+  id: string;
+  labels: Labels;
+  enrollToken?: string | undefined;
+  cacheDir: string;
+  /** A shell command (target JSON on stdin, FLEETWAVE_* env), or a function; throw to fail. */
+  apply?: string | ((context: ApplyContext) => Promise<void>) | undefined;
+  /** A shell command (exit 0 ok, 1 degraded, else failed), or a function. */
+  health?: string | (() => Promise<HealthReport>) | undefined;
+  /** For every request (reconciler and artifacts): connection limits, a private CA, tests. */
+  dispatcher?: Dispatcher | undefined;
+  clock?: Clock | undefined;
+  random?: (() => number) | undefined;
+  /** Long-poll wait asked of the server; default: the target's pollAfterSeconds, or 30. */
+  waitSeconds?: number | undefined;
+  /** Timeout of each request beyond the long-poll wait (headers, and between body chunks). */
+  timeoutMs?: number | undefined;
+  applyTimeoutMs?: number | undefined;
+  healthTimeoutMs?: number | undefined;
+  backoff?: Partial<BackoffPolicy> | undefined;
+  /** Tries of one target before the agent stops asking for it (until the target changes). */
+  maxApplyAttempts?: number | undefined;
+  maxArtifactBytes?: number | undefined;
+  maxRedirects?: number | undefined;
+  /** Environment of --apply and --health (default: process.env). */
+  env?: NodeJS.ProcessEnv | undefined;
+  onEvent?: ((event: AgentEvent) => void) | undefined;
+}
+
+export type AgentEvent =
+  | { kind: 'started'; cached: Target | undefined; cacheProblem?: string }
+  | { kind: 'enrolled'; url: string }
+  | { kind: 'target'; url: string; target: Target }
+  | { kind: 'unchanged'; url: string }
+  | { kind: 'applied'; target: Target }
+  | { kind: 'apply-failed'; target: Target; error: AgentError; attempts: number; gaveUp: boolean }
+  | { kind: 'error'; url: string; error: AgentError; retryInMs: number; nextUrl: string }
+  | { kind: 'cache-error'; error: AgentError }
+  | { kind: 'stopped' };
+
+/** A target the agent could not verify or apply, reported as failed until the target moves. */
+interface Failure {
+  etag: string;
+  version: string;
+  message: string;
+  attempts: number;
+}
+
+export interface AgentStatus {
+  current: Target | undefined;
+  failure: Readonly<Failure> | undefined;
+  lastError: AgentError | undefined;
+  url: string;
+  consecutiveErrors: number;
+  checkins: number;
+}
+
+const DEFAULT_WAIT_SECONDS = 30;
+const APPLY_TARGET_FILE = 'apply-target.json';
+
+export class Agent {
+  private readonly options: AgentOptions;
+  private readonly cache: TargetCache;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly backoff: BackoffPolicy;
+  private readonly controller = new AbortController();
+  private loop: Promise<void> | undefined;
+  private token: string | undefined;
+  private urlIndex = 0;
+  private state: CachedState | undefined;
+  /** The artifact of the target before the current one, kept for a quick rollback. */
+  private previousArtifact: string | undefined;
+  private failure: Failure | undefined;
+  private cacheError: AgentError | undefined;
+  private lastError: AgentError | undefined;
+  private consecutiveErrors = 0;
+  private pollAfterSeconds: number | undefined;
+  private checkins = 0;
+
+  constructor(options: AgentOptions) {
+    if (options.urls.length === 0) throw new Error('an agent needs at least one reconciler URL');
+    this.options = options;
+    this.cache = new TargetCache(options.cacheDir);
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+  }
+
+  get current(): Target | undefined {
+    return this.state?.target;
+  }
+
+  status(): AgentStatus {
+    return {
+      current: this.state?.target,
+      failure: this.failure,
+      lastError: this.lastError,
+      url: this.options.urls[this.urlIndex]!,
+      consecutiveErrors: this.consecutiveErrors,
+      checkins: this.checkins,
+    };
+  }
+
+  /** Prepares the cache (throws CACHE_UNWRITABLE), loads the last target, starts checking in. */
+  async start(): Promise<void> {
+    if (this.loop) throw new Error('the agent is already started');
+    await this.cache.prepare();
+    const { state, problem } = await this.cache.read();
+    this.state = state;
+    this.pollAfterSeconds = state?.target.pollAfterSeconds;
+    this.emit({
+      kind: 'started',
+      cached: state?.target,
+      ...(problem === undefined ? {} : { cacheProblem: problem }),
+    });
+    this.loop = this.run();
+  }
+
+  /** Ends the loop: an in-flight check-in or download is aborted; a running --apply finishes. */
+  async stop(): Promise<void> {
+    this.controller.abort();
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  private emit(event: AgentEvent): void {
+    this.options.onEvent?.(event);
+  }
+
+  private get stopping(): boolean {
+    return this.controller.signal.aborted;
+  }
+
+  private requestOptions() {
+    return {
+      dispatcher: this.options.dispatcher,
+      timeoutMs: this.options.timeoutMs ?? 30_000,
+      signal: this.controller.signal,
+      now: () => this.clock.now(),
+    };
+  }
+
+  private async run(): Promise<void> {
+    const urls = this.options.urls;
+    // Bounded by stop(): every iteration awaits I/O or a sleep that the abort ends.
+    while (!this.stopping) {
+      const url = urls[this.urlIndex]!;
+      const started = this.clock.now();
+      let delay: number;
+      try {
+        delay = await this.exchange(url, started);
+        this.consecutiveErrors = 0;
+        this.lastError = undefined;
+      } catch (e) {
+        if (this.stopping) break;
+        const error =
+          e instanceof AgentError
+            ? e
+            : new AgentError('AGENT_UNREACHABLE', `${url}: ${describe(e)}`);
+        // A credential the server no longer knows (its key changed): enroll again.
+        if (error.status === 401) this.token = undefined;
+        delay = backoffDelay(this.backoff, this.consecutiveErrors, this.random, error.retryAfterMs);
+        this.consecutiveErrors++;
+        this.lastError = error;
+        this.urlIndex = (this.urlIndex + 1) % urls.length;
+        this.emit({ kind: 'error', url, error, retryInMs: delay, nextUrl: urls[this.urlIndex]! });
+      }
+      if (delay > 0 && !this.stopping) await this.clock.sleep(delay, this.controller.signal);
+    }
+    this.emit({ kind: 'stopped' });
+  }
+
+  /** One check-in and what follows from it; returns the delay before the next one. */
+  private async exchange(url: string, started: number): Promise<number> {
+    const options = this.requestOptions();
+    if (this.token === undefined) {
+      this.token = await enroll(
+        url,
+        { id: this.options.id, labels: this.options.labels, enrollToken: this.options.enrollToken },
+        options,
+      );
+      this.emit({ kind: 'enrolled', url });
+    }
+    const body: CheckinBody = { id: this.options.id, labels: this.options.labels };
+    if (this.state)
+      body.current = { etag: this.state.target.etag, version: this.state.target.version };
+    body.health = await this.health();
+    const has: string[] = this.state ? [this.state.target.etag] : [];
+    const gaveUp = this.failure && this.failure.attempts >= this.maxApplyAttempts;
+    if (gaveUp) has.push(this.failure!.etag);
+    const wait = this.options.waitSeconds ?? this.pollAfterSeconds ?? DEFAULT_WAIT_SECONDS;
+    const answer = await checkin(url, this.token, body, has, wait, options);
+    this.checkins++;
+    if (answer.kind === 'unchanged') {
+      this.emit({ kind: 'unchanged', url });
+      if (answer.pollAfterSeconds !== undefined) this.pollAfterSeconds = answer.pollAfterSeconds;
+      // The target moved back to what runs here (a rollback): the failed one is history.
+      if (this.failure && answer.etag !== undefined && answer.etag === this.state?.target.etag)
+        this.failure = undefined;
+      // Check-ins start at most once per wait asked: a poll answered early (a server shutting
+      // down answers every held poll at once) is not repeated at once.
+      return pollDelay(wait * 1000, this.clock.now() - started, this.random);
+    }
+    const target = answer.target;
+    this.emit({ kind: 'target', url, target });
+    this.pollAfterSeconds = target.pollAfterSeconds;
+    if (target.etag === this.state?.target.etag) {
+      this.failure = undefined;
+      return 0;
+    }
+    const ok = await this.applyTarget(target);
+    if (ok) return 0; // report the new target at once
+    return backoffDelay(this.backoff, this.failure!.attempts - 1, this.random);
+  }
+
+  private get maxApplyAttempts(): number {
+    return this.options.maxApplyAttempts ?? 3;
+  }
+
+  private async health(): Promise<HealthReport> {
+    if (this.failure) {
+      return {
+        status: 'failed',
+        message: this.failure.message.slice(0, 500),
+        failedTarget: { etag: this.failure.etag, version: this.failure.version },
+      };
+    }
+    let report: HealthReport = { status: 'ok' };
+    const health = this.options.health;
+    if (typeof health === 'string') {
+      report = healthOf(
+        await runCommand(health, {
+          env: this.commandEnv(),
+          timeoutMs: this.options.healthTimeoutMs ?? 30_000,
+        }),
+      );
+    } else if (health) {
+      try {
+        report = await health();
+      } catch (e) {
+        report = { status: 'failed', message: `health check threw: ${describe(e)}` };
+      }
+    }
+    if (this.cacheError && report.status === 'ok')
+      report = { ...report, status: 'degraded', message: this.cacheError.message.slice(0, 500) };
+    return report;
+  }
+
+  private commandEnv(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {
+      ...(this.options.env ?? process.env),
+      FLEETWAVE_AGENT_ID: this.options.id,
+    };
+    if (this.state) {
+      env.FLEETWAVE_VERSION = this.state.target.version;
+      env.FLEETWAVE_ETAG = this.state.target.etag;
+      env.FLEETWAVE_ARTIFACT = this.state.artifactPath;
+    }
+    return env;
+  }
+
+  /**
+   * Verifies and applies a target. Nothing is recorded unless every step succeeded: the
+   * artifact's sha256, then --apply. A failure leaves the last good target in place.
+   */
+  private async applyTarget(target: Target): Promise<boolean> {
+    try {
+      const artifactPath = await fetchArtifact({
+        url: target.artifact.url,
+        sha256: target.artifact.sha256,
+        dir: this.cache.artifactsDir,
+        dispatcher: this.options.dispatcher,
+        signal: this.controller.signal,
+        timeoutMs: this.options.timeoutMs ?? 30_000,
+        ...(this.options.maxArtifactBytes === undefined
+          ? {}
+          : { maxBytes: this.options.maxArtifactBytes }),
+        ...(this.options.maxRedirects === undefined
+          ? {}
+          : { maxRedirects: this.options.maxRedirects }),
+      });
+      const targetFile = join(this.cache.dir, APPLY_TARGET_FILE);
+      await writeFileAtomic(targetFile, JSON.stringify(target, null, 2) + '\n');
+      await this.runApply({ target, artifactPath, targetFile });
+      if (this.state && this.state.artifactPath !== artifactPath)
+        this.previousArtifact = this.state.artifactPath;
+      this.state = { target, artifactPath, appliedAt: this.clock.now() };
+      this.failure = undefined;
+      try {
+        await this.cache.write(this.state);
+        this.cacheError = undefined;
+      } catch (e) {
+        this.cacheError = e as AgentError;
+        this.emit({ kind: 'cache-error', error: this.cacheError });
+      }
+      await this.pruneArtifacts();
+      this.emit({ kind: 'applied', target });
+      return true;
+    } catch (e) {
+      if (this.stopping && !(e instanceof AgentError)) throw e;
+      const error =
+        e instanceof AgentError ? e : new AgentError('APPLY_FAILED', describe(e), { cause: e });
+      const attempts = this.failure?.etag === target.etag ? this.failure.attempts + 1 : 1;
+      this.failure = {
+        etag: target.etag,
+        version: target.version,
+        message: `${error.code}: ${error.message}`,
+        attempts,
+      };
+      this.emit({
+        kind: 'apply-failed',
+        target,
+        error,
+        attempts,
+        gaveUp: attempts >= this.maxApplyAttempts,
+      });
+      return false;
+    }
+  }
+
+  private async runApply(context: ApplyContext): Promise<void> {
+    const apply = this.options.apply;
+    if (apply === undefined) return;
+    if (typeof apply === 'function') {
+      try {
+        await apply(context);
+      } catch (e) {
+        throw new AgentError('APPLY_FAILED', `apply failed: ${describe(e)}`, { cause: e });
+      }
+      return;
+    }
+    const result = await runCommand(apply, {
+      env: applyEnv(
+        this.options.env ?? process.env,
+        this.options.id,
+        context.target,
+        context.targetFile,
+        context.artifactPath,
+      ),
+      input: JSON.stringify(context.target),
+      timeoutMs: this.options.applyTimeoutMs ?? 10 * 60_000,
+    });
+    if (result.code !== 0 || result.timedOut)
+      throw new AgentError('APPLY_FAILED', describeResult('--apply', result));
+  }
+
+  /** Keeps the current and the previous artifact; removes the rest (and crash leftovers). */
+  private async pruneArtifacts(): Promise<void> {
+    const keep = new Set([this.state?.artifactPath, this.previousArtifact]);
+    const dir = this.cache.artifactsDir;
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const path = join(dir, name);
+      if (!keep.has(path)) await rm(path, { force: true }).catch(() => {});
+    }
+  }
+}
