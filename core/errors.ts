@@ -49,7 +49,23 @@ export const ERROR_CODES = {
       'No target can be rendered for this agent (a label it lacks, no artifact for its os/arch).',
   },
   NOT_READY: { kind: 'waiting', summary: 'The reconciler has no valid rollout to serve yet.' },
+  ROLLOUT_CONFLICT: {
+    kind: 'stalled',
+    summary: 'An operator action does not fit the rollout now (e.g. promote with no candidate).',
+  },
+  ROLLOUT_WRITE_FAILED: {
+    kind: 'transient',
+    summary: 'A rollout decision could not be written to the state branch.',
+  },
+  GITHUB_API_FAILED: {
+    kind: 'transient',
+    summary: 'A GitHub REST API call (opening a revert pull request) failed.',
+  },
   INTERNAL: { kind: 'transient', summary: 'An unexpected server error.' },
+  RECONCILER_UNREACHABLE: {
+    kind: 'transient',
+    summary: "The reconciler's /v1/status could not be read (a GitHub Action asked it).",
+  },
 } as const satisfies Record<string, { kind: ErrorKind; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

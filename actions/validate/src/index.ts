@@ -1,0 +1,4 @@
+// Entry point of the validate action: everything happens in run().
+import { run } from './main.ts';
+
+await run();
