@@ -66,10 +66,16 @@ export class GitRepository {
     let git: SimpleGit;
     try {
       // simple-git refuses GIT_* variables it was not told about; these are ours, chosen here.
+      // GIT_CONFIG_GLOBAL / GIT_CONFIG_COUNT come from the operator's own environment (e.g. a
+      // private HOME or url.insteadOf for credentials), never from a fleet or a request.
+      const configFromEnv = Object.keys(fullEnv).some((k) => k.startsWith('GIT_CONFIG'));
       git = simpleGit({
         baseDir: dir,
         trimmed: false,
         allowEnvironment: Object.keys(fullEnv),
+        ...(configFromEnv
+          ? { unsafe: { allowUnsafeConfigPaths: true, allowUnsafeConfigEnvCount: true } }
+          : {}),
       }).env(fullEnv);
       await git.raw(['rev-parse', '--git-dir']);
     } catch (e) {
