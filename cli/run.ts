@@ -33,9 +33,34 @@ const COMMANDS: Record<string, { load?: () => Promise<Command>; summary: string 
     load: async () => (await import('./commands/serve.ts')).serveCommand,
     summary: 'run the reconciler: serve every agent its target',
   },
-  status: { summary: 'show the rollout of a reconciler (not built yet)' },
-  agent: { summary: 'run the reference agent (not built yet)' },
-  simulate: { summary: 'run a simulated fleet (not built yet)' },
+  status: {
+    load: async () => (await import('./commands/rollout.ts')).rolloutCommand('status'),
+    summary: 'show the rollout of a reconciler: waves, gates, history (--url URL)',
+  },
+  pause: {
+    load: async () => (await import('./commands/rollout.ts')).rolloutCommand('pause'),
+    summary: 'pause the rollout (written to the state branch)',
+  },
+  resume: {
+    load: async () => (await import('./commands/rollout.ts')).rolloutCommand('resume'),
+    summary: 'resume a paused rollout',
+  },
+  promote: {
+    load: async () => (await import('./commands/rollout.ts')).rolloutCommand('promote'),
+    summary: 'move the candidate to its next wave now',
+  },
+  rollback: {
+    load: async () => (await import('./commands/rollout.ts')).rolloutCommand('rollback'),
+    summary: 'reject the candidate: every agent back to stable, revert on main',
+  },
+  agent: {
+    load: async () => (await import('./commands/agent.ts')).agentCommand,
+    summary: 'run the reference agent: check in, verify and apply targets, report health',
+  },
+  simulate: {
+    load: async () => (await import('./commands/simulate.ts')).simulateCommand,
+    summary: 'run a simulated fleet of agents against a reconciler',
+  },
 };
 
 export const HELP = `Usage: fleetwave <command> [options]

@@ -33,6 +33,8 @@ export interface AgentRecord extends AgentReport {
 
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentRecord>();
+  /** Called with every check-in once recorded: the rollout engine tallies reports with it. */
+  onReport: ((record: AgentRecord) => void) | undefined;
 
   get size(): number {
     return this.agents.size;
@@ -58,6 +60,7 @@ export class AgentRegistry {
     if (!record) {
       const fresh: AgentRecord = { ...report };
       this.agents.set(report.id, fresh);
+      this.onReport?.(fresh);
       return fresh;
     }
     record.labels = report.labels;
@@ -66,6 +69,7 @@ export class AgentRegistry {
     else record.current = report.current;
     if (report.health === undefined) delete record.health;
     else record.health = report.health;
+    this.onReport?.(record);
     return record;
   }
 

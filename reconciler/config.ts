@@ -29,6 +29,23 @@ export interface ServeConfig {
   /** Largest request body accepted, in bytes. */
   bodyLimit: number;
   logLevel: string;
+  /**
+   * Seconds between rollout evaluations (also run on each new revision). 0 or absent: the
+   * rollout moves only by operator actions (tests that drive it themselves, read-only replicas).
+   */
+  evaluateIntervalSeconds?: number;
+  /** Base URL of the Prometheus HTTP API the `prometheus` gates query. */
+  prometheusUrl?: string;
+  /** Where `rollback.revert: pull-request` opens the revert's pull request. */
+  github?: GitHubConfig;
+}
+
+export interface GitHubConfig {
+  /** REST API base, https://api.github.com unless GitHub Enterprise or a test fake. */
+  apiUrl: string;
+  token?: string;
+  /** owner/name */
+  repo?: string;
 }
 
 export const SERVE_HELP = `Usage: fleetwave serve --repo URL|PATH [options]
@@ -54,6 +71,14 @@ Options:
   --max-waiters N          long-polls held at once before answering 429 (default: 100000)
   --body-limit BYTES       largest request body (default: 65536)
   --log-level LEVEL        fatal|error|warn|info|debug (default: info)
+  --evaluate-interval SECONDS
+                           how often the rollout is evaluated, besides on each new
+                           revision (default: 10; 0: only operator actions move it)
+  --prometheus-url URL     Prometheus HTTP API for the waves' prometheus gates
+  --github-api-url URL     GitHub REST API for revert pull requests
+                           (default: https://api.github.com)
+  --github-repo OWNER/NAME the repository revert pull requests are opened on
+  --github-token TOKEN     token that may open pull requests (env FLEETWAVE_GITHUB_TOKEN)
   --insecure-local-demo    run without tokens (anyone may enroll and act): for demos only
   -h, --help               show this help
 
@@ -69,6 +94,19 @@ function integer(flag: string, value: string, min: number, max: number): number 
     );
   }
   return n;
+}
+
+function httpUrl(flag: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new FleetwaveError('CONFIG_INVALID', `${flag} "${value}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new FleetwaveError('CONFIG_INVALID', `${flag} must be an http or https URL`);
+  }
+  return value;
 }
 
 function branchName(flag: string, value: string): string {
@@ -126,6 +164,11 @@ export function readServeConfig(
       'body-limit': { type: 'string', default: '65536' },
       'log-level': { type: 'string', default: 'info' },
       'insecure-local-demo': { type: 'boolean', default: false },
+      'evaluate-interval': { type: 'string', default: '10' },
+      'prometheus-url': { type: 'string' },
+      'github-api-url': { type: 'string', default: 'https://api.github.com' },
+      'github-repo': { type: 'string' },
+      'github-token': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -190,5 +233,31 @@ export function readServeConfig(
   if (webhookSecret !== undefined) config.webhookSecret = webhookSecret;
   const tokenSecret = secret('--token-secret', values['token-secret'], env.FLEETWAVE_TOKEN_SECRET);
   if (tokenSecret !== undefined) config.tokenSecret = tokenSecret;
+  config.evaluateIntervalSeconds = integer(
+    '--evaluate-interval',
+    values['evaluate-interval'],
+    0,
+    86400,
+  );
+  if (values['prometheus-url'] !== undefined) {
+    config.prometheusUrl = httpUrl('--prometheus-url', values['prometheus-url']);
+  }
+  const github: GitHubConfig = { apiUrl: httpUrl('--github-api-url', values['github-api-url']) };
+  const githubToken = values['github-token'] ?? (env.FLEETWAVE_GITHUB_TOKEN || undefined);
+  if (githubToken !== undefined) github.token = githubToken;
+  const githubRepo = values['github-repo'];
+  if (githubRepo !== undefined) {
+    if (
+      !/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(githubRepo) ||
+      githubRepo.split('/').some((part) => /^\.+$/.test(part))
+    ) {
+      throw new FleetwaveError(
+        'CONFIG_INVALID',
+        `--github-repo must be OWNER/NAME, not "${githubRepo}"`,
+      );
+    }
+    github.repo = githubRepo;
+  }
+  config.github = github;
   return config;
 }

@@ -13,6 +13,8 @@ export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   TARGET_UNAVAILABLE: 422,
   TOO_MANY_WAITERS: 429,
   NOT_READY: 503,
+  ROLLOUT_CONFLICT: 409,
+  ROLLOUT_WRITE_FAILED: 503,
   USAGE: 400,
 };
 

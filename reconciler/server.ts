@@ -11,10 +11,13 @@ import type { CheckinWaiter, Reconciler } from './context.ts';
 import { errorBody, handleError } from './errors.ts';
 import { LongPoll } from './longpoll.ts';
 import { Metrics } from './metrics.ts';
+import { RolloutEngine } from './engine.ts';
 import { Mirror } from './mirror.ts';
 import { agentRoutes, expireWaiter, releaseWaiter } from './routes/agents.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { pageRoutes } from './routes/page.ts';
+import { rolloutRoutes } from './routes/rollout.ts';
 import { statusRoutes } from './routes/status.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { FleetSync } from './sync.ts';
@@ -31,6 +34,7 @@ export interface ServerDeps {
 declare module 'fastify' {
   interface FastifyInstance {
     reconciler: Reconciler;
+    rollout: RolloutEngine;
   }
 }
 
@@ -111,7 +115,10 @@ export async function buildServer(
       }
       ctx.longpoll.changed();
     },
+    onBranch: () => engine.trigger(),
   });
+  const engine = new RolloutEngine(ctx, app.log, config.evaluateIntervalSeconds ?? 0);
+  app.decorate('rollout', engine);
   app.decorate('reconciler', ctx);
 
   app.setErrorHandler(handleError);
@@ -127,7 +134,6 @@ export async function buildServer(
   });
   // One log line per request; the steady stream of agent check-ins only at debug level.
   app.addHook('onResponse', (request, reply, done) => {
-    done();
     const level =
       reply.statusCode >= 500
         ? 'error'
@@ -143,13 +149,16 @@ export async function buildServer(
       ms: Math.round(reply.elapsedTime),
     };
     request.log[level](line, 'request');
+    done();
   });
 
   await app.register(agentRoutes, { ctx });
-  await app.register(statusRoutes, { ctx });
+  await app.register(statusRoutes, { ctx, engine });
+  await app.register(rolloutRoutes, { ctx, engine });
   await app.register(webhookRoutes, { ctx });
   await app.register(healthRoutes, { ctx });
   await app.register(metricsRoutes, { ctx });
+  await app.register(pageRoutes);
 
   app.addHook('onReady', async () => {
     if (config.insecureLocalDemo) {
@@ -157,11 +166,12 @@ export async function buildServer(
         '--insecure-local-demo: anyone who can reach this server may enroll agents and act on the rollout',
       );
     }
-    void ctx.sync.start();
+    void ctx.sync.start().then(() => engine.start());
   });
   // Held long-polls would keep close() waiting for their full wait: answer them now (304), so
   // agents come back to another replica or to this one after the restart.
   app.addHook('preClose', async () => {
+    await engine.stop();
     await ctx.sync.stop();
     ctx.longpoll.drain();
   });

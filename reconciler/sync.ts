@@ -72,6 +72,7 @@ export class FleetSync {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly onChange: (served: ServedRollout) => void;
+  private readonly onBranch: ((tip: string) => void) | undefined;
   private readonly intervalMs: number;
   private readonly branch: string;
   private servedRollout: ServedRollout | undefined;
@@ -90,12 +91,15 @@ export class FleetSync {
     branch: string;
     stateBranch: string;
     onChange: (served: ServedRollout) => void;
+    /** A new valid tip of the fleet branch was applied (the rollout engine evaluates). */
+    onBranch?: (tip: string) => void;
   }) {
     this.mirror = options.mirror;
     this.metrics = options.metrics;
     this.log = options.log;
     this.now = options.now;
     this.onChange = options.onChange;
+    this.onBranch = options.onBranch;
     this.intervalMs = options.intervalSeconds * 1000;
     this.branch = options.branch;
     this.status = {
@@ -255,6 +259,7 @@ export class FleetSync {
     status.lastApplied = { revision: tip, at: this.iso() };
     this.setRevisionInfo();
     this.log.info({ branch: this.branch, revision: tip }, 'applied the tip of the fleet branch');
+    this.onBranch?.(tip);
   }
 
   private async applyState(tip: string | undefined): Promise<void> {

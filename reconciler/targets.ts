@@ -20,7 +20,10 @@ export interface Summary {
   pollAfterSeconds: number;
 }
 
-export type Summarized = { ok: true; summary: Summary } | Extract<Served, { ok: false }>;
+/** `rendered` is there when the summary had to be computed: a 200 then needs no second render. */
+export type Summarized =
+  | { ok: true; summary: Summary; rendered?: Extract<Served, { ok: true }> }
+  | Extract<Served, { ok: false }>;
 
 function sameLabels(a: Labels, b: Labels): boolean {
   if (a === b) return true;
@@ -122,6 +125,8 @@ export class Targets {
       return { ok: true, summary: memo.summary };
     }
     const result = this.targetFor(agent);
-    return result.ok ? { ok: true, summary: this.summaries.get(agent)!.summary } : result;
+    return result.ok
+      ? { ok: true, summary: this.summaries.get(agent)!.summary, rendered: result }
+      : result;
   }
 }

@@ -12,7 +12,9 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
     return EXIT.ok;
   }
   const app = await buildServer(config);
-  await app.listen({ host: config.host, port: config.port });
+  const address = await app.listen({ host: config.host, port: config.port });
+  // One human line whatever the log level: scripts (and the demo) read the address from it.
+  io.stderr(`fleetwave serve: listening on ${address}/\n`);
   return new Promise<number>((resolve) => {
     let closing = false;
     const shutdown = (signal: NodeJS.Signals): void => {

@@ -137,13 +137,17 @@ function served(ctx: Reconciler, record: AgentRecord): Ok {
   return result;
 }
 
-/** What the agent is served, without rendering it when it was rendered for the same labels. */
-function summary(ctx: Reconciler, record: AgentRecord): Summary {
+/**
+ * What the agent is served, without rendering it when it was rendered for the same labels;
+ * `whole()` gives the target for a 200, rendering it only if that has not just been done.
+ */
+function summary(ctx: Reconciler, record: AgentRecord): Summary & { whole: () => Ok } {
   const result = ready(ctx).summaryFor(record);
   if (!result.ok) unavailable(ctx, result.error);
   const s = result.summary;
   ctx.agents.served(record, s.wave, s.etag, s.revision);
-  return s;
+  const rendered = result.rendered;
+  return { ...s, whole: () => rendered ?? served(ctx, record) };
 }
 
 function sendTarget(reply: FastifyReply, result: Ok): FastifyReply {
@@ -253,11 +257,11 @@ export async function agentRoutes(
       if (body.current) report.current = body.current;
       if (body.health) report.health = body.health;
       const record = ctx.agents.report(report);
-      const { etag, pollAfterSeconds } = summary(ctx, record);
+      const { etag, pollAfterSeconds, whole } = summary(ctx, record);
       const has = tags ?? (body.current?.etag === undefined ? undefined : [body.current.etag]);
       if (!matches(has, etag)) {
         ctx.metrics.checkins.inc({ result: 'target' });
-        sendTarget(reply, served(ctx, record));
+        sendTarget(reply, whole());
         return;
       }
       if (wait === 0) {
@@ -297,6 +301,6 @@ export async function agentRoutes(
     if (matches(ifNoneMatch(request.headers['if-none-match']), known.etag)) {
       return sendNotModified(reply, known.etag, known.pollAfterSeconds);
     }
-    return sendTarget(reply, served(ctx, record));
+    return sendTarget(reply, known.whole());
   });
 }

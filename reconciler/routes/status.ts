@@ -4,6 +4,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { Reconciler } from '../context.ts';
+import type { RolloutEngine } from '../engine.ts';
 
 interface WaveCounts {
   index: number;
@@ -73,7 +74,16 @@ export function rolloutStatus(ctx: Reconciler): object {
 
 export async function statusRoutes(
   app: FastifyInstance,
-  { ctx }: { ctx: Reconciler },
+  { ctx, engine }: { ctx: Reconciler; engine?: RolloutEngine },
 ): Promise<void> {
-  app.get('/v1/status', async () => rolloutStatus(ctx));
+  app.get('/v1/status', async () => {
+    const status = rolloutStatus(ctx) as Record<string, unknown>;
+    if (engine) {
+      // The last evaluation (decision, reason, gate values), reverts, and the state branch's
+      // recent commits: what happened and why.
+      status.rollout = engine.status;
+      status.history = await engine.history();
+    }
+    return status;
+  });
 }

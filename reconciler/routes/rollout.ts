@@ -1,0 +1,60 @@
+// POST /v1/rollout/pause|resume|promote|rollback (admin token): operator actions, each written
+// to the state branch as one commit that says who and why, like any other decision.
+
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { FleetwaveError } from '../../core/errors.ts';
+import { bearer, secretEquals, verifyAgentToken } from '../auth.ts';
+import type { Reconciler } from '../context.ts';
+import type { OperatorAction, RolloutEngine } from '../engine.ts';
+
+const ACTIONS: readonly OperatorAction[] = ['pause', 'resume', 'promote', 'rollback'];
+
+const BODY_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    reason: { type: 'string', maxLength: 1000 },
+    actor: { type: 'string', maxLength: 200, pattern: '^[^\\n\\r]*$' },
+  },
+} as const;
+
+interface ActionBody {
+  reason?: string;
+  actor?: string;
+}
+
+export async function rolloutRoutes(
+  app: FastifyInstance,
+  { ctx, engine }: { ctx: Reconciler; engine: RolloutEngine },
+): Promise<void> {
+  const adminAuth = async (request: FastifyRequest): Promise<void> => {
+    const expected = ctx.config.adminToken;
+    if (expected === undefined) return; // --insecure-local-demo
+    const token = bearer(request.headers.authorization);
+    if (token === undefined) {
+      throw new FleetwaveError(
+        'UNAUTHENTICATED',
+        'operator actions need Authorization: Bearer <admin token>',
+      );
+    }
+    if (secretEquals(token, expected)) return;
+    if (verifyAgentToken(ctx.tokenKey, token) !== undefined) {
+      throw new FleetwaveError('FORBIDDEN', 'an agent credential may not act on the rollout');
+    }
+    throw new FleetwaveError('UNAUTHENTICATED', 'the admin token is wrong');
+  };
+
+  for (const action of ACTIONS) {
+    app.post(
+      `/v1/rollout/${action}`,
+      { onRequest: adminAuth, schema: { body: BODY_SCHEMA } },
+      async (request) => {
+        const body = (request.body ?? {}) as ActionBody;
+        const reason = body.reason?.trim() || 'no reason given';
+        const actor = body.actor?.trim() || 'an operator';
+        request.log.warn({ action, actor, reason }, 'operator action');
+        return engine.operate(action, { actor, reason });
+      },
+    );
+  }
+}
