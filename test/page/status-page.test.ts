@@ -1,0 +1,113 @@
+// The status page in a real browser (Debian's chromium, driven by playwright-core) during a
+// real demo run (`npm start -- --once`): it shows the waves advancing, then the rejection.
+// Screenshots land in test-results/ as artifacts.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { freePort } from '../reconciler/helpers.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const DEMO = fileURLToPath(new URL('../../demo/main.ts', import.meta.url));
+const RESULTS = fileURLToPath(new URL('../../test-results/', import.meta.url));
+
+const available = existsSync(CHROMIUM);
+// In CI the browser is installed by .ci/run: a missing one is a failure there, not a skip.
+const skip =
+  !available && !process.env['CI'] ? 'chromium is not installed (apt-get install chromium)' : false;
+
+describe('status page', { skip }, () => {
+  let browser: Browser;
+  let page: Page;
+  let demo: ReturnType<typeof spawn>;
+  let output = '';
+  let exited: Promise<number | null>;
+  let url: string;
+
+  before(async () => {
+    await mkdir(RESULTS, { recursive: true });
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}/`;
+    demo = spawn(process.execPath, [DEMO, '--once', '--agents', '600', '--port', String(port)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    demo.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    demo.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    exited = new Promise((resolve) => demo.once('exit', resolve));
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (demo && demo.exitCode === null) demo.kill('SIGTERM');
+  });
+
+  async function until(
+    what: string,
+    probe: () => Promise<boolean>,
+    timeoutMs = 240_000,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (await probe().catch(() => false)) return;
+      if (demo.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const why = demo.exitCode !== null ? `the demo exited with ${demo.exitCode}` : 'timed out';
+    assert.fail(`${why} waiting for ${what}\n--- demo output ---\n${output}`);
+  }
+
+  it('shows the waves advancing, then the rejection, and the demo exits 0', async () => {
+    await until('the status page to answer', async () => {
+      const res = await page.goto(url);
+      return res?.status() === 200;
+    });
+    // The page itself: four wave cards once the first status arrives.
+    await until('the wave cards', async () => (await page.locator('[data-wave]').count()) === 4);
+    assert.deepEqual(await page.locator('[data-wave] .name').allTextContents(), [
+      'canary',
+      'early',
+      'europe',
+      'everyone',
+    ]);
+
+    // Act 1: the candidate reaches later waves; the page marks the wave it is on.
+    const seen = new Set<string>();
+    await until('the candidate to reach the last wave', async () => {
+      const current = await page.locator('[data-wave].current .name').allTextContents();
+      for (const w of current) seen.add(w);
+      return seen.has('everyone');
+    });
+    assert.ok(seen.size >= 2, `saw the candidate on ${[...seen].join(', ')}`);
+    await page.screenshot({ path: `${RESULTS}status-page-rollout.png`, fullPage: true });
+
+    // Act 2: the rejection appears in the history with its reason.
+    await until('the rejection in the history', async () =>
+      (await page.locator('#history tbody').textContent())!.includes('reject'),
+    );
+    await page.screenshot({ path: `${RESULTS}status-page-rejected.png`, fullPage: true });
+    const gates = await page.locator('#gates tbody').textContent();
+    assert.ok(gates !== null);
+
+    const code = await exited;
+    assert.equal(code, 0, output);
+    assert.match(output, /rejected on wave 0: canary: failed ratio/);
+    assert.match(output, /main has the revert/);
+  });
+});
