@@ -422,6 +422,11 @@ export class RolloutEngine {
         sample.status = health.status;
         if (health.errors !== undefined) sample.errors = counted(health.errors);
         if (health.requests !== undefined) sample.requests = counted(health.requests);
+        const failed = health['failedTarget'];
+        if (typeof failed === 'object' && failed !== null && 'etag' in failed) {
+          const etag = (failed as { etag: unknown }).etag;
+          if (typeof etag === 'string') sample.failedEtag = etag;
+        }
       }
       samples.push(sample);
       const reports = pending.get(record.id);

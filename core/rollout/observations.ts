@@ -12,6 +12,12 @@ export interface AgentSample {
   wave: number;
   /** The etag the agent reports it runs. */
   current?: string;
+  /**
+   * The etag of a target the agent received but could not apply (`health.failedTarget`). It
+   * keeps running, and reporting, its previous target: without this the failure would count
+   * against that target's cohort instead of the one that caused it.
+   */
+  failedEtag?: string;
   /** The etag of its target at the candidate revision (defined for waves 0..k). */
   candidateEtag?: string;
   /** The etag of its target at the stable revision. */
@@ -69,6 +75,14 @@ export type Cohort = 'candidate' | 'stable' | 'neither';
 
 /** Which cohort a report belongs to while the candidate runs on waves 0..wave. */
 export function cohortOf(sample: AgentSample, wave: number): Cohort {
+  if (
+    sample.wave <= wave &&
+    sample.failedEtag !== undefined &&
+    sample.failedEtag === sample.candidateEtag &&
+    sample.status === 'failed'
+  ) {
+    return 'candidate';
+  }
   if (sample.current === undefined) return 'neither';
   if (sample.wave <= wave && sample.current === sample.candidateEtag) return 'candidate';
   if (sample.current === sample.stableEtag) return 'stable';

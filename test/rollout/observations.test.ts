@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   addReport,
+  cohortOf,
   emptyTally,
   failedRatio,
   observeCohorts,
@@ -52,6 +53,29 @@ describe('observeCohorts', () => {
   it('counts the stable cohort by the stable etag', () => {
     assert.equal(stable.applied, 2);
     assert.equal(stable.failed, 1);
+  });
+});
+
+describe('an agent that could not apply the candidate', () => {
+  it('counts as a failure of the candidate, not of the stable target it still runs', () => {
+    const samples = [
+      agent('a', { current: 'cand', status: 'ok' }),
+      agent('b', { current: 'stab', failedEtag: 'cand', status: 'failed' }),
+      agent('c', { current: 'stab', status: 'ok' }),
+      // A failure to apply some other target says nothing about this candidate.
+      agent('d', { current: 'stab', failedEtag: 'older', status: 'failed' }),
+    ];
+    const { candidate, stable } = observeCohorts(samples, {
+      wave: 0,
+      now: NOW,
+      silentAfterMs: 30_000,
+    });
+    assert.equal(candidate.applied, 2);
+    assert.equal(candidate.failed, 1);
+    assert.equal(stable.applied, 2);
+    assert.equal(stable.failed, 1);
+    assert.equal(cohortOf(samples[1]!, 0), 'candidate');
+    assert.equal(cohortOf({ ...samples[1]!, wave: 1 }, 0), 'stable');
   });
 });
 
