@@ -18,22 +18,47 @@ export interface TreeEntry {
 
 const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
-// Variables that would point git at another repository than the one we opened: set by git
-// hooks and by people's shells, they must not leak into fleetwave's own git commands.
-const REPOSITORY_VARIABLES = [
-  'GIT_DIR',
-  'GIT_WORK_TREE',
-  'GIT_INDEX_FILE',
-  'GIT_OBJECT_DIRECTORY',
-  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
-  'GIT_COMMON_DIR',
-  'GIT_NAMESPACE',
-  'GIT_PREFIX',
-];
+// git runs with an allowlisted environment, never the whole of ours: variables such as
+// GIT_DIR (set by hooks) would point it at another repository, and EDITOR, GIT_ASKPASS or
+// GIT_SSH_COMMAND (npm run sets EDITOR, for one) would make it run programs; simple-git
+// refuses most of those anyway. What git legitimately needs from the operator passes.
+const PASSED_VARIABLES = new Set([
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'TMPDIR',
+  'LANG',
+  'XDG_CONFIG_HOME',
+  'SSH_AUTH_SOCK',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+  'GIT_SSL_CAINFO',
+  'GIT_SSL_CAPATH',
+  'GIT_CONFIG_GLOBAL',
+  'GIT_CONFIG_SYSTEM',
+  'GIT_CONFIG_NOSYSTEM',
+  'GIT_CONFIG_COUNT',
+  'GIT_AUTHOR_NAME',
+  'GIT_AUTHOR_EMAIL',
+  'GIT_COMMITTER_NAME',
+  'GIT_COMMITTER_EMAIL',
+]);
 
-function gitEnvironment(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of REPOSITORY_VARIABLES) delete env[name];
+function passed(name: string): boolean {
+  return PASSED_VARIABLES.has(name) || /^GIT_CONFIG_(KEY|VALUE)_\d+$/.test(name);
+}
+
+/** The environment of every git command: allowlisted operator variables, then `extra`. */
+export function gitEnvironment(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && passed(name)) env[name] = value;
+  }
   Object.assign(env, { GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' }, extra);
   for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
   return env;
@@ -196,7 +221,7 @@ export class GitRepository {
   static async initBare(dir: string, env: NodeJS.ProcessEnv = {}): Promise<GitRepository> {
     const { mkdir } = await import('node:fs/promises');
     await mkdir(dir, { recursive: true });
-    const fullEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', ...env };
+    const fullEnv = gitEnvironment(env);
     const r = await runGit(dir, fullEnv, ['init', '--bare', '--quiet', '--end-of-options', '.']);
     if (r.code !== 0) throw new FleetwaveError('GIT_FAILED', `git init failed: ${r.stderr.trim()}`);
     return GitRepository.open(dir, env);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GitRepository } from '../git/repository.ts';
+import { GitRepository, gitEnvironment } from '../git/repository.ts';
 import { exampleFleetRepo } from './helpers/git.ts';
 
 describe('GitRepository', () => {
@@ -13,6 +13,34 @@ describe('GitRepository', () => {
       GIT_CONFIG_VALUE_0: 'off',
     });
     assert.match(await repo.resolveCommit('HEAD'), /^[0-9a-f]{40}$/);
+  });
+
+  it('ignores variables of ours that would make git run programs or use another repository', async () => {
+    // `npm run` sets EDITOR; a git hook sets GIT_DIR. Neither may reach fleetwave's git.
+    const dir = await exampleFleetRepo();
+    const saved = {
+      EDITOR: process.env['EDITOR'],
+      GIT_DIR: process.env['GIT_DIR'],
+      GIT_ASKPASS: process.env['GIT_ASKPASS'],
+    };
+    Object.assign(process.env, {
+      EDITOR: 'vi',
+      GIT_DIR: '/nonexistent',
+      GIT_ASKPASS: '/bin/false',
+    });
+    try {
+      const repo = await GitRepository.open(dir);
+      assert.match(await repo.resolveCommit('HEAD'), /^[0-9a-f]{40}$/);
+      const env = gitEnvironment();
+      assert.equal(env['EDITOR'], undefined);
+      assert.equal(env['GIT_DIR'], undefined);
+      assert.equal(env['GIT_TERMINAL_PROMPT'], '0');
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 
   it('refuses a revision that looks like an option', async () => {

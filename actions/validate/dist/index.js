@@ -65704,19 +65704,40 @@ var wo = (t2, e) => {
 
 // git/repository.ts
 var SHA2 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
-var REPOSITORY_VARIABLES = [
-  "GIT_DIR",
-  "GIT_WORK_TREE",
-  "GIT_INDEX_FILE",
-  "GIT_OBJECT_DIRECTORY",
-  "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-  "GIT_COMMON_DIR",
-  "GIT_NAMESPACE",
-  "GIT_PREFIX"
-];
-function gitEnvironment(extra) {
-  const env = { ...process.env };
-  for (const name of REPOSITORY_VARIABLES) delete env[name];
+var PASSED_VARIABLES = /* @__PURE__ */ new Set([
+  "PATH",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "TMPDIR",
+  "LANG",
+  "XDG_CONFIG_HOME",
+  "SSH_AUTH_SOCK",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+  "GIT_SSL_CAINFO",
+  "GIT_SSL_CAPATH",
+  "GIT_CONFIG_GLOBAL",
+  "GIT_CONFIG_SYSTEM",
+  "GIT_CONFIG_NOSYSTEM",
+  "GIT_CONFIG_COUNT",
+  "GIT_AUTHOR_NAME",
+  "GIT_AUTHOR_EMAIL",
+  "GIT_COMMITTER_NAME",
+  "GIT_COMMITTER_EMAIL"
+]);
+function passed(name) {
+  return PASSED_VARIABLES.has(name) || /^GIT_CONFIG_(KEY|VALUE)_\d+$/.test(name);
+}
+function gitEnvironment(extra = {}) {
+  const env = {};
+  for (const [name, value2] of Object.entries(process.env)) {
+    if (value2 !== void 0 && passed(name)) env[name] = value2;
+  }
   Object.assign(env, { GIT_TERMINAL_PROMPT: "0", LC_ALL: "C" }, extra);
   for (const [name, value2] of Object.entries(env)) if (value2 === void 0) delete env[name];
   return env;
@@ -65739,10 +65760,12 @@ var GitRepository = class _GitRepository {
     const fullEnv = gitEnvironment(env);
     let git;
     try {
+      const configFromEnv = Object.keys(fullEnv).some((k2) => k2.startsWith("GIT_CONFIG"));
       git = wo({
         baseDir: dir,
         trimmed: false,
-        allowEnvironment: Object.keys(fullEnv)
+        allowEnvironment: Object.keys(fullEnv),
+        ...configFromEnv ? { unsafe: { allowUnsafeConfigPaths: true, allowUnsafeConfigEnvCount: true } } : {}
       }).env(fullEnv);
       await git.raw(["rev-parse", "--git-dir"]);
     } catch (e) {
@@ -65858,7 +65881,7 @@ var GitRepository = class _GitRepository {
   static async initBare(dir, env = {}) {
     const { mkdir: mkdir2 } = await import("node:fs/promises");
     await mkdir2(dir, { recursive: true });
-    const fullEnv = { ...process.env, GIT_TERMINAL_PROMPT: "0", LC_ALL: "C", ...env };
+    const fullEnv = gitEnvironment(env);
     const r2 = await runGit(dir, fullEnv, ["init", "--bare", "--quiet", "--end-of-options", "."]);
     if (r2.code !== 0) throw new FleetwaveError("GIT_FAILED", `git init failed: ${r2.stderr.trim()}`);
     return _GitRepository.open(dir, env);
