@@ -7,18 +7,7 @@ import type { Wave } from '../../core/fleet/model.ts';
 import { applyDecision, decide, type RolloutPolicy } from '../../core/rollout/decide.ts';
 import type { FleetObservation, Tally } from '../../core/rollout/observations.ts';
 import { initialRolloutState, type RolloutState } from '../../core/rollout/state.ts';
-
-/** mulberry32: a small, fast, seeded PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../../simulate/labels.ts';
 
 /** Binomial(n, p) by inversion: exact, O(np). */
 export function binomial(random: () => number, n: number, p: number): number {

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compareProportions } from '../../core/rollout/stats.ts';
-import { binomial, prng } from './sim.ts';
+import { prng } from '../../simulate/labels.ts';
+import { binomial } from './sim.ts';
 
 /** Runs `runs` monitored experiments of `looks` batches each; the share that ever fired. */
 function everFired(
