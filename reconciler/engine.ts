@@ -7,7 +7,6 @@
 
 import { isFleetwaveError, FleetwaveError } from '../core/errors.ts';
 import type { FleetModel, Wave } from '../core/fleet/model.ts';
-import { selectCandidate, type BranchCommit } from '../core/rollout/candidate.ts';
 import {
   applyDecision,
   decide,
@@ -33,14 +32,13 @@ import type { AgentRecord } from './agents.ts';
 import type { Reconciler } from './context.ts';
 import { ensurePullRequest } from './github.ts';
 import { runPrometheusGates } from './prometheus.ts';
+import { branchHistory } from './history.ts';
 import { hasRevert, makeRevert, revertMessage, subjectOf } from './revert.ts';
 import { writeState } from './state.ts';
 import type { Logger, ServedRollout } from './sync.ts';
 
 /** Writes tried before giving up on one evaluation or action (each after a fetch). */
 export const MAX_WRITE_ATTEMPTS = 6;
-/** First-parent commits of the fleet branch looked at for a candidate. */
-export const MAX_HISTORY = 50;
 /** Rejections whose revert is checked on each evaluation (the newest). */
 const MAX_REVERT_CHECKS = 20;
 
@@ -81,6 +79,16 @@ export interface EngineStatus {
   stalled: string | null;
   lastError: { at: string; message: string } | null;
   reverts: RevertStatus[];
+  /** The candidate's cohorts at its wave, as last observed; null when nothing rolls out. */
+  observation: RolloutObservation | null;
+}
+
+/**
+ * What GET /v1/status publishes as `rollout.observation` and the promote action decides on: the
+ * FleetObservation decide() gets (JSON-safe: strings and counts) and when it was made.
+ */
+export interface RolloutObservation extends FleetObservation {
+  at: string;
 }
 
 interface Base {
@@ -144,6 +152,7 @@ export class RolloutEngine {
       stalled: null,
       lastError: null,
       reverts: [],
+      observation: null,
     };
     ctx.agents.onReport = (record) => this.onReport(record);
   }
@@ -264,6 +273,11 @@ export class RolloutEngine {
           },
           'wrote a rollout decision',
         );
+        if (decision.kind === 'reject') {
+          this.ctx.metrics.rejections.inc({
+            wave: base.policy.waves[decision.wave]?.name ?? String(decision.wave),
+          });
+        }
       }
       await this.reconcileReverts();
       return decision;
@@ -353,6 +367,27 @@ export class RolloutEngine {
       gates: evidence?.gates ?? [],
       prometheus: observations.prometheus ? { ...observations.prometheus } : null,
     };
+    const c = base.state.candidate;
+    const wave = c ? base.policy.waves[c.wave] : undefined;
+    this.ctx.metrics.decisions.inc({ decision: decision.kind });
+    this.ctx.metrics.evaluated({
+      ...(c && wave
+        ? {
+            candidate: {
+              wave: wave.name,
+              index: c.wave,
+              startedAt: Date.parse(c.waveStartedAt),
+            },
+          }
+        : {}),
+      gates: evidence?.gates ?? [],
+      ...(observations.fleet
+        ? {
+            cohorts: { candidate: observations.fleet.candidate, stable: observations.fleet.stable },
+          }
+        : {}),
+      paused: base.state.paused,
+    });
   }
 
   private cache(model: FleetModel, revision: string): TargetCache {
@@ -369,17 +404,13 @@ export class RolloutEngine {
   // --- Observations
 
   private async observe(base: Base): Promise<Observations> {
-    const observations: Observations = { history: await this.branchHistory(base) };
-    const served = base.served;
-    const candidate = base.state.candidate;
-    const pending = this.pending;
-    this.pending = new Map();
-    if (!candidate || !served.candidate || served.candidate.commit !== candidate.revision) {
-      return observations;
-    }
-    const wave = base.policy.waves[candidate.wave];
-    if (!wave) return observations;
-    observations.fleet = this.observeFleet(base, candidate.revision, candidate.wave, wave, pending);
+    const observations: Observations = {
+      history: await branchHistory(this.ctx.mirror, base.branchTip, base.state),
+    };
+    const fleet = this.observeCandidate(base.served, base.policy);
+    if (!fleet) return observations;
+    observations.fleet = fleet;
+    const wave = base.policy.waves[fleet.wave]!;
     const queries = wave.gates?.prometheus ?? [];
     const url = this.ctx.config.prometheusUrl;
     if (queries.length > 0) {
@@ -392,14 +423,66 @@ export class RolloutEngine {
     return observations;
   }
 
+  /**
+   * The served candidate's cohorts at its wave, now; the check-ins since the last look join its
+   * tally (attributed to the cohort each agent is in now, so looking more often only sharpens it).
+   * Kept as status.observation.
+   */
+  private observeCandidate(
+    served: ServedRollout,
+    policy: RolloutPolicy,
+  ): FleetObservation | undefined {
+    const pending = this.pending;
+    this.pending = new Map();
+    const candidate = served.state.candidate;
+    const wave = candidate ? policy.waves[candidate.wave] : undefined;
+    if (!candidate || !wave || served.candidate?.commit !== candidate.revision) {
+      this.status.observation = null;
+      return undefined;
+    }
+    const fleet = this.observeFleet(
+      served,
+      policy,
+      candidate.revision,
+      candidate.wave,
+      wave,
+      pending,
+    );
+    this.status.observation = { ...fleet, at: this.iso() };
+    return fleet;
+  }
+
+  /**
+   * The observation GET /v1/status publishes: the last evaluation's while it is younger than
+   * the evaluate interval, else one made now (always, when the engine does not evaluate on its
+   * own and the promote action decides on what it reads here).
+   */
+  observation(): RolloutObservation | null {
+    const served = this.ctx.sync.served;
+    if (!served) return null;
+    const last = this.status.observation;
+    const c = served.state.candidate;
+    if (
+      last &&
+      c &&
+      last.revision === c.revision &&
+      last.wave === c.wave &&
+      this.ctx.now() - Date.parse(last.at) < this.intervalMs
+    ) {
+      return last;
+    }
+    this.observeCandidate(served, policyOf(served.stable.model));
+    return this.status.observation;
+  }
+
   private observeFleet(
-    base: Base,
+    served: ServedRollout,
+    policy: RolloutPolicy,
     revision: string,
     k: number,
     wave: Wave,
     pending: Map<string, Tally>,
   ): FleetObservation {
-    const served = base.served;
     const stable = this.cache(served.stable.model, served.stable.commit);
     const candidate = this.cache(served.candidate!.model, revision);
     const key = `${revision}:${k}`;
@@ -436,7 +519,7 @@ export class RolloutEngine {
     const cohorts = observeCohorts(samples, {
       wave: k,
       now: this.ctx.now(),
-      silentAfterMs: silentAfterMs(base.policy, wave),
+      silentAfterMs: silentAfterMs(policy, wave),
     });
     return {
       revision,
@@ -444,49 +527,6 @@ export class RolloutEngine {
       ...cohorts,
       tally: { candidate: { ...tally.candidate }, stable: { ...tally.stable } },
     };
-  }
-
-  /**
-   * The fleet branch's first-parent history newer than stable, newest first, as far as the
-   * first commit that may be the candidate: validity from the mirror's per-revision cache,
-   * which rejected revisions each commit carries, and whose reverts it carries.
-   */
-  private async branchHistory(base: Base): Promise<BranchCommit[]> {
-    const repo = this.ctx.mirror.repo;
-    const r = await repo.exec([
-      'rev-list',
-      '--first-parent',
-      `--max-count=${MAX_HISTORY}`,
-      base.branchTip,
-      `^${base.state.stable}`,
-    ]);
-    if (r.code !== 0)
-      throw new FleetwaveError('GIT_FAILED', `git rev-list failed: ${r.stderr.trim()}`);
-    const commits = r.stdout.split('\n').filter((l) => /^[0-9a-f]{40}/.test(l));
-    const inBranch: string[] = [];
-    for (const rejected of base.state.rejected.slice(-MAX_REVERT_CHECKS * 5)) {
-      if (
-        (await this.ctx.mirror.has(rejected.revision)) &&
-        (await repo.isAncestor(rejected.revision, base.branchTip))
-      ) {
-        inBranch.push(rejected.revision);
-      }
-    }
-    const history: BranchCommit[] = [];
-    for (const commit of commits) {
-      const loaded = await this.ctx.mirror.load(commit);
-      const contains: string[] = [];
-      const reverts: string[] = [];
-      for (const rejected of inBranch) {
-        if (!(await repo.isAncestor(rejected, commit))) continue;
-        contains.push(rejected);
-        if (rejected !== commit && (await hasRevert(repo, rejected, commit)))
-          reverts.push(rejected);
-      }
-      history.push({ revision: commit, valid: loaded.valid, contains, reverts });
-      if (selectCandidate(history, base.state).revision !== undefined) break;
-    }
-    return history;
   }
 
   // --- Reverts
@@ -722,6 +762,9 @@ export class RolloutEngine {
           }
           await this.backoff(attempt);
           continue;
+        }
+        if (fixed?.kind === 'reject') {
+          this.ctx.metrics.rejections.inc({ wave: fixed.evidence.wave });
         }
         if (action === 'rollback') await this.reconcileReverts();
         return { action, changed: true, stateCommit: written, message: message.split('\n')[0]! };

@@ -2,7 +2,26 @@
 // labels: agents are counted by wave, revision and health, whose values are few.
 
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { GateResult } from '../core/rollout/gates/gate.ts';
+import type { CohortSnapshot } from '../core/rollout/observations.ts';
 import type { AgentRegistry } from './agents.ts';
+
+/**
+ * Agent labels whose values break agents down in `fleetwave_agents_by_label`: few keys, and at
+ * most MAX_LABEL_VALUES values each (the rest count as `other`), so the series stay bounded.
+ */
+export const BREAKDOWN_LABELS: readonly string[] = ['region'];
+export const MAX_LABEL_VALUES = 64;
+
+/** What one rollout evaluation saw, for the gauges below (see RolloutEngine). */
+export interface EvaluationMetrics {
+  /** The candidate's wave now, with when it started; undefined when nothing rolls out. */
+  candidate?: { wave: string; index: number; startedAt: number };
+  /** The gates evaluated on that wave (none when the decision rested on no evidence). */
+  gates: readonly GateResult[];
+  cohorts?: { candidate: CohortSnapshot; stable: CohortSnapshot };
+  paused: boolean;
+}
 
 export type CheckinResult =
   | 'target'
@@ -25,12 +44,30 @@ export class Metrics {
   readonly revisionInfo: Gauge<'role' | 'revision'>;
   readonly renderErrors: Counter<'code'>;
   readonly webhooks: Counter<'result'>;
+  readonly branchTipValid: Gauge;
+  readonly lastCheckin: Gauge;
+  readonly checkinDuration: Histogram;
+  readonly rejections: Counter<'wave'>;
+  readonly decisions: Counter<'decision'>;
+  readonly candidateWave: Gauge;
+  readonly waveStarted: Gauge<'wave'>;
+  readonly paused: Gauge;
+  readonly gateValue: Gauge<'wave' | 'gate'>;
+  readonly gateThreshold: Gauge<'wave' | 'gate'>;
+  readonly gateVerdict: Gauge<'wave' | 'gate' | 'verdict'>;
+  readonly cohortAgents: Gauge<'cohort' | 'state'>;
 
   constructor(
     registry: Registry,
-    sources: { agents: AgentRegistry; waiters: () => number; shortRevision: (r: string) => string },
+    sources: {
+      agents: AgentRegistry;
+      waiters: () => number;
+      shortRevision: (r: string) => string;
+      now?: () => number;
+    },
   ) {
     const registers = [registry];
+    const now = sources.now ?? Date.now;
     this.checkins = new Counter({
       name: 'fleetwave_checkins_total',
       help: 'Check-ins answered, by result.',
@@ -127,5 +164,140 @@ export class Metrics {
         }
       },
     });
+    new Gauge({
+      name: 'fleetwave_agents_by_label',
+      help: `Agents known to this replica by the value of an agent label (label: ${BREAKDOWN_LABELS.join(', ')}; at most ${MAX_LABEL_VALUES} values, the rest "other") and health.`,
+      labelNames: ['label', 'value', 'health'],
+      registers,
+      collect() {
+        this.reset();
+        for (const label of BREAKDOWN_LABELS) {
+          const counts = new Map<string, Map<string, number>>();
+          for (const agent of sources.agents.values()) {
+            let value = agent.labels[label] ?? 'none';
+            if (!counts.has(value) && counts.size >= MAX_LABEL_VALUES) value = 'other';
+            let byHealth = counts.get(value);
+            if (!byHealth) counts.set(value, (byHealth = new Map()));
+            const health = agent.health?.status ?? 'unknown';
+            byHealth.set(health, (byHealth.get(health) ?? 0) + 1);
+          }
+          for (const [value, byHealth] of counts) {
+            for (const [health, n] of byHealth) this.set({ label, value, health }, n);
+          }
+        }
+      },
+    });
+    this.branchTipValid = new Gauge({
+      name: 'fleetwave_branch_tip_valid',
+      help: '0 when the newest revision of the fleet branch was refused as invalid (it is not served); 1 when it is valid or none was read yet.',
+      registers,
+    });
+    this.branchTipValid.set(1);
+    this.lastCheckin = new Gauge({
+      name: 'fleetwave_last_checkin_timestamp_seconds',
+      help: 'When an agent last checked in here; until the first check-in, when the reconciler started.',
+      registers,
+    });
+    this.lastCheckin.set(now() / 1000);
+    this.checkinDuration = new Histogram({
+      name: 'fleetwave_checkin_duration_seconds',
+      help: 'Time to answer a check-in that is not held (a target or 304 at once), from the request to the answer.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
+    this.rejections = new Counter({
+      name: 'fleetwave_rollout_rejections_total',
+      help: 'Candidates rejected by this replica (by the gates or an operator rollback), by the wave they were on.',
+      labelNames: ['wave'],
+      registers,
+    });
+    this.decisions = new Counter({
+      name: 'fleetwave_rollout_evaluations_total',
+      help: 'Rollout evaluations, by decision (start, promote, complete, reject, wait).',
+      labelNames: ['decision'],
+      registers,
+    });
+    for (const decision of ['start', 'promote', 'complete', 'reject', 'wait']) {
+      this.decisions.inc({ decision }, 0);
+    }
+    this.candidateWave = new Gauge({
+      name: 'fleetwave_rollout_candidate_wave',
+      help: 'Index of the wave the candidate runs up to (0 is the first wave); -1 when nothing rolls out. Set at each evaluation.',
+      registers,
+    });
+    this.candidateWave.set(-1);
+    this.waveStarted = new Gauge({
+      name: 'fleetwave_rollout_wave_started_timestamp_seconds',
+      help: "When the candidate's current wave started; absent when nothing rolls out.",
+      labelNames: ['wave'],
+      registers,
+    });
+    this.paused = new Gauge({
+      name: 'fleetwave_rollout_paused',
+      help: '1 when the rollout is paused by an operator, else 0.',
+      registers,
+    });
+    this.gateValue = new Gauge({
+      name: 'fleetwave_gate_value',
+      help: "Each gate's value at the last evaluation of the candidate's wave (ratios, seconds, agents).",
+      labelNames: ['wave', 'gate'],
+      registers,
+    });
+    this.gateThreshold = new Gauge({
+      name: 'fleetwave_gate_threshold',
+      help: "Each gate's threshold at the last evaluation of the candidate's wave.",
+      labelNames: ['wave', 'gate'],
+      registers,
+    });
+    this.gateVerdict = new Gauge({
+      name: 'fleetwave_gate_verdict',
+      help: "1 for each gate's verdict (pass, fail, wait) at the last evaluation of the candidate's wave, 0 for the others.",
+      labelNames: ['wave', 'gate', 'verdict'],
+      registers,
+    });
+    this.cohortAgents = new Gauge({
+      name: 'fleetwave_rollout_agents',
+      help: 'The cohorts at the last evaluation: candidate (waves 0..k) and stable, by state (eligible, applied, silent, failed, degraded).',
+      labelNames: ['cohort', 'state'],
+      registers,
+    });
+  }
+
+  /** The rollout gauges after one evaluation (every replica that evaluates sets its own). */
+  evaluated(e: EvaluationMetrics): void {
+    this.paused.set(e.paused ? 1 : 0);
+    this.candidateWave.set(e.candidate?.index ?? -1);
+    this.waveStarted.reset();
+    if (e.candidate) this.waveStarted.set({ wave: e.candidate.wave }, e.candidate.startedAt / 1000);
+    this.gateValue.reset();
+    this.gateThreshold.reset();
+    this.gateVerdict.reset();
+    const wave = e.candidate?.wave;
+    if (wave !== undefined) {
+      for (const g of e.gates) {
+        const labels = { wave, gate: g.gate };
+        if (g.value !== undefined && Number.isFinite(g.value)) this.gateValue.set(labels, g.value);
+        if (g.threshold !== undefined && Number.isFinite(g.threshold))
+          this.gateThreshold.set(labels, g.threshold);
+        for (const verdict of ['pass', 'fail', 'wait'] as const) {
+          this.gateVerdict.set({ ...labels, verdict }, g.verdict === verdict ? 1 : 0);
+        }
+      }
+    }
+    this.cohortAgents.reset();
+    if (e.cohorts) {
+      for (const cohort of ['candidate', 'stable'] as const) {
+        const s = e.cohorts[cohort];
+        const states = {
+          eligible: s.agents,
+          applied: s.applied,
+          silent: s.silent,
+          failed: s.failed,
+          degraded: s.degraded,
+        };
+        for (const [state, n] of Object.entries(states))
+          this.cohortAgents.set({ cohort, state }, n);
+      }
+    }
   }
 }

@@ -97,6 +97,7 @@ export async function buildServer(
     agents,
     waiters: () => ctx.longpoll.size,
     shortRevision: (r) => r.slice(0, 12),
+    now,
   });
   ctx.sync = new FleetSync({
     mirror,

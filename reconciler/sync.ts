@@ -248,6 +248,7 @@ export class FleetSync {
       valid: loaded.valid,
       errors: loaded.valid ? [] : loaded.errors,
     };
+    this.metrics.branchTipValid.set(loaded.valid ? 1 : 0);
     if (!loaded.valid) {
       this.metrics.revisionsRefused.inc({ kind: 'fleet' });
       this.log.error(

@@ -257,16 +257,19 @@ export async function agentRoutes(
       if (body.current) report.current = body.current;
       if (body.health) report.health = body.health;
       const record = ctx.agents.report(report);
+      ctx.metrics.lastCheckin.set(report.at / 1000);
       const { etag, pollAfterSeconds, whole } = summary(ctx, record);
       const has = tags ?? (body.current?.etag === undefined ? undefined : [body.current.etag]);
       if (!matches(has, etag)) {
         ctx.metrics.checkins.inc({ result: 'target' });
         sendTarget(reply, whole());
+        ctx.metrics.checkinDuration.observe(reply.elapsedTime / 1000);
         return;
       }
       if (wait === 0) {
         ctx.metrics.checkins.inc({ result: 'not_modified' });
         sendNotModified(reply, etag, pollAfterSeconds);
+        ctx.metrics.checkinDuration.observe(reply.elapsedTime / 1000);
         return;
       }
       if (!ctx.longpoll.hasRoom()) {

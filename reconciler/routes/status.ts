@@ -80,7 +80,9 @@ export async function statusRoutes(
     const status = rolloutStatus(ctx) as Record<string, unknown>;
     if (engine) {
       // The last evaluation (decision, reason, gate values), reverts, and the state branch's
-      // recent commits: what happened and why.
+      // recent commits: what happened and why. The candidate's observation is what the promote
+      // action decides on (actions/promote/src/observe.ts).
+      engine.observation();
       status.rollout = engine.status;
       status.history = await engine.history();
     }

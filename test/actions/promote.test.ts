@@ -13,7 +13,7 @@ import {
   serializeRolloutState,
   type RolloutState,
 } from '../../core/rollout/state.ts';
-import type { FleetObservation } from '../../core/rollout/observations.ts';
+import type { RolloutObservation } from '../../reconciler/engine.ts';
 import { git } from '../helpers/git.ts';
 import { BOT_TOKEN, FakeGitHub } from './fake-github.ts';
 import { fleetFiles, type FleetSpec } from './fleets.ts';
@@ -105,7 +105,7 @@ class Origin {
 const github = new FakeGitHub();
 let statusServer: Server;
 let statusUrl = '';
-let observation: FleetObservation | undefined;
+let observation: RolloutObservation | undefined;
 const cleanup: string[] = [];
 
 before(async () => {
@@ -113,7 +113,15 @@ before(async () => {
   statusServer = createServer((req, res) => {
     if (req.url !== '/v1/status') return void res.writeHead(404).end();
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ ready: true, stable: null, candidate: null, waves: [], observation }));
+    res.end(
+      JSON.stringify({
+        ready: true,
+        stable: null,
+        candidate: null,
+        waves: [],
+        rollout: { observation: observation ?? null },
+      }),
+    );
   });
   await new Promise<void>((r) => statusServer.listen(0, '127.0.0.1', r));
   statusUrl = `http://127.0.0.1:${(statusServer.address() as { port: number }).port}`;
@@ -135,7 +143,7 @@ function promote(origin: Origin, inputs: Record<string, string>): Promise<Action
   });
 }
 
-function cohorts(revision: string, wave: number, failed: number): FleetObservation {
+function cohorts(revision: string, wave: number, failed: number): RolloutObservation {
   const snap = (agents: number, bad: number) => ({
     agents,
     applied: agents,
@@ -148,6 +156,7 @@ function cohorts(revision: string, wave: number, failed: number): FleetObservati
   return {
     revision,
     wave,
+    at: new Date().toISOString(),
     candidate: snap(40, failed),
     stable: snap(400, 4),
     tally: {

@@ -81737,6 +81737,112 @@ function initialRolloutState(stable) {
   };
 }
 
+// reconciler/state.ts
+var ROBOT = { name: "fleetwave", email: "fleetwave@users.noreply.fleetwave.dev" };
+async function readState(mirror, commit) {
+  const text = await mirror.readStateFile(commit, ROLLOUT_FILE);
+  if (text === void 0) {
+    return { ok: false, commit, errors: [`${ROLLOUT_FILE} does not exist on the state branch`] };
+  }
+  const parsed = parseRolloutState(text);
+  return parsed.ok ? { ok: true, commit, state: parsed.state } : { ok: false, commit, errors: parsed.errors };
+}
+async function writeState(mirror, state, options) {
+  const commit = await mirror.repo.commitTree({
+    files: { [ROLLOUT_FILE]: serializeRolloutState(state) },
+    message: options.message,
+    ...options.parent === void 0 ? {} : { parent: options.parent },
+    author: ROBOT,
+    date: options.now
+  });
+  await mirror.repo.pushCommit(mirror.remote, commit, mirror.stateRef);
+  await mirror.repo.updateRef(mirror.stateRef, commit);
+  return commit;
+}
+async function createState(mirror, branchTip, branch, now) {
+  const stable = await mirror.newestValid(branchTip);
+  if (!stable) {
+    throw new FleetwaveError(
+      "ROLLOUT_STATE_INVALID",
+      `no valid revision among the last 100 commits of ${branch}: nothing can be stable yet`
+    );
+  }
+  try {
+    return await writeState(mirror, initialRolloutState(stable.commit), {
+      message: `fleetwave: start the rollout state
+
+stable: ${stable.commit}, the newest valid revision of ${branch}` + (stable.commit === branchTip ? "" : ` (the tip ${branchTip} is not valid)`) + "\n",
+      now
+    });
+  } catch (e) {
+    if (isFleetwaveError(e, "GIT_PUSH_REJECTED")) return void 0;
+    throw e;
+  }
+}
+
+// reconciler/revert.ts
+var SHA2 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+function revertLine(revision) {
+  return `This reverts commit ${revision}.`;
+}
+async function hasRevert(repo, revision, tip) {
+  if (!SHA2.test(revision) || !SHA2.test(tip)) {
+    throw new FleetwaveError("GIT_FAILED", "hasRevert needs commit ids");
+  }
+  const r2 = await repo.exec([
+    "rev-list",
+    "--max-count=1",
+    "--fixed-strings",
+    `--grep=${revertLine(revision)}`,
+    `${revision}..${tip}`
+  ]);
+  if (r2.code !== 0)
+    throw new FleetwaveError("GIT_FAILED", `git rev-list failed: ${r2.stderr.trim()}`);
+  return r2.stdout.trim() !== "";
+}
+
+// reconciler/history.ts
+var MAX_HISTORY = 50;
+var MAX_REJECTIONS = 100;
+var SHA3 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+async function branchHistory(mirror, tip, state, maxCommits = MAX_HISTORY) {
+  const repo = mirror.repo;
+  for (const c3 of [tip, state.stable]) {
+    if (!SHA3.test(c3))
+      throw new FleetwaveError("GIT_FAILED", `branchHistory needs commit ids: ${c3}`);
+  }
+  const r2 = await repo.exec([
+    "rev-list",
+    "--first-parent",
+    `--max-count=${maxCommits}`,
+    tip,
+    `^${state.stable}`
+  ]);
+  if (r2.code !== 0)
+    throw new FleetwaveError("GIT_FAILED", `git rev-list failed: ${r2.stderr.trim()}`);
+  const commits = r2.stdout.split("\n").filter((l3) => SHA3.test(l3));
+  const onBranch = [];
+  for (const rejected of state.rejected.slice(-MAX_REJECTIONS)) {
+    if (await mirror.has(rejected.revision) && await repo.isAncestor(rejected.revision, tip)) {
+      onBranch.push(rejected.revision);
+    }
+  }
+  const history = [];
+  for (const commit of commits) {
+    const loaded = await mirror.load(commit);
+    const contains = [];
+    const reverts = [];
+    for (const rejected of onBranch) {
+      if (!await repo.isAncestor(rejected, commit)) continue;
+      contains.push(rejected);
+      if (rejected !== commit && await hasRevert(repo, rejected, commit)) reverts.push(rejected);
+    }
+    history.push({ revision: commit, valid: loaded.valid, contains, reverts });
+    if (selectCandidate(history, state).revision !== void 0) break;
+  }
+  return history;
+}
+
 // reconciler/mirror.ts
 import { join } from "node:path";
 
@@ -86969,7 +87075,7 @@ var wo = (t2, e) => {
 };
 
 // git/repository.ts
-var SHA2 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+var SHA4 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 var PASSED_VARIABLES = /* @__PURE__ */ new Set([
   "PATH",
   "HOME",
@@ -87059,7 +87165,7 @@ var GitRepository = class _GitRepository {
         `${rev}^{commit}`
       ]);
       const sha = out.trim();
-      if (!SHA2.test(sha)) throw new Error(`unexpected rev-parse output ${JSON.stringify(out)}`);
+      if (!SHA4.test(sha)) throw new Error(`unexpected rev-parse output ${JSON.stringify(out)}`);
       return sha;
     } catch (e) {
       throw new FleetwaveError(
@@ -87073,7 +87179,7 @@ var GitRepository = class _GitRepository {
   }
   /** Every entry below `path` at `commit`, recursively, with blob sizes. */
   async listTree(commit, path) {
-    if (!SHA2.test(commit))
+    if (!SHA4.test(commit))
       throw new FleetwaveError("GIT_FAILED", `listTree needs a full commit id, got ${commit}`);
     const out = await this.git.raw([
       "ls-tree",
@@ -87105,7 +87211,7 @@ var GitRepository = class _GitRepository {
     const result = /* @__PURE__ */ new Map();
     if (oids.length === 0) return result;
     for (const oid of oids) {
-      if (!SHA2.test(oid)) throw new FleetwaveError("GIT_FAILED", `not an object id: ${oid}`);
+      if (!SHA4.test(oid)) throw new FleetwaveError("GIT_FAILED", `not an object id: ${oid}`);
     }
     const chunks = [];
     const child = spawn("git", ["cat-file", "--batch"], {
@@ -87166,7 +87272,7 @@ var GitRepository = class _GitRepository {
     const found = /* @__PURE__ */ new Map();
     for (const line of r2.stdout.split("\n")) {
       const [sha, ref] = line.split("	");
-      if (sha && ref && SHA2.test(sha) && refs.includes(ref)) found.set(ref, sha);
+      if (sha && ref && SHA4.test(sha) && refs.includes(ref)) found.set(ref, sha);
     }
     return found;
   }
@@ -87197,12 +87303,12 @@ var GitRepository = class _GitRepository {
     if (!ref.startsWith("refs/")) throw new FleetwaveError("GIT_FAILED", `not a full ref: ${ref}`);
     const r2 = await this.exec(["rev-parse", "--verify", "--quiet", "--end-of-options", ref]);
     const sha = r2.stdout.trim();
-    return r2.code === 0 && SHA2.test(sha) ? sha : void 0;
+    return r2.code === 0 && SHA4.test(sha) ? sha : void 0;
   }
   /** Whether `ancestor` is `descendant` or one of its ancestors. */
   async isAncestor(ancestor, descendant) {
     for (const c3 of [ancestor, descendant]) {
-      if (!SHA2.test(c3)) throw new FleetwaveError("GIT_FAILED", `isAncestor needs commit ids: ${c3}`);
+      if (!SHA4.test(c3)) throw new FleetwaveError("GIT_FAILED", `isAncestor needs commit ids: ${c3}`);
     }
     const r2 = await this.exec(["merge-base", "--is-ancestor", ancestor, descendant]);
     if (r2.code === 0) return true;
@@ -87211,11 +87317,11 @@ var GitRepository = class _GitRepository {
   }
   /** Up to `max` commits from `commit` following first parents, newest first. */
   async firstParents(commit, max) {
-    if (!SHA2.test(commit)) throw new FleetwaveError("GIT_FAILED", `not a commit id: ${commit}`);
+    if (!SHA4.test(commit)) throw new FleetwaveError("GIT_FAILED", `not a commit id: ${commit}`);
     const r2 = await this.exec(["rev-list", "--first-parent", `--max-count=${max}`, commit]);
     if (r2.code !== 0)
       throw new FleetwaveError("GIT_FAILED", `git rev-list failed: ${lastLine(r2.stderr)}`);
-    return r2.stdout.split("\n").filter((l3) => SHA2.test(l3));
+    return r2.stdout.split("\n").filter((l3) => SHA4.test(l3));
   }
   /** One file's bytes at `commit`, or undefined when the path is not a file there. */
   async readFileAt(commit, path) {
@@ -87245,7 +87351,7 @@ var GitRepository = class _GitRepository {
     const tree = await this.exec(["mktree"], { input: entries.join("\n") + "\n" });
     if (tree.code !== 0)
       throw new FleetwaveError("GIT_FAILED", `git mktree failed: ${lastLine(tree.stderr)}`);
-    if (options.parent !== void 0 && !SHA2.test(options.parent)) {
+    if (options.parent !== void 0 && !SHA4.test(options.parent)) {
       throw new FleetwaveError("GIT_FAILED", `not a commit id: ${options.parent}`);
     }
     const when = `${Math.floor(options.date.getTime() / 1e3)} +0000`;
@@ -87270,14 +87376,14 @@ var GitRepository = class _GitRepository {
       }
     );
     const sha = commit.stdout.trim();
-    if (commit.code !== 0 || !SHA2.test(sha)) {
+    if (commit.code !== 0 || !SHA4.test(sha)) {
       throw new FleetwaveError("GIT_FAILED", `git commit-tree failed: ${lastLine(commit.stderr)}`);
     }
     return sha;
   }
   /** Moves a local ref (no checks: the mirror's refs follow the remote). */
   async updateRef(ref, commit) {
-    if (!ref.startsWith("refs/") || !SHA2.test(commit)) {
+    if (!ref.startsWith("refs/") || !SHA4.test(commit)) {
       throw new FleetwaveError("GIT_FAILED", `updateRef needs a full ref and a commit id`);
     }
     const r2 = await this.exec(["update-ref", "--end-of-options", ref, commit]);
@@ -87290,7 +87396,7 @@ var GitRepository = class _GitRepository {
    */
   async pushCommit(remote, commit, ref) {
     checkRemote(remote);
-    if (!ref.startsWith("refs/heads/") || !SHA2.test(commit)) {
+    if (!ref.startsWith("refs/heads/") || !SHA4.test(commit)) {
       throw new FleetwaveError("GIT_FAILED", "pushCommit needs a commit id and a refs/heads/ ref");
     }
     const r2 = await this.exec([
@@ -87613,49 +87719,6 @@ var Mirror = class _Mirror {
     }
   }
 };
-
-// reconciler/state.ts
-var ROBOT = { name: "fleetwave", email: "fleetwave@users.noreply.fleetwave.dev" };
-async function readState(mirror, commit) {
-  const text = await mirror.readStateFile(commit, ROLLOUT_FILE);
-  if (text === void 0) {
-    return { ok: false, commit, errors: [`${ROLLOUT_FILE} does not exist on the state branch`] };
-  }
-  const parsed = parseRolloutState(text);
-  return parsed.ok ? { ok: true, commit, state: parsed.state } : { ok: false, commit, errors: parsed.errors };
-}
-async function writeState(mirror, state, options) {
-  const commit = await mirror.repo.commitTree({
-    files: { [ROLLOUT_FILE]: serializeRolloutState(state) },
-    message: options.message,
-    ...options.parent === void 0 ? {} : { parent: options.parent },
-    author: ROBOT,
-    date: options.now
-  });
-  await mirror.repo.pushCommit(mirror.remote, commit, mirror.stateRef);
-  await mirror.repo.updateRef(mirror.stateRef, commit);
-  return commit;
-}
-async function createState(mirror, branchTip, branch, now) {
-  const stable = await mirror.newestValid(branchTip);
-  if (!stable) {
-    throw new FleetwaveError(
-      "ROLLOUT_STATE_INVALID",
-      `no valid revision among the last 100 commits of ${branch}: nothing can be stable yet`
-    );
-  }
-  try {
-    return await writeState(mirror, initialRolloutState(stable.commit), {
-      message: `fleetwave: start the rollout state
-
-stable: ${stable.commit}, the newest valid revision of ${branch}` + (stable.commit === branchTip ? "" : ` (the tip ${branchTip} is not valid)`) + "\n",
-      now
-    });
-  } catch (e) {
-    if (isFleetwaveError(e, "GIT_PUSH_REJECTED")) return void 0;
-    throw e;
-  }
-}
 
 // node_modules/@actions/github/lib/context.js
 import { readFileSync, existsSync as existsSync3 } from "fs";
@@ -91992,53 +92055,9 @@ ${paused ? "paused" : "resumed"} by ${actor}
   );
 }
 
-// reconciler/revert.ts
-var SHA3 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
-function revertLine(revision) {
-  return `This reverts commit ${revision}.`;
-}
-async function hasRevert(repo, revision, tip) {
-  if (!SHA3.test(revision) || !SHA3.test(tip)) {
-    throw new FleetwaveError("GIT_FAILED", "hasRevert needs commit ids");
-  }
-  const r2 = await repo.exec([
-    "rev-list",
-    "--max-count=1",
-    "--fixed-strings",
-    `--grep=${revertLine(revision)}`,
-    `${revision}..${tip}`
-  ]);
-  if (r2.code !== 0)
-    throw new FleetwaveError("GIT_FAILED", `git rev-list failed: ${r2.stderr.trim()}`);
-  return r2.stdout.trim() !== "";
-}
-
-// actions/promote/src/history.ts
-var HISTORY_DEPTH = 100;
-async function branchHistory(mirror, tip, state) {
-  const rejected = [];
-  for (const r2 of state.rejected) if (await mirror.has(r2.revision)) rejected.push(r2.revision);
-  const history = [];
-  for (const revision of await mirror.repo.firstParents(tip, HISTORY_DEPTH)) {
-    if (revision === state.stable) {
-      history.push({ revision, valid: true, contains: [], reverts: [] });
-      break;
-    }
-    const contains = [];
-    const reverts = [];
-    for (const r2 of rejected) {
-      if (!await mirror.repo.isAncestor(r2, revision)) continue;
-      contains.push(r2);
-      if (r2 !== revision && await hasRevert(mirror.repo, r2, revision)) reverts.push(r2);
-    }
-    history.push({ revision, valid: (await mirror.load(revision)).valid, contains, reverts });
-  }
-  return history;
-}
-
 // actions/shared/src/event.ts
 import { readFileSync as readFileSync2 } from "node:fs";
-var SHA4 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+var SHA5 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 function field(value, ...path) {
   let v2 = value;
   for (const key of path) {
@@ -92068,7 +92087,7 @@ function pullRequestOf(payload) {
     ref: str(field(pr2, "head", "ref")),
     repo: str(field(pr2, "head", "repo", "full_name")) ?? null
   };
-  if (typeof number !== "number" || !Number.isSafeInteger(number) || !base.sha || !SHA4.test(base.sha) || !head.sha || !SHA4.test(head.sha) || !base.repo) {
+  if (typeof number !== "number" || !Number.isSafeInteger(number) || !base.sha || !SHA5.test(base.sha) || !head.sha || !SHA5.test(head.sha) || !base.repo) {
     throw new FleetwaveError(
       "USAGE",
       "the pull_request event payload lacks number, base.sha, head.sha or base.repo.full_name"
@@ -92107,9 +92126,9 @@ function readRunContext(env = process.env) {
   } else if (eventName === "push") {
     const after = str(field(payload, "after"));
     const before = str(field(payload, "before"));
-    if (after && SHA4.test(after)) {
+    if (after && SHA5.test(after)) {
       context3.push = { after };
-      if (before && SHA4.test(before) && !/^0+$/.test(before)) context3.push.before = before;
+      if (before && SHA5.test(before) && !/^0+$/.test(before)) context3.push.before = before;
     }
   }
   return context3;
@@ -92297,7 +92316,7 @@ async function fetchStatus(base, timeoutMs = TIMEOUT_MS) {
     stable: typeof b3.stable === "string" ? b3.stable : null,
     candidate: b3.candidate ?? null,
     waves: b3.waves,
-    ...b3.observation === void 0 ? {} : { observation: b3.observation }
+    ...typeof b3.rollout === "object" && b3.rollout !== null ? { rollout: { observation: b3.rollout.observation } } : {}
   };
 }
 
@@ -92320,7 +92339,7 @@ function counts(value, keys) {
 }
 function observationOf(value) {
   const o2 = value;
-  if (typeof o2 !== "object" || o2 === null || typeof o2.revision !== "string" || typeof o2.wave !== "number" || !counts(o2.candidate, SNAPSHOT) || !counts(o2.stable, SNAPSHOT) || !counts(o2.tally?.candidate, TALLY) || !counts(o2.tally?.stable, TALLY)) {
+  if (typeof o2 !== "object" || o2 === null || typeof o2.revision !== "string" || typeof o2.at !== "string" || typeof o2.wave !== "number" || !counts(o2.candidate, SNAPSHOT) || !counts(o2.stable, SNAPSHOT) || !counts(o2.tally?.candidate, TALLY) || !counts(o2.tally?.stable, TALLY)) {
     return void 0;
   }
   return o2;
@@ -92329,7 +92348,7 @@ async function observe(options) {
   const out = {};
   if (options.reconcilerUrl) {
     const status = await fetchStatus(options.reconcilerUrl);
-    const fleet = observationOf(status.observation);
+    const fleet = observationOf(status.rollout?.observation);
     if (fleet) out.fleet = fleet;
     else
       options.notes.push(

@@ -13,11 +13,11 @@ import {
   serializeRolloutState,
   type RolloutState,
 } from '../../../core/rollout/state.ts';
+import { branchHistory } from '../../../reconciler/history.ts';
 import { Mirror } from '../../../reconciler/mirror.ts';
 import { ROBOT, createState, readState, writeState } from '../../../reconciler/state.ts';
 import { describeGitHubError, githubClient } from '../../shared/src/github.ts';
 import { operatorStep, stepFor, type Step } from './command.ts';
-import { branchHistory } from './history.ts';
 import { readInputs, type PromoteInputs } from './inputs.ts';
 import { observe } from './observe.ts';
 

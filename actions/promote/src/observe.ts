@@ -1,9 +1,9 @@
 // What promote observes for the gates: the candidate's cohorts as the reconciler aggregates them
-// (its /v1/status `observation`), and the wave's Prometheus queries, run here like the
+// (its /v1/status `rollout.observation`), and the wave's Prometheus queries, run here like the
 // reconciler runs them (reconciler/prometheus.ts).
 
 import type { Wave } from '../../../core/fleet/model.ts';
-import type { FleetObservation } from '../../../core/rollout/observations.ts';
+import type { RolloutObservation } from '../../../reconciler/engine.ts';
 import { runPrometheusGates } from '../../../reconciler/prometheus.ts';
 import { fetchStatus } from '../../shared/src/reconciler.ts';
 import type { Observations } from '../../../core/rollout/decide.ts';
@@ -30,13 +30,14 @@ function counts(value: unknown, keys: readonly string[]): boolean {
   );
 }
 
-/** A FleetObservation from untrusted JSON, or undefined when it is not one. */
-export function observationOf(value: unknown): FleetObservation | undefined {
-  const o = value as Partial<FleetObservation> | null | undefined;
+/** A RolloutObservation from untrusted JSON, or undefined when it is not one. */
+export function observationOf(value: unknown): RolloutObservation | undefined {
+  const o = value as Partial<RolloutObservation> | null | undefined;
   if (
     typeof o !== 'object' ||
     o === null ||
     typeof o.revision !== 'string' ||
+    typeof o.at !== 'string' ||
     typeof o.wave !== 'number' ||
     !counts(o.candidate, SNAPSHOT) ||
     !counts(o.stable, SNAPSHOT) ||
@@ -45,7 +46,7 @@ export function observationOf(value: unknown): FleetObservation | undefined {
   ) {
     return undefined;
   }
-  return o as FleetObservation;
+  return o as RolloutObservation;
 }
 
 export async function observe(options: {
@@ -58,7 +59,7 @@ export async function observe(options: {
   if (options.reconcilerUrl) {
     // Unreachable: the error stops the action before anything is written.
     const status = await fetchStatus(options.reconcilerUrl);
-    const fleet = observationOf(status.observation);
+    const fleet = observationOf(status.rollout?.observation);
     if (fleet) out.fleet = fleet;
     else
       options.notes.push(

@@ -17,8 +17,11 @@ export interface ReconcilerStatus {
   stable: string | null;
   candidate: { revision: string; wave: number; waveName: string | null } | null;
   waves: LiveWave[];
-  /** The candidate's cohorts at its wave, as the reconciler observes them (checked by promote). */
-  observation?: unknown;
+  /**
+   * The engine's status; `rollout.observation` is the candidate's cohorts at its wave as the
+   * reconciler observes them (a RolloutObservation of reconciler/engine.ts, checked by promote).
+   */
+  rollout?: { observation?: unknown };
 }
 
 const TIMEOUT_MS = 10_000;
@@ -70,6 +73,8 @@ export async function fetchStatus(base: URL, timeoutMs = TIMEOUT_MS): Promise<Re
     stable: typeof b.stable === 'string' ? b.stable : null,
     candidate: b.candidate ?? null,
     waves: b.waves,
-    ...(b.observation === undefined ? {} : { observation: b.observation }),
+    ...(typeof b.rollout === 'object' && b.rollout !== null
+      ? { rollout: { observation: b.rollout.observation } }
+      : {}),
   };
 }

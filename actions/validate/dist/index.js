@@ -62130,7 +62130,7 @@ async function fetchStatus(base, timeoutMs = TIMEOUT_MS) {
     stable: typeof b3.stable === "string" ? b3.stable : null,
     candidate: b3.candidate ?? null,
     waves: b3.waves,
-    ...b3.observation === void 0 ? {} : { observation: b3.observation }
+    ...typeof b3.rollout === "object" && b3.rollout !== null ? { rollout: { observation: b3.rollout.observation } } : {}
   };
 }
 
