@@ -2,19 +2,14 @@
 // line for the wave the candidate is on, printed when it changes.
 
 import type { Writable } from 'node:stream';
+import type { WaveCounts } from '../reconciler/routes/status.ts';
 
 export interface Status {
   ready: boolean;
   stable: string | null;
   candidate: { revision: string; wave: number; waveName: string | null } | null;
   rejected?: Array<{ revision: string; wave: number; reason: string; at: string }>;
-  waves: Array<{
-    index: number;
-    name: string;
-    agents: number;
-    running: { candidate: number; stable: number; other: number };
-    health: { ok: number; degraded: number; failed: number; unknown: number };
-  }>;
+  waves: WaveCounts[];
   history?: Array<{ commit: string; subject: string; at: string }>;
 }
 

@@ -256,13 +256,7 @@ export class RolloutEngine {
       if (serializeRolloutState(next) !== serializeRolloutState(base.state)) {
         const written = await this.write(base, next, describeDecision(decision, base.policy));
         if (written === undefined) {
-          if (attempt >= MAX_WRITE_ATTEMPTS) {
-            throw new FleetwaveError(
-              'ROLLOUT_WRITE_FAILED',
-              `the state branch moved under every one of ${MAX_WRITE_ATTEMPTS} writes`,
-            );
-          }
-          await this.backoff(attempt);
+          await this.afterRefusedWrite(attempt);
           continue;
         }
         this.log.info(
@@ -282,6 +276,17 @@ export class RolloutEngine {
       await this.reconcileReverts();
       return decision;
     }
+  }
+
+  /** Someone else moved the state branch: back off (full jitter), or give up after the last try. */
+  private async afterRefusedWrite(attempt: number): Promise<void> {
+    if (attempt >= MAX_WRITE_ATTEMPTS) {
+      throw new FleetwaveError(
+        'ROLLOUT_WRITE_FAILED',
+        `the state branch moved under every one of ${MAX_WRITE_ATTEMPTS} writes`,
+      );
+    }
+    await this.backoff(attempt);
   }
 
   private backoff(attempt: number): Promise<void> {
@@ -754,13 +759,7 @@ export class RolloutEngine {
         }
         const written = await this.write(base, next, message);
         if (written === undefined) {
-          if (attempt >= MAX_WRITE_ATTEMPTS) {
-            throw new FleetwaveError(
-              'ROLLOUT_WRITE_FAILED',
-              `the state branch moved under every one of ${MAX_WRITE_ATTEMPTS} writes`,
-            );
-          }
-          await this.backoff(attempt);
+          await this.afterRefusedWrite(attempt);
           continue;
         }
         if (fixed?.kind === 'reject') {

@@ -6,7 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Reconciler } from '../context.ts';
 import type { RolloutEngine } from '../engine.ts';
 
-interface WaveCounts {
+/** One wave in GET /v1/status (the shape the status page, the demo and the actions read). */
+export interface WaveCounts {
   index: number;
   name: string;
   /** The revision this wave is served: the candidate for waves 0..k, else stable. */

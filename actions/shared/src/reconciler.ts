@@ -2,15 +2,10 @@
 // connected and what they run. Used for live counts (validate) and observations (promote).
 
 import { FleetwaveError } from '../../../core/errors.ts';
+import type { WaveCounts } from '../../../reconciler/routes/status.ts';
 
-export interface LiveWave {
-  index: number;
-  name: string;
-  revision: string;
-  agents: number;
-  running: { candidate: number; stable: number; other: number };
-  health: { ok: number; degraded: number; failed: number; unknown: number };
-}
+/** One wave as the reconciler's GET /v1/status reports it (one type, defined by the route). */
+export type LiveWave = WaveCounts;
 
 export interface ReconcilerStatus {
   ready: boolean;
