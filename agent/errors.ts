@@ -1,7 +1,7 @@
-// The agent's failures, each with a stable code and what happens next (the same three kinds as
-// core/errors.ts): `transient` backs off and fails over to the next URL, `waiting` waits as long
-// as the server asked (Retry-After), `stalled` needs a person (it is reported, and retried only
-// slowly). Codes:
+// The agent's failures. Their codes live with every other code in core/errors.ts (documented in
+// docs/errors.md); the kind says what the agent does next: `transient` backs off and fails over
+// to the next URL, `waiting` waits as long as the server asked (Retry-After), `stalled` needs a
+// person (it is reported, and retried only slowly). Codes:
 //
 // - AGENT_UNREACHABLE (transient): no connection, a reset, or a request timed out.
 // - AGENT_SERVER_ERROR (transient): the reconciler answered 5xx.
@@ -15,25 +15,24 @@
 // - APPLY_FAILED (stalled): --apply exited non-zero, was killed, or timed out.
 // - CACHE_UNWRITABLE (stalled): the cache directory cannot be created or written.
 
-import type { ErrorKind } from '../core/errors.ts';
+import { FleetwaveError, type ErrorCode } from '../core/errors.ts';
 
-export const AGENT_ERROR_KINDS = {
-  AGENT_UNREACHABLE: 'transient',
-  AGENT_SERVER_ERROR: 'transient',
-  AGENT_BAD_ANSWER: 'transient',
-  AGENT_BUSY: 'waiting',
-  AGENT_REFUSED: 'stalled',
-  ARTIFACT_DOWNLOAD_FAILED: 'transient',
-  ARTIFACT_MISMATCH: 'stalled',
-  APPLY_FAILED: 'stalled',
-  CACHE_UNWRITABLE: 'stalled',
-} as const satisfies Record<string, ErrorKind>;
+export type AgentErrorCode = Extract<
+  ErrorCode,
+  | 'AGENT_UNREACHABLE'
+  | 'AGENT_SERVER_ERROR'
+  | 'AGENT_BAD_ANSWER'
+  | 'AGENT_BUSY'
+  | 'AGENT_REFUSED'
+  | 'ARTIFACT_DOWNLOAD_FAILED'
+  | 'ARTIFACT_MISMATCH'
+  | 'APPLY_FAILED'
+  | 'CACHE_UNWRITABLE'
+>;
 
-export type AgentErrorCode = keyof typeof AGENT_ERROR_KINDS;
-
-export class AgentError extends Error {
-  readonly code: AgentErrorCode;
-  readonly kind: ErrorKind;
+/** A FleetwaveError of the agent, with what an HTTP answer said about retrying. */
+export class AgentError extends FleetwaveError {
+  declare readonly code: AgentErrorCode;
   /** For AGENT_BUSY: how long the server asked to wait, in ms. */
   readonly retryAfterMs: number | undefined;
   /** The HTTP status, when the error is an answer. */
@@ -44,10 +43,8 @@ export class AgentError extends Error {
     message: string,
     options: { cause?: unknown; retryAfterMs?: number; status?: number } = {},
   ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(code, message, options.cause === undefined ? {} : { cause: options.cause });
     this.name = 'AgentError';
-    this.code = code;
-    this.kind = AGENT_ERROR_KINDS[code];
     this.retryAfterMs = options.retryAfterMs;
     this.status = options.status;
   }

@@ -81101,6 +81101,37 @@ var ERROR_CODES = {
   RECONCILER_UNREACHABLE: {
     kind: "transient",
     summary: "The reconciler's /v1/status could not be read (a GitHub Action asked it)."
+  },
+  // The reference agent (agent/): what it does next follows the kind.
+  AGENT_UNREACHABLE: {
+    kind: "transient",
+    summary: "The agent could not reach the reconciler (no connection, reset, timeout)."
+  },
+  AGENT_SERVER_ERROR: {
+    kind: "transient",
+    summary: "The reconciler answered the agent with a 5xx."
+  },
+  AGENT_BAD_ANSWER: {
+    kind: "transient",
+    summary: "The reconciler answered something that is not the API (not a target, a wrong etag)."
+  },
+  AGENT_BUSY: { kind: "waiting", summary: "The reconciler answered 429 or 503 with Retry-After." },
+  AGENT_REFUSED: {
+    kind: "stalled",
+    summary: "The reconciler refused the agent (bad token, forbidden, no target for its labels)."
+  },
+  ARTIFACT_DOWNLOAD_FAILED: {
+    kind: "transient",
+    summary: "The artifact could not be downloaded (status, redirects, timeout, size)."
+  },
+  ARTIFACT_MISMATCH: {
+    kind: "stalled",
+    summary: "The artifact's sha256 is not the target's: refused."
+  },
+  APPLY_FAILED: { kind: "stalled", summary: "--apply exited non-zero, was killed, or timed out." },
+  CACHE_UNWRITABLE: {
+    kind: "stalled",
+    summary: "The agent cannot create or write its cache directory."
   }
 };
 var FleetwaveError = class extends Error {
