@@ -28,6 +28,8 @@ const { values } = parseArgs({
     'heap-snapshot': { type: 'string' },
     /** V8's --max-semi-space-size (MiB) for the server and the baseline: young-generation size. */
     'semi-space': { type: 'string' },
+    /** More Node/V8 flags for the server and the baseline, space-separated (e.g. '--optimize-for-size'). */
+    'node-args': { type: 'string' },
     /** Skip the bare node:http baseline. */
     'no-baseline': { type: 'boolean', default: false },
   },
@@ -84,11 +86,15 @@ function reply<K extends LongpollReply['kind']>(
 }
 
 const snapshotDir = values['heap-snapshot'];
-const v8Args =
-  values['semi-space'] === undefined
+const v8Args = [
+  ...(values['semi-space'] === undefined
     ? []
-    : [`--max-semi-space-size=${Number(values['semi-space'])}`];
-if (v8Args.length > 0) console.log(`server and baseline run with ${v8Args.join(' ')}`);
+    : [`--max-semi-space-size=${Number(values['semi-space'])}`]),
+  ...(values['node-args'] ?? '').split(' ').filter((a) => a !== ''),
+];
+console.log(
+  `server and baseline run with ${v8Args.length > 0 ? v8Args.join(' ') : "no Node/V8 flags (V8's defaults)"}`,
+);
 const clients: ChildProcess[] = [];
 let agentsForBaseline: LongpollAgent[] = [];
 
