@@ -3,7 +3,8 @@ import { mkdtemp, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fleetwave } from './helpers/cli.ts';
+import { spawnSync } from 'node:child_process';
+import { fleetwave, REPO_ROOT } from './helpers/cli.ts';
 
 describe('fleetwave validate', () => {
   it('accepts the example fleet', () => {
@@ -41,6 +42,17 @@ describe('fleetwave validate', () => {
     assert.deepEqual(r.stdout.trim().split('\n'), [
       'fleet/fleet.yaml:10:7: error: unknown key "percnt" in spec.waves[0]; did you mean "percent"?',
     ]);
+  });
+
+  it('runs as the installed bin: npx fleetwave validate fleet', () => {
+    // The compiled CLI (dist/, built by npm ci's prepare and by npm test) behind package.json's bin.
+    const r = spawnSync('npx', ['--no-install', 'fleetwave', 'validate', 'fleet'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /fleet: valid/);
   });
 
   it('exits 2 on usage errors', () => {
