@@ -35,6 +35,7 @@ import { runPrometheusGates } from './prometheus.ts';
 import { branchHistory } from './history.ts';
 import { hasRevert, makeRevert, revertMessage, subjectOf } from './revert.ts';
 import { writeState } from './state.ts';
+import { operatorDecision, type OperatorDecision } from '../core/rollout/operator.ts';
 import type { Logger, ServedRollout } from './sync.ts';
 
 /** Writes tried before giving up on one evaluation or action (each after a fetch). */
@@ -689,7 +690,7 @@ export class RolloutEngine {
   /** An operator action, written to the state branch like any decision. */
   operate(action: OperatorAction, who: { actor: string; reason: string }): Promise<ActionResult> {
     return this.serialized(async () => {
-      let fixed: Decision | undefined;
+      let fixed: OperatorDecision | undefined;
       for (let attempt = 1; ; attempt++) {
         await this.ctx.sync.sync();
         const base = await this.base(true);
@@ -698,7 +699,6 @@ export class RolloutEngine {
         const by = `by ${who.actor}: ${who.reason}`;
         let next: RolloutState;
         let message: string;
-        const c = base.state.candidate;
         switch (action) {
           case 'pause':
           case 'resume': {
@@ -709,31 +709,12 @@ export class RolloutEngine {
           case 'promote':
           case 'rollback': {
             if (!fixed) {
-              if (!c)
+              fixed = operatorDecision(action, base.state, base.policy, by);
+              if (!fixed)
                 throw new FleetwaveError(
                   'ROLLOUT_CONFLICT',
                   `nothing to ${action}: no candidate is rolling out`,
                 );
-              const waveName = base.policy.waves[c.wave]?.name ?? String(c.wave);
-              const evidence = {
-                wave: waveName,
-                gates: [{ gate: 'operator', verdict: 'pass' as const, message: by }],
-              };
-              fixed =
-                action === 'rollback'
-                  ? {
-                      kind: 'reject',
-                      revision: c.revision,
-                      wave: c.wave,
-                      reason: `${waveName}: rolled back ${by}`,
-                      evidence: {
-                        ...evidence,
-                        gates: [{ ...evidence.gates[0]!, verdict: 'fail' }],
-                      },
-                    }
-                  : c.wave >= base.policy.waves.length - 1
-                    ? { kind: 'complete', revision: c.revision, evidence }
-                    : { kind: 'promote', revision: c.revision, wave: c.wave + 1, evidence };
             }
             next = applyDecision(base.state, fixed, now);
             const short = 'revision' in fixed ? fixed.revision.slice(0, 12) : '';
@@ -742,7 +723,7 @@ export class RolloutEngine {
                 ? `fleetwave: roll back ${short} at wave ${fixed.evidence.wave} (operator)\n\n${by}\n`
                 : fixed.kind === 'complete'
                   ? `fleetwave: ${short} is stable (operator promote)\n\n${by}\n`
-                  : `fleetwave: promote ${short} to wave ${base.policy.waves[(fixed as { wave: number }).wave]?.name} (operator)\n\n${by}\n`;
+                  : `fleetwave: promote ${short} to wave ${base.policy.waves[fixed.wave]?.name} (operator)\n\n${by}\n`;
             if (fixed.kind === 'reject') this.evidence.set(fixed.revision, `Rolled back ${by}`);
             break;
           }

@@ -91951,18 +91951,39 @@ function describeGitHubError(e, what, apiUrl) {
   return `${what}: the GitHub API at ${apiUrl} could not be reached (${said})`;
 }
 
+// core/rollout/operator.ts
+function operatorDecision(command, state, policy, by) {
+  const c3 = state.candidate;
+  if (!c3) return void 0;
+  const wave = policy.waves[c3.wave]?.name ?? String(c3.wave);
+  const what = command === "rollback" ? "rolled back" : "promoted";
+  const evidence = {
+    wave,
+    gates: [
+      {
+        gate: "operator",
+        verdict: command === "rollback" ? "fail" : "pass",
+        message: `${what} ${by}; gates not evaluated`
+      }
+    ]
+  };
+  if (command === "rollback") {
+    return {
+      kind: "reject",
+      revision: c3.revision,
+      wave: c3.wave,
+      reason: `${wave}: rolled back ${by}`,
+      evidence
+    };
+  }
+  if (c3.wave >= policy.waves.length - 1)
+    return { kind: "complete", revision: c3.revision, evidence };
+  return { kind: "promote", revision: c3.revision, wave: c3.wave + 1, evidence };
+}
+
 // actions/promote/src/command.ts
 function waveName(policy, index) {
   return index === void 0 ? "" : policy.waves[index]?.name ?? String(index);
-}
-function operatorGate(actor, what) {
-  return [
-    {
-      gate: "operator",
-      verdict: "pass",
-      message: `${what} by ${actor}; gates not evaluated`
-    }
-  ];
 }
 function stepFor(decision, policy, state, now) {
   const current = state.candidate?.wave;
@@ -92015,8 +92036,7 @@ function stepFor(decision, policy, state, now) {
   }
 }
 function operatorStep(command, policy, state, actor, now) {
-  const c3 = state.candidate;
-  const current = waveName(policy, c3?.wave);
+  const current = waveName(policy, state.candidate?.wave);
   if (command === "pause" || command === "resume") {
     const paused = command === "pause";
     if (state.paused === paused) {
@@ -92038,52 +92058,29 @@ ${paused ? "paused" : "resumed"} by ${actor}
 `
     };
   }
-  if (!c3)
+  const decision = operatorDecision(command, state, policy, `by ${actor}`);
+  if (!decision)
     return {
       kind: "none",
       decision: "wait",
       wave: "",
       reason: `nothing is rolling out: no candidate to ${command}`
     };
-  if (command === "rollback") {
-    const reason = `${current}: rolled back by ${actor}`;
-    return stepFor(
-      {
-        kind: "reject",
-        revision: c3.revision,
-        wave: c3.wave,
-        reason,
-        evidence: { wave: current, gates: operatorGate(actor, "rolled back") }
-      },
-      policy,
-      state,
-      now
-    );
-  }
-  const evidence = { wave: current, gates: operatorGate(actor, "promoted") };
-  if (c3.wave === policy.waves.length - 1) {
-    return stepFor({ kind: "complete", revision: c3.revision, evidence }, policy, state, now);
-  }
-  const next = policy.waves[c3.wave + 1];
-  if (next?.approval === "manual") {
+  const next = decision.kind === "promote" ? policy.waves[decision.wave] : void 0;
+  if (decision.kind === "promote" && next?.approval === "manual") {
     return stepFor(
       {
         kind: "wait",
         reason: `${current}: promoted by ${actor}; wave ${next.name} needs manual approval`,
-        evidence,
-        approval: { wave: c3.wave + 1 }
+        evidence: decision.evidence,
+        approval: { wave: decision.wave }
       },
       policy,
       state,
       now
     );
   }
-  return stepFor(
-    { kind: "promote", revision: c3.revision, wave: c3.wave + 1, evidence },
-    policy,
-    state,
-    now
-  );
+  return stepFor(decision, policy, state, now);
 }
 
 // actions/shared/src/event.ts

@@ -4,6 +4,7 @@
 
 import type { Decision, RolloutPolicy } from '../../../core/rollout/decide.ts';
 import { applyDecision, describeDecision } from '../../../core/rollout/decide.ts';
+import { operatorDecision } from '../../../core/rollout/operator.ts';
 import type { RolloutState } from '../../../core/rollout/state.ts';
 import type { Command } from './inputs.ts';
 
@@ -25,16 +26,6 @@ export type Step =
 
 function waveName(policy: RolloutPolicy, index: number | undefined): string {
   return index === undefined ? '' : (policy.waves[index]?.name ?? String(index));
-}
-
-function operatorGate(actor: string, what: string) {
-  return [
-    {
-      gate: 'operator',
-      verdict: 'pass' as const,
-      message: `${what} by ${actor}; gates not evaluated`,
-    },
-  ];
 }
 
 /** The step a decision leads to. */
@@ -102,8 +93,7 @@ export function operatorStep(
   actor: string,
   now: number,
 ): Step {
-  const c = state.candidate;
-  const current = waveName(policy, c?.wave);
+  const current = waveName(policy, state.candidate?.wave);
   if (command === 'pause' || command === 'resume') {
     const paused = command === 'pause';
     if (state.paused === paused) {
@@ -122,51 +112,28 @@ export function operatorStep(
       message: `fleetwave: ${command} the rollout\n\n${paused ? 'paused' : 'resumed'} by ${actor}\n`,
     };
   }
-  if (!c)
+  const decision = operatorDecision(command, state, policy, `by ${actor}`);
+  if (!decision)
     return {
       kind: 'none',
       decision: 'wait',
       wave: '',
       reason: `nothing is rolling out: no candidate to ${command}`,
     };
-  if (command === 'rollback') {
-    const reason = `${current}: rolled back by ${actor}`;
-    return stepFor(
-      {
-        kind: 'reject',
-        revision: c.revision,
-        wave: c.wave,
-        reason,
-        evidence: { wave: current, gates: operatorGate(actor, 'rolled back') },
-      },
-      policy,
-      state,
-      now,
-    );
-  }
-  const evidence = { wave: current, gates: operatorGate(actor, 'promoted') };
-  if (c.wave === policy.waves.length - 1) {
-    return stepFor({ kind: 'complete', revision: c.revision, evidence }, policy, state, now);
-  }
-  const next = policy.waves[c.wave + 1];
-  if (next?.approval === 'manual') {
+  const next = decision.kind === 'promote' ? policy.waves[decision.wave] : undefined;
+  if (decision.kind === 'promote' && next?.approval === 'manual') {
     // A promotion into a manual wave is a review, whoever asks: it goes through a pull request.
     return stepFor(
       {
         kind: 'wait',
         reason: `${current}: promoted by ${actor}; wave ${next.name} needs manual approval`,
-        evidence,
-        approval: { wave: c.wave + 1 },
+        evidence: decision.evidence,
+        approval: { wave: decision.wave },
       },
       policy,
       state,
       now,
     );
   }
-  return stepFor(
-    { kind: 'promote', revision: c.revision, wave: c.wave + 1, evidence },
-    policy,
-    state,
-    now,
-  );
+  return stepFor(decision, policy, state, now);
 }
