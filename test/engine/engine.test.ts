@@ -6,19 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  ADMIN_TOKEN,
-  GitDaemon,
-  LINUX_PROD,
-  call,
-  freePort,
-  git,
-  startServer,
-  testConfig,
-  type Running,
-  FleetRepo,
-} from '../reconciler/helpers.ts';
-import { SimFleet, change, engineRepo, stateLog } from './sim.ts';
+import { ADMIN_TOKEN, call, git, type Running, FleetRepo } from '../reconciler/helpers.ts';
+import { EngineRig, SimFleet, change, stateLog } from './sim.ts';
 
 interface Status {
   stable: string;
@@ -39,50 +28,25 @@ interface Status {
 }
 
 describe('rollout engine (push reverts)', () => {
+  let rig: EngineRig;
   let repo: FleetRepo;
-  let daemon: GitDaemon;
   let server: Running;
   let sim: SimFleet;
-  let clock = Date.now();
 
-  const status = async (): Promise<Status> =>
-    (await call(`${server.url}/v1/status`)).body as Status;
+  const status = () => rig.status<Status>();
+  const until = (done: (s: Status) => boolean, max?: number) => rig.until<Status>(done, max);
   const admin = (
     action: string,
     body: unknown = { reason: 'testing', actor: 'alice' },
     token = ADMIN_TOKEN,
   ) => call(`${server.url}/v1/rollout/${action}`, { token, body });
 
-  /** Rounds of (clock +2s, every agent checks in, one evaluation) until `done`, at most `max`. */
-  async function until(done: (s: Status) => boolean, max = 30): Promise<Status> {
-    for (let i = 0; i < max; i++) {
-      clock += 2000;
-      await sim.round();
-      await server.app.rollout.evaluate();
-      const s = await status();
-      if (done(s)) return s;
-    }
-    throw new Error(`not reached in ${max} rounds: ${JSON.stringify((await status()).rollout)}`);
-  }
-
   before(async () => {
-    repo = await engineRepo();
-    daemon = new GitDaemon(repo.root, await freePort());
-    await daemon.start();
-    server = await startServer(
-      testConfig({ repo: daemon.url('origin.git'), dataDir: `${repo.root}/data` }),
-      { now: () => clock },
-    );
-    sim = new SimFleet([server.url]);
-    await sim.enroll(60, LINUX_PROD);
-    await sim.round();
+    rig = await EngineRig.start();
+    ({ repo, server, sim } = rig);
   });
 
-  after(async () => {
-    await server?.close();
-    await daemon?.stop();
-    await repo?.cleanup();
-  });
+  after(() => rig?.stop());
 
   it('walks a healthy change through every wave to stable, one commit per decision', async () => {
     const before = stateLog(repo).length;
@@ -156,7 +120,7 @@ describe('rollout engine (push reverts)', () => {
     assert.equal(paused.status, 200, paused.text);
     assert.equal((paused.body as { changed: boolean }).changed, true);
     const c = await change(repo, 'change during freeze');
-    clock += 2000;
+    rig.clock += 2000;
     await server.app.rollout.evaluate();
     let s = await status();
     assert.equal(s.paused, true);
@@ -203,7 +167,7 @@ describe('rollout engine (push reverts)', () => {
       'apiVersion: fleetwave.dev/v1\nkind: RolloutState\nstable: not-a-sha\n',
       'oops',
     );
-    clock += 2000;
+    rig.clock += 2000;
     await server.app.rollout.evaluate();
     const s = await status();
     assert.equal(s.stable, good);
@@ -219,7 +183,7 @@ describe('rollout engine (push reverts)', () => {
     const fixed = await status();
     assert.equal(fixed.git.state.lastError, null);
     assert.match(fixed.history[0]!.body, /could not be served; this replaces it/);
-    clock += 2000;
+    rig.clock += 2000;
     await server.app.rollout.evaluate();
     assert.equal((await status()).rollout.stalled, null);
   });

@@ -12,18 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runQuery } from '../../reconciler/prometheus.ts';
-import {
-  GitDaemon,
-  LINUX_PROD,
-  call,
-  freePort,
-  git,
-  startServer,
-  testConfig,
-  type FleetRepo,
-  type Running,
-} from '../reconciler/helpers.ts';
-import { SimFleet, TEST_FLEET, change, engineRepo } from './sim.ts';
+import { freePort, git, type FleetRepo } from '../reconciler/helpers.ts';
+import { EngineRig, TEST_FLEET, change } from './sim.ts';
 
 const hasPrometheus = await new Promise<boolean>((resolve) => {
   const p = spawn('sh', ['-c', 'command -v prometheus'], { stdio: 'ignore' });
@@ -60,24 +50,10 @@ describe(
     let dir = '';
     let prometheus: ChildProcess | undefined;
     let promUrl = '';
+    let rig: EngineRig;
     let repo: FleetRepo;
-    let daemon: GitDaemon;
-    let server: Running;
-    let sim: SimFleet;
-    let clock = Date.now();
 
-    const status = async (): Promise<Status> =>
-      (await call(`${server.url}/v1/status`)).body as Status;
-    async function until(done: (s: Status) => boolean, max = 30): Promise<Status> {
-      for (let i = 0; i < max; i++) {
-        clock += 2000;
-        await sim.round();
-        await server.app.rollout.evaluate();
-        const s = await status();
-        if (done(s)) return s;
-      }
-      throw new Error(`not reached in ${max} rounds: ${JSON.stringify((await status()).rollout)}`);
-    }
+    const until = (done: (s: Status) => boolean, max?: number) => rig.until<Status>(done, max);
     /** Until Prometheus has scraped `value` (bounded: 60 tries, 250 ms apart). */
     async function scraped(value: number): Promise<void> {
       let last;
@@ -113,26 +89,15 @@ describe(
         { stdio: 'ignore' },
       );
       await scraped(ratio);
-      repo = await engineRepo(TEST_FLEET({ extra: GATE }));
-      daemon = new GitDaemon(repo.root, await freePort());
-      await daemon.start();
-      server = await startServer(
-        testConfig({
-          repo: daemon.url('origin.git'),
-          dataDir: `${repo.root}/data`,
-          prometheusUrl: promUrl,
-        }),
-        { now: () => clock },
-      );
-      sim = new SimFleet([server.url]);
-      await sim.enroll(60, LINUX_PROD);
-      await sim.round();
+      rig = await EngineRig.start({
+        fleetYaml: TEST_FLEET({ extra: GATE }),
+        config: { prometheusUrl: promUrl },
+      });
+      ({ repo } = rig);
     });
 
     after(async () => {
-      await server?.close();
-      await daemon?.stop();
-      await repo?.cleanup();
+      await rig?.stop();
       if (prometheus && prometheus.exitCode === null) {
         const exited = new Promise((r) => prometheus!.once('exit', r));
         prometheus.kill('SIGTERM');

@@ -6,19 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { run } from '../../cli/run.ts';
 import { BOT_TOKEN, FakeGitHub } from '../actions/fake-github.ts';
-import {
-  ADMIN_TOKEN,
-  GitDaemon,
-  LINUX_PROD,
-  call,
-  freePort,
-  git,
-  startServer,
-  testConfig,
-  type FleetRepo,
-  type Running,
-} from '../reconciler/helpers.ts';
-import { SimFleet, TEST_FLEET, change, engineRepo } from './sim.ts';
+import { ADMIN_TOKEN, git, type FleetRepo, type Running } from '../reconciler/helpers.ts';
+import { EngineRig, SimFleet, TEST_FLEET, change } from './sim.ts';
 
 interface Status {
   stable: string;
@@ -43,49 +32,26 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 describe('rollout engine (pull-request reverts) and the operator CLI', () => {
+  let rig: EngineRig;
   let repo: FleetRepo;
-  let daemon: GitDaemon;
   let server: Running;
   let github: FakeGitHub;
   let sim: SimFleet;
-  let clock = Date.now();
 
-  const status = async (): Promise<Status> =>
-    (await call(`${server.url}/v1/status`)).body as Status;
-  async function until(done: (s: Status) => boolean, max = 30): Promise<Status> {
-    for (let i = 0; i < max; i++) {
-      clock += 2000;
-      await sim.round();
-      await server.app.rollout.evaluate();
-      const s = await status();
-      if (done(s)) return s;
-    }
-    throw new Error(`not reached in ${max} rounds: ${JSON.stringify((await status()).rollout)}`);
-  }
+  const until = (done: (s: Status) => boolean, max?: number) => rig.until<Status>(done, max);
 
   before(async () => {
     github = new FakeGitHub('acme', 'fleet');
     await github.start();
-    repo = await engineRepo(TEST_FLEET({ revert: 'pull-request' }));
-    daemon = new GitDaemon(repo.root, await freePort());
-    await daemon.start();
-    server = await startServer(
-      testConfig({
-        repo: daemon.url('origin.git'),
-        dataDir: `${repo.root}/data`,
-        github: { apiUrl: github.url, token: BOT_TOKEN, repo: 'acme/fleet' },
-      }),
-      { now: () => clock },
-    );
-    sim = new SimFleet([server.url]);
-    await sim.enroll(60, LINUX_PROD);
-    await sim.round();
+    rig = await EngineRig.start({
+      fleetYaml: TEST_FLEET({ revert: 'pull-request' }),
+      config: { github: { apiUrl: github.url, token: BOT_TOKEN, repo: 'acme/fleet' } },
+    });
+    ({ repo, server, sim } = rig);
   });
 
   after(async () => {
-    await server?.close();
-    await daemon?.stop();
-    await repo?.cleanup();
+    await rig?.stop();
     await github?.stop();
   });
 

@@ -4,7 +4,19 @@
 
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FleetRepo, call, enroll, git } from '../reconciler/helpers.ts';
+import type { ServeConfig } from '../../reconciler/config.ts';
+import {
+  FleetRepo,
+  GitDaemon,
+  LINUX_PROD,
+  call,
+  enroll,
+  freePort,
+  git,
+  startServer,
+  testConfig,
+  type Running,
+} from '../reconciler/helpers.ts';
 
 export const TEST_FLEET = (
   options: { revert?: 'push' | 'pull-request'; extra?: string } = {},
@@ -150,4 +162,60 @@ export class SimFleet {
 /** The state branch's commit subjects on the origin, oldest first. */
 export function stateLog(repo: FleetRepo): string[] {
   return git(repo.origin, 'log', '--reverse', '--format=%s', 'fleetwave/state').split('\n');
+}
+
+/**
+ * The engine tests' setup: a fleet origin served by `git daemon`, the real server with an
+ * injected clock, and `agents` simulated agents that have checked in once.
+ */
+export class EngineRig {
+  clock = Date.now();
+  repo!: FleetRepo;
+  daemon!: GitDaemon;
+  server!: Running;
+  sim!: SimFleet;
+
+  static async start(
+    options: { fleetYaml?: string; config?: Partial<ServeConfig>; agents?: number } = {},
+  ): Promise<EngineRig> {
+    const rig = new EngineRig();
+    rig.repo = await engineRepo(options.fleetYaml);
+    rig.daemon = new GitDaemon(rig.repo.root, await freePort());
+    await rig.daemon.start();
+    rig.server = await startServer(
+      testConfig({
+        repo: rig.daemon.url('origin.git'),
+        dataDir: `${rig.repo.root}/data`,
+        ...options.config,
+      }),
+      { now: () => rig.clock },
+    );
+    rig.sim = new SimFleet([rig.server.url]);
+    await rig.sim.enroll(options.agents ?? 60, LINUX_PROD);
+    await rig.sim.round();
+    return rig;
+  }
+
+  async status<S>(): Promise<S> {
+    return (await call(`${this.server.url}/v1/status`)).body as S;
+  }
+
+  /** Rounds of (clock +2s, every agent checks in, one evaluation) until `done`, at most `max`. */
+  async until<S extends { rollout?: unknown }>(done: (s: S) => boolean, max = 30): Promise<S> {
+    for (let i = 0; i < max; i++) {
+      this.clock += 2000;
+      await this.sim.round();
+      await this.server.app.rollout.evaluate();
+      const s = await this.status<S>();
+      if (done(s)) return s;
+    }
+    const last = await this.status<S>();
+    throw new Error(`not reached in ${max} rounds: ${JSON.stringify(last.rollout)}`);
+  }
+
+  async stop(): Promise<void> {
+    await this.server?.close();
+    await this.daemon?.stop();
+    await this.repo?.cleanup();
+  }
 }
