@@ -41,6 +41,11 @@ function mac(key: Buffer, id: string): Buffer {
   return createHmac('sha256', keyObject).update(MAC_CONTEXT).update(id, 'utf8').digest();
 }
 
+// Each check-in verifies a token; the MAC of an id whose token verified is kept (per key, at
+// most VERIFIED ids) so the next check-ins compare against it without computing it again.
+const VERIFIED = 200_000;
+const verifiedMacs = new WeakMap<Buffer, Map<string, Buffer>>();
+
 export function isAgentId(id: unknown): id is string {
   return typeof id === 'string' && AGENT_ID.test(id);
 }
@@ -57,8 +62,19 @@ export function verifyAgentToken(key: Buffer, token: string): string | undefined
   const id = Buffer.from(parts[1]!, 'base64url').toString('utf8');
   if (!isAgentId(id)) return undefined;
   const given = Buffer.from(parts[2]!, 'base64url');
-  const want = mac(key, id);
-  return given.length === want.length && timingSafeEqual(given, want) ? id : undefined;
+  let macs = verifiedMacs.get(key);
+  if (!macs) {
+    macs = new Map();
+    verifiedMacs.set(key, macs);
+  }
+  const known = macs.get(id);
+  const want = known ?? mac(key, id);
+  if (given.length !== want.length || !timingSafeEqual(given, want)) return undefined;
+  if (!known) {
+    if (macs.size >= VERIFIED) macs.clear();
+    macs.set(id, want);
+  }
+  return id;
 }
 
 /** Constant-time equality of a presented secret with the expected one (any lengths). */

@@ -8,16 +8,7 @@ import type { Metrics } from './metrics.ts';
 import type { Mirror } from './mirror.ts';
 import type { FleetSync } from './sync.ts';
 import type { Targets } from './targets.ts';
-import type { AgentRecord } from './agents.ts';
-import type { FastifyReply } from 'fastify';
-import type { Waiter } from './longpoll.ts';
-
-export interface CheckinWaiter extends Waiter {
-  reply: FastifyReply;
-  record: AgentRecord;
-  /** The etag the agent has. */
-  etag: string;
-}
+import type { CheckinWaiter } from './agent-api.ts';
 
 export interface Reconciler {
   config: ServeConfig;

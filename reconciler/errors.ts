@@ -31,7 +31,7 @@ export function errorBody(code: ErrorCode, message: string): ErrorBody {
   return { error: { code, message } };
 }
 
-function classify(error: unknown): { status: number; code: ErrorCode; message: string } {
+export function classify(error: unknown): { status: number; code: ErrorCode; message: string } {
   if (error instanceof FleetwaveError) {
     const status = HTTP_STATUS[error.code] ?? 500;
     return {

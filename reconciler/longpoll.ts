@@ -4,8 +4,6 @@
 // thousands never stalls the event loop; waits are capped and jittered so reconnects spread
 // out, and past `maxWaiters` a check-in that would wait is told to come back later (429).
 
-import type { ServerResponse } from 'node:http';
-
 export interface Waiter {
   /** Set once the waiter was answered or its client went away. */
   done: boolean;
@@ -24,17 +22,6 @@ export interface LongPollOptions<W extends Waiter> {
   expire: (waiter: W) => void;
   /** Waiters released per event-loop turn. */
   chunk?: number;
-}
-
-const WAITER = Symbol('fleetwave.waiter');
-type Tagged = ServerResponse & { [WAITER]?: { registry: LongPoll<Waiter>; waiter: Waiter } };
-
-// One shared listener for every held response: `this` is the response.
-function onResponseClose(this: Tagged): void {
-  const tag = this[WAITER];
-  if (!tag) return;
-  this[WAITER] = undefined;
-  tag.registry.remove(tag.waiter);
 }
 
 /** Share of the wait taken off at random, so a fleet that connected together spreads out. */
@@ -82,15 +69,13 @@ export class LongPoll<W extends Waiter> {
     return this.waiters.size < this.options.maxWaiters;
   }
 
-  /** Holds `waiter` for `seconds`; `response` closing early removes it. */
-  add(waiter: W, seconds: number, response: ServerResponse): void {
+  /** Holds `waiter` for `seconds`; its transport calls remove() when the client goes away. */
+  add(waiter: W, seconds: number): void {
     waiter.slot = this.slotOf(this.options.now()) + seconds;
     this.waiters.add(waiter);
     const slot = this.wheel.get(waiter.slot);
     if (slot) slot.push(waiter);
     else this.wheel.set(waiter.slot, [waiter]);
-    (response as Tagged)[WAITER] = { registry: this as unknown as LongPoll<Waiter>, waiter };
-    response.once('close', onResponseClose);
     if (!this.timer) {
       this.lastSlot = this.slotOf(this.options.now());
       this.timer = setInterval(() => this.tick(), 1000).unref();

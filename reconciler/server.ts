@@ -7,13 +7,15 @@ import { Registry } from 'prom-client';
 import { AgentRegistry } from './agents.ts';
 import { deriveTokenKey } from './auth.ts';
 import type { ServeConfig } from './config.ts';
-import type { CheckinWaiter, Reconciler } from './context.ts';
+import type { Reconciler } from './context.ts';
+import { expireWaiter, releaseWaiter, type CheckinWaiter } from './agent-api.ts';
 import { errorBody, handleError } from './errors.ts';
+import { FastPath } from './fastpath.ts';
 import { LongPoll } from './longpoll.ts';
 import { Metrics } from './metrics.ts';
 import { RolloutEngine } from './engine.ts';
 import { Mirror } from './mirror.ts';
-import { agentRoutes, expireWaiter, releaseWaiter } from './routes/agents.ts';
+import { agentRoutes } from './routes/agents.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { pageRoutes } from './routes/page.ts';
@@ -40,6 +42,15 @@ declare module 'fastify' {
 
 const AGENT_ROUTES = /^\/v1\/(checkin|agents\/)/;
 
+/** Request ids, `req-<base 36 counter>`, one sequence for the fast path and fastify. */
+function requestIds(): () => string {
+  let next = 0;
+  return () => {
+    next = (next + 1) & 0x7fffffff;
+    return `req-${next.toString(36)}`;
+  };
+}
+
 export async function buildServer(
   config: ServeConfig,
   deps: ServerDeps = {},
@@ -47,7 +58,9 @@ export async function buildServer(
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   const registry = deps.registry ?? new Registry();
+  const requestId = requestIds();
   const app = Fastify({
+    genReqId: requestId,
     logger: deps.logger ?? { level: config.logLevel },
     // One line per request comes from the onResponse hook below instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
@@ -119,6 +132,13 @@ export async function buildServer(
     onBranch: () => engine.trigger(),
   });
   const engine = new RolloutEngine(ctx, app.log, config.evaluateIntervalSeconds ?? 0);
+  // Agents' connections: the lean HTTP/1.1 path in front of fastify, on the same port.
+  const fastPath = new FastPath(app.server, {
+    ctx,
+    log: app.log,
+    requestId,
+    bodyLimit: config.bodyLimit,
+  });
   app.decorate('rollout', engine);
   app.decorate('reconciler', ctx);
 
@@ -175,6 +195,7 @@ export async function buildServer(
     await engine.stop();
     await ctx.sync.stop();
     ctx.longpoll.drain();
+    fastPath.close();
   });
   return app;
 }

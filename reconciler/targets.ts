@@ -114,7 +114,9 @@ export class Targets {
         pollAfterSeconds: target.pollAfterSeconds,
       },
     });
-    return { ok: true, target, body: bodyOf(target), waveIndex: placement.index };
+    // The cache prints a per-agent target from its group's text with the id spliced in.
+    const body = target === result.target ? cache.json(target) : bodyOf(target);
+    return { ok: true, target, body, waveIndex: placement.index };
   }
 
   /** What targetFor(agent) would serve, without building it again when its labels are the same. */

@@ -2,8 +2,6 @@
 // registry (chunked release, capped and jittered waits, room for waiters).
 
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
-import type { ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
@@ -169,8 +167,6 @@ describe('long-poll registry', () => {
     id: number;
     answer?: string;
   }
-  const response = () => new EventEmitter() as unknown as ServerResponse;
-
   it('releases every changed waiter in chunks, yielding between them', async () => {
     let turns = 0;
     const changedIds = new Set<number>();
@@ -191,7 +187,7 @@ describe('long-poll registry', () => {
     for (let i = 0; i < 1000; i++) {
       const w: W = { id: i, done: false, slot: 0 };
       waiters.push(w);
-      poll.add(w, 30, response());
+      poll.add(w, 30);
       if (i % 2 === 0) changedIds.add(i);
     }
     poll.changed();
@@ -209,22 +205,29 @@ describe('long-poll registry', () => {
     assert.equal(poll.size, 0);
   });
 
-  it('forgets a waiter whose client went away', () => {
+  it('forgets a waiter whose client went away: it is never answered', async () => {
+    let clock = 0;
+    const expired: number[] = [];
     const poll = new LongPoll<W>({
       maxWaiters: 10,
       maxWaitSeconds: 60,
-      now: () => 0,
+      now: () => clock,
       random: () => 0,
       evaluate: () => true,
-      expire: () => {},
+      expire: (w) => expired.push(w.id),
     });
-    const res = response();
-    const w: W = { id: 1, done: false, slot: 0 };
-    poll.add(w, 10, res);
+    const gone: W = { id: 1, done: false, slot: 0 };
+    const stays: W = { id: 2, done: false, slot: 0 };
+    poll.add(gone, 1);
+    poll.add(stays, 1);
+    poll.remove(gone);
     assert.equal(poll.size, 1);
-    (res as unknown as EventEmitter).emit('close');
+    assert.equal(gone.done, true);
+    clock = 5000; // both slots are due at the next tick of the wheel (every second)
+    for (let i = 0; i < 40 && expired.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(expired, [2]);
+    poll.changed(); // nothing left to evaluate
     assert.equal(poll.size, 0);
-    assert.equal(w.done, true);
     poll.drain();
   });
 
@@ -264,7 +267,7 @@ describe('long-poll registry', () => {
       expire: () => {},
     });
     assert.equal(poll.hasRoom(), true);
-    poll.add({ id: 1, done: false, slot: 0 }, 5, response());
+    poll.add({ id: 1, done: false, slot: 0 }, 5);
     assert.equal(poll.hasRoom(), false);
     poll.drain();
   });

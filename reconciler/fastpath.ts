@@ -1,0 +1,602 @@
+// The fast path: the agent API on lean HTTP/1.1, in front of fastify on the same port.
+//
+// Every connection the server accepts starts here. A request of the exact shape agents send
+// (POST /v1/checkin or /v1/enroll with a JSON body of Content-Length bytes, or GET
+// /v1/agents/{id}/target; HTTP/1.1, plain headers) is answered here through agent-api.ts, the
+// code the fastify routes call too. Anything else, at any request boundary, is handed over
+// with the bytes read so far to node:http and fastify, which then own the connection: the
+// operator API, webhooks, metrics, the status page, and every unusual shape (chunked bodies,
+// Expect, HTTP/1.0, oversized or odd headers) get the full implementation and its answers.
+//
+// Why: a check-in through node:http and fastify costs about four times the CPU of this path,
+// and a held long-poll about four times the memory (IncomingMessage, ServerResponse, parser and
+// framework state per request); bench/checkin.bench.ts and bench/fanout.bench.ts measure both.
+
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
+import { parse as secureJsonParse } from 'secure-json-parse';
+import { FleetwaveError } from '../core/errors.ts';
+import {
+  authenticate,
+  authenticateEnrollment,
+  checkin,
+  enroll,
+  hold,
+  readTarget,
+  type AgentAnswer,
+  type AnswerSink,
+  type CheckinWaiter,
+} from './agent-api.ts';
+import type { Reconciler } from './context.ts';
+import { classify, errorBody, type HttpErrorDetails } from './errors.ts';
+
+
+export interface FastPathOptions {
+  ctx: Reconciler;
+  log: FastifyBaseLogger;
+  /** The request id generator fastify uses too, so ids are unique across both paths. */
+  requestId: () => string;
+  /** Largest request body, as fastify's bodyLimit; a larger one is handed over (413 there). */
+  bodyLimit: number;
+}
+
+/** A request head larger than this is handed over (node:http answers 431 past its own limit). */
+const MAX_HEAD = 8 * 1024;
+/** Bytes a client may send ahead while its request is held; past this the connection is cut. */
+const MAX_AHEAD = 64 * 1024;
+const CRLF2 = Buffer.from('\r\n\r\n');
+
+const REQUEST_LINE = /^(GET|POST) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
+const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*$/;
+const TARGET_PATH = /^\/v1\/agents\/([A-Za-z0-9][A-Za-z0-9._:@-]{0,252})\/target$/;
+const JSON_TYPE = /^application\/json[ \t]*(?:;|$)/i;
+const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+
+type Route = 'checkin' | 'enroll' | 'target';
+
+interface Head {
+  route: Route;
+  method: 'GET' | 'POST';
+  url: string;
+  /** ?wait= of a check-in ('' when absent). */
+  wait: string;
+  /** The id in GET /v1/agents/{id}/target. */
+  agentId: string;
+  contentLength: number;
+  authorization: string | undefined;
+  ifNoneMatch: string | undefined;
+  requestId: string | undefined;
+  close: boolean;
+}
+
+/**
+ * The head of a request this path answers, or undefined to hand it over. Strict on purpose:
+ * whatever it does not recognize exactly is node:http's to judge.
+ */
+export function parseHead(text: string, bodyLimit: number): Head | undefined {
+  let end = text.indexOf('\r\n');
+  const line = REQUEST_LINE.exec(end < 0 ? text : text.slice(0, end));
+  if (!line) return undefined;
+  const method = line[1] as 'GET' | 'POST';
+  const url = line[2]!;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const query = q < 0 ? '' : url.slice(q + 1);
+  let route: Route;
+  let wait = '';
+  let agentId = '';
+  if (method === 'POST' && path === '/v1/checkin') {
+    route = 'checkin';
+    if (query !== '') {
+      const m = /^wait=(\d{0,6})$/.exec(query);
+      if (!m) return undefined;
+      wait = m[1]!;
+    }
+  } else if (method === 'POST' && path === '/v1/enroll' && query === '') {
+    route = 'enroll';
+  } else if (method === 'GET' && query === '') {
+    const m = TARGET_PATH.exec(path);
+    if (!m) return undefined;
+    route = 'target';
+    agentId = m[1]!;
+  } else {
+    return undefined;
+  }
+  let hosts = 0;
+  let contentLength: number | undefined;
+  let contentType: string | undefined;
+  let authorization: string | undefined;
+  let ifNoneMatch: string | undefined;
+  let requestId: string | undefined;
+  let close = false;
+  while (end >= 0) {
+    const start = end + 2;
+    end = text.indexOf('\r\n', start);
+    const h = HEADER_LINE.exec(end < 0 ? text.slice(start) : text.slice(start, end));
+    if (!h) return undefined;
+    const value = h[2]!;
+    switch (h[1]!.toLowerCase()) {
+      case 'host':
+        hosts++;
+        break;
+      case 'content-length':
+        if (contentLength !== undefined || !/^\d{1,9}$/.test(value)) return undefined;
+        contentLength = Number(value);
+        break;
+      case 'content-type':
+        if (contentType !== undefined) return undefined;
+        contentType = value;
+        break;
+      case 'authorization':
+        if (authorization !== undefined) return undefined;
+        authorization = value;
+        break;
+      case 'if-none-match':
+        ifNoneMatch = ifNoneMatch === undefined ? value : `${ifNoneMatch}, ${value}`;
+        break;
+      case 'x-request-id':
+        if (requestId !== undefined || !REQUEST_ID.test(value)) return undefined;
+        requestId = value;
+        break;
+      case 'connection': {
+        const tokens = value.toLowerCase().split(',');
+        for (const t of tokens) {
+          const token = t.trim();
+          if (token === 'close') close = true;
+          else if (token !== 'keep-alive' && token !== '') return undefined;
+        }
+        break;
+      }
+      case 'transfer-encoding':
+      case 'expect':
+      case 'upgrade':
+      case 'content-encoding':
+        return undefined;
+    }
+  }
+  if (hosts !== 1) return undefined;
+  if (method === 'POST') {
+    if (contentLength === undefined || contentLength === 0 || contentLength > bodyLimit) return undefined;
+    if (contentType === undefined || !JSON_TYPE.test(contentType)) return undefined;
+  } else if (contentLength !== undefined && contentLength !== 0) {
+    return undefined;
+  }
+  return {
+    route,
+    method,
+    url,
+    wait,
+    agentId,
+    contentLength: contentLength ?? 0,
+    authorization,
+    ifNoneMatch,
+    requestId,
+    close,
+  };
+}
+
+const REASONS: Record<number, string> = {
+  200: 'OK',
+  304: 'Not Modified',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  422: 'Unprocessable Entity',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+// The Date header, formatted once a second.
+let dateSecond = 0;
+let dateValue = '';
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateValue = new Date(second * 1000).toUTCString();
+  }
+  return dateValue;
+}
+
+// Target bodies as bytes, shared by every answer of the same target object.
+const encoded = new WeakMap<object, Buffer>();
+function bytesOf(key: object, text: string): Buffer {
+  let bytes = encoded.get(key);
+  if (bytes === undefined) {
+    bytes = Buffer.from(text, 'utf8');
+    encoded.set(key, bytes);
+  }
+  return bytes;
+}
+
+const State = {
+  /** Between requests. */
+  Idle: 0,
+  /** A request's bytes are arriving. */
+  Reading: 1,
+  /** A check-in is held (long-poll). */
+  Waiting: 2,
+} as const;
+type State = (typeof State)[keyof typeof State];
+
+/** The request being answered, kept for its answer's headers and log line. */
+interface Pending {
+  id: string;
+  method: string;
+  url: string;
+  started: number;
+  close: boolean;
+}
+
+class Connection implements AnswerSink {
+  readonly socket: Socket;
+  readonly path: FastPath;
+  state: State = State.Idle;
+  /** When the connection is cut if it is still Idle or Reading (ms, performance.now()). */
+  deadline: number;
+  buffer: Buffer | undefined = undefined;
+  head: Head | undefined = undefined;
+  /** Where the body of `head` starts in `buffer`. */
+  bodyAt = 0;
+  pending: Pending | undefined = undefined;
+  waiter: CheckinWaiter | undefined = undefined;
+
+  constructor(socket: Socket, path: FastPath) {
+    this.socket = socket;
+    this.path = path;
+    this.deadline = performance.now() + path.headersTimeoutMs;
+  }
+
+  /** Bytes arrived. */
+  read(chunk: Buffer): void {
+    const buffer = this.buffer === undefined ? chunk : Buffer.concat([this.buffer, chunk]);
+    this.buffer = buffer;
+    if (this.state === State.Waiting) {
+      if (buffer.length > MAX_AHEAD) this.socket.destroy();
+      return;
+    }
+    if (this.state === State.Idle) {
+      this.state = State.Reading;
+      this.deadline = performance.now() + this.path.headersTimeoutMs;
+    }
+    this.next();
+  }
+
+  /** Answers every complete request in the buffer, until one waits or the bytes run out. */
+  next(): void {
+    while (this.buffer !== undefined && this.state === State.Reading) {
+      const buffer = this.buffer;
+      let head = this.head;
+      if (head === undefined) {
+        const end = buffer.indexOf(CRLF2);
+        if (end < 0) {
+          if (buffer.length > MAX_HEAD) this.handOver();
+          return;
+        }
+        head = parseHead(buffer.toString('latin1', 0, end), this.path.bodyLimit);
+        if (head === undefined || this.path.closing) {
+          if (head !== undefined) {
+            // Shutting down: answer and close, so the agent goes to another replica.
+            this.buffer = undefined;
+            this.begin(head);
+            this.fail(new FleetwaveError('NOT_READY', 'the server is shutting down'));
+            return;
+          }
+          this.handOver();
+          return;
+        }
+        this.head = head;
+        this.bodyAt = end + 4;
+      }
+      const bodyAt = this.bodyAt;
+      const end = bodyAt + head.contentLength;
+      if (buffer.length < end) return; // the rest of the body is on its way
+      const body = head.contentLength > 0 ? buffer.toString('utf8', bodyAt, end) : '';
+      this.buffer = end < buffer.length ? buffer.subarray(end) : undefined;
+      this.head = undefined;
+      this.handle(head, body);
+    }
+  }
+
+  private begin(head: Head): void {
+    this.pending = {
+      id: head.requestId ?? this.path.requestId(),
+      method: head.method,
+      url: head.url,
+      started: performance.now(),
+      close: head.close,
+    };
+  }
+
+  private handle(head: Head, body: string): void {
+    this.begin(head);
+    const ctx = this.path.ctx;
+    try {
+      if (head.route === 'checkin') {
+        const agentId = authenticate(ctx, head.authorization);
+        const outcome = checkin(
+          ctx,
+          { agentId, ifNoneMatch: head.ifNoneMatch, wait: head.wait },
+          parseJson(body),
+        );
+        if (outcome.status === 'wait') {
+          this.state = State.Waiting;
+          this.waiter = hold(ctx, outcome, this);
+          return;
+        }
+        const started = this.pending!.started;
+        this.answer(outcome);
+        ctx.metrics.checkinDuration.observe((performance.now() - started) / 1000);
+      } else if (head.route === 'enroll') {
+        authenticateEnrollment(ctx, head.authorization);
+        this.json(200, JSON.stringify(enroll(ctx, parseJson(body))), '');
+      } else {
+        const agentId = authenticate(ctx, head.authorization);
+        this.answer(readTarget(ctx, { agentId, ifNoneMatch: head.ifNoneMatch }, head.agentId));
+      }
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** An agent answer, now or when a held check-in is released or expires. */
+  answer(answer: AgentAnswer): void {
+    if (answer.status === 200) {
+      const { target, body } = answer.served;
+      const bytes = bytesOf(target, body);
+      this.send(
+        200,
+        `etag: "${target.etag}"\r\ncache-control: no-cache\r\n` +
+          `content-type: application/json; charset=utf-8\r\ncontent-length: ${bytes.length}\r\n`,
+        bytes,
+      );
+    } else {
+      this.send(
+        304,
+        `etag: "${answer.etag}"\r\ncache-control: no-cache\r\n` +
+          `fleetwave-poll-after: ${answer.pollAfterSeconds}\r\n`,
+        undefined,
+      );
+    }
+  }
+
+  private fail(error: unknown): void {
+    const { status, code, message } = classify(error);
+    const id = this.pending?.id ?? '';
+    if (status >= 500 && status !== 503) {
+      this.path.log.error({ reqId: id, err: error }, 'request failed');
+    }
+    const retryAfter = ((error as FleetwaveError).details as HttpErrorDetails | undefined)?.retryAfter;
+    const text =
+      status >= 500 && status !== 503
+        ? 'internal error; see the server log for request ' + id
+        : message;
+    this.json(
+      status,
+      JSON.stringify(errorBody(code, text)),
+      typeof retryAfter === 'number' ? `retry-after: ${retryAfter}\r\n` : '',
+    );
+  }
+
+  private json(status: number, text: string, headers: string): void {
+    const bytes = Buffer.from(text, 'utf8');
+    this.send(
+      status,
+      `${headers}content-type: application/json; charset=utf-8\r\ncontent-length: ${bytes.length}\r\n`,
+      bytes,
+    );
+  }
+
+  private send(status: number, headers: string, body: Buffer | undefined): void {
+    const pending = this.pending;
+    if (pending === undefined || this.socket.destroyed) return;
+    this.pending = undefined;
+    this.waiter = undefined;
+    const close = pending.close || this.path.closing;
+    const socket = this.socket;
+    const head =
+      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Unknown'}\r\n${headers}` +
+      `x-request-id: ${pending.id}\r\ndate: ${httpDate()}\r\n` +
+      (close
+        ? 'connection: close\r\n\r\n'
+        : `connection: keep-alive\r\nkeep-alive: timeout=${this.path.keepAliveSeconds}\r\n\r\n`);
+    if (body === undefined) {
+      socket.write(head, 'latin1');
+    } else {
+      // One buffer, one write: the head is ASCII, one byte a character.
+      const out = Buffer.allocUnsafe(head.length + body.length);
+      out.write(head, 0, 'latin1');
+      body.copy(out, head.length);
+      socket.write(out);
+    }
+    this.path.logged(pending, status);
+    if (close) {
+      socket.end();
+      this.buffer = undefined;
+      this.state = State.Idle;
+      this.deadline = performance.now() + this.path.headersTimeoutMs;
+      return;
+    }
+    const wasWaiting = this.state === State.Waiting;
+    this.state = this.buffer === undefined ? State.Idle : State.Reading;
+    this.deadline =
+      performance.now() +
+      (this.state === State.Idle ? this.path.keepAliveMs : this.path.headersTimeoutMs);
+    // Requests the client sent ahead while this one was held.
+    if (wasWaiting && this.state === State.Reading) setImmediate(() => this.next());
+  }
+
+  /** Gives the connection, and the bytes read of the request at hand, to node:http. */
+  private handOver(): void {
+    const buffer = this.buffer;
+    this.buffer = undefined;
+    this.head = undefined;
+    this.path.release(this);
+    this.path.handOver(this.socket, buffer);
+  }
+
+  /** The client went away, or the connection was cut. */
+  closed(): void {
+    if (this.waiter !== undefined) this.path.ctx.longpoll.remove(this.waiter);
+    this.waiter = undefined;
+    this.pending = undefined;
+    this.buffer = undefined;
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    // fastify's JSON parser: __proto__ and constructor.prototype keys are refused.
+    return secureJsonParse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+  } catch (e) {
+    throw new FleetwaveError('REQUEST_INVALID', (e as Error).message);
+  }
+}
+
+// Socket listeners shared by every connection: `this` is the socket.
+const CONNECTION = Symbol('fleetwave.fastpath');
+type Tagged = Socket & { [CONNECTION]?: Connection };
+function onData(this: Tagged, chunk: Buffer): void {
+  this[CONNECTION]?.read(chunk);
+}
+function onEnd(this: Tagged): void {
+  // As node:http does by default (httpAllowHalfOpen false): a client's FIN ends the exchange.
+  this.destroy();
+}
+function onError(this: Tagged): void {
+  this.destroy();
+}
+function onClose(this: Tagged): void {
+  const connection = this[CONNECTION];
+  if (!connection) return;
+  connection.closed();
+  connection.path.release(connection);
+}
+
+type ConnectionListener = (socket: Socket) => void;
+
+export class FastPath {
+  readonly ctx: Reconciler;
+  readonly log: FastifyBaseLogger;
+  readonly requestId: () => string;
+  readonly bodyLimit: number;
+  closing = false;
+  private readonly enabled: (level: string) => boolean;
+  private readonly server: Server;
+  private readonly connections = new Set<Connection>();
+  private readonly httpListeners: ConnectionListener[];
+  private sweeper: NodeJS.Timeout | undefined;
+
+  /** Puts the fast path in front of `server`'s own connection handling. */
+  constructor(server: Server, options: FastPathOptions) {
+    this.server = server;
+    this.ctx = options.ctx;
+    this.log = options.log;
+    // pino's, when there is one; fastify's no-op logger (logger: false) has none.
+    const isLevelEnabled = (options.log as { isLevelEnabled?: (level: string) => boolean })
+      .isLevelEnabled;
+    this.enabled =
+      typeof isLevelEnabled === 'function' ? (level) => isLevelEnabled.call(options.log, level) : () => false;
+    this.requestId = options.requestId;
+    this.bodyLimit = options.bodyLimit;
+    this.httpListeners = server.listeners('connection') as ConnectionListener[];
+    server.removeAllListeners('connection');
+    server.on('connection', (socket: Socket) => this.accept(socket));
+  }
+
+  /** How long a request may take to arrive: node:http's headersTimeout, at most 60 s. */
+  get headersTimeoutMs(): number {
+    return Math.min(this.server.headersTimeout || 60_000, 60_000);
+  }
+
+  /** How long a connection may idle between requests: node:http's keepAliveTimeout. */
+  get keepAliveMs(): number {
+    return this.server.keepAliveTimeout || 5000;
+  }
+
+  get keepAliveSeconds(): number {
+    return Math.max(1, Math.floor(this.keepAliveMs / 1000));
+  }
+
+  /** Connections on the fast path now. */
+  get size(): number {
+    return this.connections.size;
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const connection = new Connection(socket, this);
+    (socket as Tagged)[CONNECTION] = connection;
+    this.connections.add(connection);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    this.sweeper ??= setInterval(() => this.sweep(), 1000).unref();
+  }
+
+  /** Stops tracking a connection (closed, or handed over). */
+  release(connection: Connection): void {
+    const socket = connection.socket as Tagged;
+    if (socket[CONNECTION] !== connection) return;
+    socket[CONNECTION] = undefined;
+    this.connections.delete(connection);
+    if (this.connections.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  handOver(socket: Socket, buffer: Buffer | undefined): void {
+    socket.off('data', onData);
+    socket.off('end', onEnd);
+    socket.off('error', onError);
+    socket.off('close', onClose);
+    if (buffer !== undefined) socket.unshift(buffer);
+    for (const listener of this.httpListeners) listener.call(this.server, socket);
+  }
+
+  /** One log line per request, as fastify's onResponse hook writes for the other routes. */
+  logged(pending: Pending, status: number): void {
+    const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'debug';
+    if (!this.enabled(level)) return;
+    this.log[level](
+      {
+        reqId: pending.id,
+        method: pending.method,
+        url: pending.url,
+        status,
+        ms: Math.round(performance.now() - pending.started),
+      },
+      'request',
+    );
+  }
+
+  /** Cuts connections idle past the keep-alive timeout or slow to send a request. */
+  private sweep(): void {
+    const now = performance.now();
+    for (const c of this.connections) {
+      if (c.state !== State.Waiting && c.deadline < now) c.socket.destroy();
+    }
+  }
+
+  /**
+   * Shutting down (after the long-polls were answered): idle connections close now, busy ones
+   * after their answer, new requests get 503 and a close.
+   */
+  close(): void {
+    this.closing = true;
+    for (const c of this.connections) {
+      if (c.state === State.Idle) c.socket.end();
+    }
+  }
+}
