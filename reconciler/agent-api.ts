@@ -80,7 +80,10 @@ function schemaMessage(errors: ErrorObject[] | null | undefined): string {
   return (errors ?? []).map((e) => `body${e.instancePath} ${e.message ?? 'is invalid'}`).join(', ');
 }
 
-function bodyOf<T>(validate: ((b: unknown) => boolean) & { errors?: ErrorObject[] | null }, body: unknown): T {
+function bodyOf<T>(
+  validate: ((b: unknown) => boolean) & { errors?: ErrorObject[] | null },
+  body: unknown,
+): T {
   if (!validate(body)) throw new FleetwaveError('REQUEST_INVALID', schemaMessage(validate.errors));
   return body as T;
 }
@@ -111,7 +114,8 @@ export interface CheckinWaiter extends Waiter {
 }
 
 /** A check-in's outcome: an answer now, or a wait the transport holds with `hold`. */
-export type CheckinOutcome = AgentAnswer | { status: 'wait'; seconds: number; record: AgentRecord; etag: string };
+export type CheckinOutcome =
+  AgentAnswer | { status: 'wait'; seconds: number; record: AgentRecord; etag: string };
 
 const MAX_WAIT_QUERY = 86_400;
 
@@ -120,7 +124,10 @@ export function authenticate(ctx: Reconciler, authorization: string | undefined)
   const token = bearer(authorization);
   const id = token === undefined ? undefined : verifyAgentToken(ctx.tokenKey, token);
   if (id === undefined) {
-    throw new FleetwaveError('UNAUTHENTICATED', 'send Authorization: Bearer <agent token> from /v1/enroll');
+    throw new FleetwaveError(
+      'UNAUTHENTICATED',
+      'send Authorization: Bearer <agent token> from /v1/enroll',
+    );
   }
   return id;
 }
@@ -167,6 +174,10 @@ export function ifNoneMatch(header: string | string[] | undefined): string[] | '
   if (header === undefined) return undefined;
   const text = Array.isArray(header) ? header.join(',') : header;
   if (text.length > 4096) throw new FleetwaveError('REQUEST_INVALID', 'If-None-Match is too long');
+  // What agents send: one strong etag.
+  if (text.length > 1 && text.charCodeAt(0) === 34 && text.indexOf('"', 1) === text.length - 1) {
+    return [text.slice(1, -1)];
+  }
   if (text.trim() === '*') return '*';
   const tags: string[] = [];
   for (const m of text.matchAll(/(?:W\/)?"([^"]*)"|([^\s,"]+)/g)) tags.push(m[1] ?? m[2]!);
@@ -218,7 +229,10 @@ export function authenticateEnrollment(ctx: Reconciler, authorization: string | 
   if (expected === undefined) return; // --insecure-local-demo
   const token = bearer(authorization);
   if (token === undefined || !secretEquals(token, expected)) {
-    throw new FleetwaveError('UNAUTHENTICATED', 'enrollment needs Authorization: Bearer <enrollment token>');
+    throw new FleetwaveError(
+      'UNAUTHENTICATED',
+      'enrollment needs Authorization: Bearer <enrollment token>',
+    );
   }
 }
 
@@ -241,11 +255,16 @@ export function checkin(
 ): CheckinOutcome {
   const id = request.agentId;
   const checked = bodyOf<CheckinBody>(validCheckin, body);
-  if (checked.id !== id) throw new FleetwaveError('FORBIDDEN', 'this credential belongs to another agent');
+  if (checked.id !== id)
+    throw new FleetwaveError('FORBIDDEN', 'this credential belongs to another agent');
   const wait = waitOf(request.wait);
   const tags = ifNoneMatch(request.ifNoneMatch);
   const at = ctx.now();
-  const report: AgentReport = { id, labels: checkLabels(checked.labels, ctx.agents.get(id)?.labels), at };
+  const report: AgentReport = {
+    id,
+    labels: checkLabels(checked.labels, ctx.agents.get(id)?.labels),
+    at,
+  };
   if (checked.current) report.current = checked.current;
   if (checked.health) report.health = checked.health;
   const record = ctx.agents.report(report);
@@ -262,9 +281,13 @@ export function checkin(
   }
   if (!ctx.longpoll.hasRoom()) {
     ctx.metrics.checkins.inc({ result: 'too_many_waiters' });
-    throw new FleetwaveError('TOO_MANY_WAITERS', 'the server holds as many long-polls as it may; retry later', {
-      details: { retryAfter: ctx.longpoll.retryAfterSeconds() },
-    });
+    throw new FleetwaveError(
+      'TOO_MANY_WAITERS',
+      'the server holds as many long-polls as it may; retry later',
+      {
+        details: { retryAfter: ctx.longpoll.retryAfterSeconds() },
+      },
+    );
   }
   return { status: 'wait', seconds: ctx.longpoll.grantedWait(wait), record, etag: s.etag };
 }
@@ -275,7 +298,13 @@ export function hold(
   outcome: Extract<CheckinOutcome, { status: 'wait' }>,
   to: AnswerSink,
 ): CheckinWaiter {
-  const waiter: CheckinWaiter = { done: false, slot: 0, record: outcome.record, etag: outcome.etag, to };
+  const waiter: CheckinWaiter = {
+    done: false,
+    slot: 0,
+    record: outcome.record,
+    etag: outcome.etag,
+    to,
+  };
   ctx.longpoll.add(waiter, outcome.seconds);
   return waiter;
 }
@@ -287,7 +316,10 @@ export function readTarget(ctx: Reconciler, request: AgentRequest, id: string): 
   }
   const record = ctx.agents.get(id);
   if (!record) {
-    throw new FleetwaveError('NOT_FOUND', `agent ${id} has not enrolled or checked in here; check in first`);
+    throw new FleetwaveError(
+      'NOT_FOUND',
+      `agent ${id} has not enrolled or checked in here; check in first`,
+    );
   }
   const { summary: s, rendered } = summary(ctx, record);
   if (matches(ifNoneMatch(request.ifNoneMatch), s.etag)) {

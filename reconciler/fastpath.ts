@@ -31,24 +31,28 @@ import {
 import type { Reconciler } from './context.ts';
 import { classify, errorBody, type HttpErrorDetails } from './errors.ts';
 
-
 export interface FastPathOptions {
   ctx: Reconciler;
   log: FastifyBaseLogger;
   /** The request id generator fastify uses too, so ids are unique across both paths. */
   requestId: () => string;
-  /** Largest request body, as fastify's bodyLimit; a larger one is handed over (413 there). */
+  /** fastify's bodyLimit: a larger body is handed over (and answered 413 there). */
   bodyLimit: number;
 }
 
 /** A request head larger than this is handed over (node:http answers 431 past its own limit). */
 const MAX_HEAD = 8 * 1024;
+/** The largest body this path reads (agents send about 1 KB); larger ones are handed over. */
+const MAX_BODY = 64 * 1024;
 /** Bytes a client may send ahead while its request is held; past this the connection is cut. */
 const MAX_AHEAD = 64 * 1024;
 const CRLF2 = Buffer.from('\r\n\r\n');
 
 const REQUEST_LINE = /^(GET|POST) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
-const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*$/;
+/** A header name (RFC 9110 token). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What a header value may not hold: control characters other than tab (so no CR, LF, NUL). */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const TARGET_PATH = /^\/v1\/agents\/([A-Za-z0-9][A-Za-z0-9._:@-]{0,252})\/target$/;
 const JSON_TYPE = /^application\/json[ \t]*(?:;|$)/i;
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
@@ -70,11 +74,19 @@ interface Head {
   close: boolean;
 }
 
+/** line[from..] without the optional white space (spaces, tabs) around a header value. */
+function withoutOws(line: string, from: number): string {
+  let to = line.length;
+  while (from < to && (line.charCodeAt(from) === 32 || line.charCodeAt(from) === 9)) from++;
+  while (to > from && (line.charCodeAt(to - 1) === 32 || line.charCodeAt(to - 1) === 9)) to--;
+  return line.slice(from, to);
+}
+
 /**
  * The head of a request this path answers, or undefined to hand it over. Strict on purpose:
  * whatever it does not recognize exactly is node:http's to judge.
  */
-export function parseHead(text: string, bodyLimit: number): Head | undefined {
+export function parseHead(text: string, maxBody: number): Head | undefined {
   let end = text.indexOf('\r\n');
   const line = REQUEST_LINE.exec(end < 0 ? text : text.slice(0, end));
   if (!line) return undefined;
@@ -113,10 +125,13 @@ export function parseHead(text: string, bodyLimit: number): Head | undefined {
   while (end >= 0) {
     const start = end + 2;
     end = text.indexOf('\r\n', start);
-    const h = HEADER_LINE.exec(end < 0 ? text.slice(start) : text.slice(start, end));
-    if (!h) return undefined;
-    const value = h[2]!;
-    switch (h[1]!.toLowerCase()) {
+    const line = end < 0 ? text.slice(start) : text.slice(start, end);
+    const colon = line.indexOf(':');
+    if (colon <= 0) return undefined;
+    const name = line.slice(0, colon);
+    const value = withoutOws(line, colon + 1);
+    if (!TOKEN.test(name) || CONTROL.test(value)) return undefined;
+    switch (name.toLowerCase()) {
       case 'host':
         hosts++;
         break;
@@ -157,7 +172,8 @@ export function parseHead(text: string, bodyLimit: number): Head | undefined {
   }
   if (hosts !== 1) return undefined;
   if (method === 'POST') {
-    if (contentLength === undefined || contentLength === 0 || contentLength > bodyLimit) return undefined;
+    if (contentLength === undefined || contentLength === 0 || contentLength > maxBody)
+      return undefined;
     if (contentType === undefined || !JSON_TYPE.test(contentType)) return undefined;
   } else if (contentLength !== undefined && contentLength !== 0) {
     return undefined;
@@ -222,6 +238,8 @@ const State = {
   Reading: 1,
   /** A check-in is held (long-poll). */
   Waiting: 2,
+  /** Answered with `connection: close`: whatever the client sends next is ignored. */
+  Closed: 3,
 } as const;
 type State = (typeof State)[keyof typeof State];
 
@@ -255,6 +273,7 @@ class Connection implements AnswerSink {
 
   /** Bytes arrived. */
   read(chunk: Buffer): void {
+    if (this.state === State.Closed) return;
     const buffer = this.buffer === undefined ? chunk : Buffer.concat([this.buffer, chunk]);
     this.buffer = buffer;
     if (this.state === State.Waiting) {
@@ -268,18 +287,26 @@ class Connection implements AnswerSink {
     this.next();
   }
 
-  /** Answers every complete request in the buffer, until one waits or the bytes run out. */
+  /**
+   * Answers every complete request in the buffer, until one waits, the bytes run out, or the
+   * client stops reading its answers (then reading pauses until they drain).
+   */
   next(): void {
     while (this.buffer !== undefined && this.state === State.Reading) {
+      if (this.socket.writableNeedDrain) {
+        this.socket.pause();
+        this.socket.once('drain', onDrain);
+        return;
+      }
       const buffer = this.buffer;
       let head = this.head;
       if (head === undefined) {
         const end = buffer.indexOf(CRLF2);
-        if (end < 0) {
-          if (buffer.length > MAX_HEAD) this.handOver();
+        if (end < 0 || end > MAX_HEAD) {
+          if (end > MAX_HEAD || buffer.length > MAX_HEAD) this.handOver();
           return;
         }
-        head = parseHead(buffer.toString('latin1', 0, end), this.path.bodyLimit);
+        head = parseHead(buffer.toString('latin1', 0, end), this.path.maxBody);
         if (head === undefined || this.path.closing) {
           if (head !== undefined) {
             // Shutting down: answer and close, so the agent goes to another replica.
@@ -372,7 +399,8 @@ class Connection implements AnswerSink {
     if (status >= 500 && status !== 503) {
       this.path.log.error({ reqId: id, err: error }, 'request failed');
     }
-    const retryAfter = ((error as FleetwaveError).details as HttpErrorDetails | undefined)?.retryAfter;
+    const retryAfter = ((error as FleetwaveError).details as HttpErrorDetails | undefined)
+      ?.retryAfter;
     const text =
       status >= 500 && status !== 503
         ? 'internal error; see the server log for request ' + id
@@ -419,7 +447,7 @@ class Connection implements AnswerSink {
     if (close) {
       socket.end();
       this.buffer = undefined;
-      this.state = State.Idle;
+      this.state = State.Closed;
       this.deadline = performance.now() + this.path.headersTimeoutMs;
       return;
     }
@@ -454,8 +482,12 @@ function parseJson(text: string): unknown {
   try {
     // fastify's JSON parser: __proto__ and constructor.prototype keys are refused.
     return secureJsonParse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
-  } catch (e) {
-    throw new FleetwaveError('REQUEST_INVALID', (e as Error).message);
+  } catch {
+    // fastify's words (FST_ERR_CTP_INVALID_JSON_BODY), so both paths answer alike.
+    throw new FleetwaveError(
+      'REQUEST_INVALID',
+      "Body is not valid JSON but content-type is set to 'application/json'",
+    );
   }
 }
 
@@ -466,8 +498,17 @@ function onData(this: Tagged, chunk: Buffer): void {
   this[CONNECTION]?.read(chunk);
 }
 function onEnd(this: Tagged): void {
-  // As node:http does by default (httpAllowHalfOpen false): a client's FIN ends the exchange.
-  this.destroy();
+  // As node:http does by default (httpAllowHalfOpen false): a client's FIN ends the exchange;
+  // answers already written are still delivered, a held or partial request is dropped.
+  const state = this[CONNECTION]?.state;
+  if (state === State.Idle || state === State.Closed) this.end();
+  else this.destroy();
+}
+function onDrain(this: Tagged): void {
+  const connection = this[CONNECTION];
+  if (!connection) return;
+  this.resume();
+  connection.next();
 }
 function onError(this: Tagged): void {
   this.destroy();
@@ -485,7 +526,8 @@ export class FastPath {
   readonly ctx: Reconciler;
   readonly log: FastifyBaseLogger;
   readonly requestId: () => string;
-  readonly bodyLimit: number;
+  /** fastify's bodyLimit, at most MAX_BODY. */
+  readonly maxBody: number;
   closing = false;
   private readonly enabled: (level: string) => boolean;
   private readonly server: Server;
@@ -502,9 +544,11 @@ export class FastPath {
     const isLevelEnabled = (options.log as { isLevelEnabled?: (level: string) => boolean })
       .isLevelEnabled;
     this.enabled =
-      typeof isLevelEnabled === 'function' ? (level) => isLevelEnabled.call(options.log, level) : () => false;
+      typeof isLevelEnabled === 'function'
+        ? (level) => isLevelEnabled.call(options.log, level)
+        : () => false;
     this.requestId = options.requestId;
-    this.bodyLimit = options.bodyLimit;
+    this.maxBody = Math.min(options.bodyLimit, MAX_BODY);
     this.httpListeners = server.listeners('connection') as ConnectionListener[];
     server.removeAllListeners('connection');
     server.on('connection', (socket: Socket) => this.accept(socket));
@@ -561,6 +605,7 @@ export class FastPath {
     socket.off('end', onEnd);
     socket.off('error', onError);
     socket.off('close', onClose);
+    socket.off('drain', onDrain);
     if (buffer !== undefined) socket.unshift(buffer);
     for (const listener of this.httpListeners) listener.call(this.server, socket);
   }

@@ -65,6 +65,8 @@ export async function buildServer(
     // One line per request comes from the onResponse hook below instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: 'x-request-id',
+    // Agent ids (GET /v1/agents/{id}/target) may be 253 characters.
+    routerOptions: { maxParamLength: 256 },
     bodyLimit: config.bodyLimit,
     ajv: {
       customOptions: {
@@ -194,8 +196,9 @@ export async function buildServer(
   app.addHook('preClose', async () => {
     await engine.stop();
     await ctx.sync.stop();
-    ctx.longpoll.drain();
+    // Closing first, so the answers to held long-polls say `connection: close`.
     fastPath.close();
+    ctx.longpoll.drain();
   });
   return app;
 }
