@@ -19,7 +19,7 @@ import {
 } from './auth.ts';
 import type { Reconciler } from './context.ts';
 import type { Waiter } from './longpoll.ts';
-import type { Served } from './targets.ts';
+import { sameLabels, type Served } from './targets.ts';
 
 const LABELS_SCHEMA = {
   type: 'object',
@@ -38,12 +38,9 @@ export const ENROLL_SCHEMA = {
 } as const;
 
 export const CHECKIN_SCHEMA = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'labels'],
+  ...ENROLL_SCHEMA,
   properties: {
-    id: { type: 'string', pattern: AGENT_ID_PATTERN },
-    labels: LABELS_SCHEMA,
+    ...ENROLL_SCHEMA.properties,
     current: {
       type: 'object',
       additionalProperties: false,
@@ -144,17 +141,6 @@ function checkLabels(labels: Record<string, string>, known: Labels | undefined):
     if (problem) throw new FleetwaveError('REQUEST_INVALID', `body/labels: ${problem}`);
   }
   return Object.freeze({ ...labels });
-}
-
-function sameLabels(a: Labels, b: Record<string, string>): boolean {
-  let n = 0;
-  for (const key in b) {
-    if (!Object.hasOwn(b, key)) continue;
-    if (!Object.hasOwn(a, key) || a[key] !== b[key]) return false;
-    n++;
-  }
-  for (const key in a) if (Object.hasOwn(a, key)) n--;
-  return n === 0;
 }
 
 /** `?wait=SECONDS` as its raw query value: absent is 0 (answer at once). */

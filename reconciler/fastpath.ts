@@ -52,6 +52,7 @@ const REQUEST_LINE = /^(GET|POST) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 /** A header name (RFC 9110 token). */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** What a header value may not hold: control characters other than tab (so no CR, LF, NUL). */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const TARGET_PATH = /^\/v1\/agents\/([A-Za-z0-9][A-Za-z0-9._:@-]{0,252})\/target$/;
 const JSON_TYPE = /^application\/json[ \t]*(?:;|$)/i;

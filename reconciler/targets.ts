@@ -25,7 +25,8 @@ export type Summarized =
   | { ok: true; summary: Summary; rendered?: Extract<Served, { ok: true }> }
   | Extract<Served, { ok: false }>;
 
-function sameLabels(a: Labels, b: Labels): boolean {
+/** Whether two label sets are equal (own keys and values). */
+export function sameLabels(a: Labels, b: Labels): boolean {
   if (a === b) return true;
   let n = 0;
   for (const key in a) {

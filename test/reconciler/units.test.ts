@@ -224,7 +224,8 @@ describe('long-poll registry', () => {
     assert.equal(poll.size, 1);
     assert.equal(gone.done, true);
     clock = 5000; // both slots are due at the next tick of the wheel (every second)
-    for (let i = 0; i < 40 && expired.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 40 && expired.length === 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(expired, [2]);
     poll.changed(); // nothing left to evaluate
     assert.equal(poll.size, 0);
