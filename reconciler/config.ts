@@ -3,6 +3,11 @@
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FleetwaveError } from '../core/errors.ts';
+import { labelKeyProblem } from '../core/fleet/selector.ts';
+import { MAX_LABEL_VALUES } from './metrics.ts';
+
+/** Labels `--metric-labels` may name: each multiplies the series by its values. */
+const MAX_METRIC_LABELS = 8;
 
 export interface ServeConfig {
   /** A git URL, or an absolute path to a repository on disk. */
@@ -38,6 +43,8 @@ export interface ServeConfig {
   prometheusUrl?: string;
   /** Where `rollback.revert: pull-request` opens the revert's pull request. */
   github?: GitHubConfig;
+  /** Agent labels that break agents down in `fleetwave_agents_by_label` (default: region). */
+  metricLabels?: string[];
 }
 
 export interface GitHubConfig {
@@ -71,6 +78,9 @@ Options:
   --max-waiters N          long-polls held at once before answering 429 (default: 100000)
   --body-limit BYTES       largest request body (default: 65536)
   --log-level LEVEL        fatal|error|warn|info|debug (default: info)
+  --metric-labels KEYS     agent labels that break agents down in
+                           fleetwave_agents_by_label, comma-separated, at most ${MAX_METRIC_LABELS}
+                           (default: region; each at most ${MAX_LABEL_VALUES} values, the rest "other")
   --evaluate-interval SECONDS
                            how often the rollout is evaluated, besides on each new
                            revision (default: 10; 0: only operator actions move it)
@@ -137,6 +147,22 @@ function secret(
   return value;
 }
 
+/** `--metric-labels`: distinct label keys, few, so the series stay bounded. */
+function metricLabels(value: string): string[] {
+  const keys = [...new Set(value.split(',').map((k) => k.trim()))].filter((k) => k !== '');
+  if (keys.length > MAX_METRIC_LABELS) {
+    throw new FleetwaveError(
+      'CONFIG_INVALID',
+      `--metric-labels names at most ${MAX_METRIC_LABELS} labels, not ${keys.length}`,
+    );
+  }
+  for (const key of keys) {
+    const problem = labelKeyProblem(key);
+    if (problem) throw new FleetwaveError('CONFIG_INVALID', `--metric-labels: ${problem}`);
+  }
+  return keys;
+}
+
 /** Returns undefined when --help was asked for. */
 export function readServeConfig(
   args: string[],
@@ -163,6 +189,7 @@ export function readServeConfig(
       'max-waiters': { type: 'string', default: '100000' },
       'body-limit': { type: 'string', default: '65536' },
       'log-level': { type: 'string', default: 'info' },
+      'metric-labels': { type: 'string', default: 'region' },
       'insecure-local-demo': { type: 'boolean', default: false },
       'evaluate-interval': { type: 'string', default: '10' },
       'prometheus-url': { type: 'string' },
@@ -259,5 +286,6 @@ export function readServeConfig(
     github.repo = githubRepo;
   }
   config.github = github;
+  config.metricLabels = metricLabels(values['metric-labels']);
   return config;
 }

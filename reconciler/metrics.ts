@@ -7,8 +7,9 @@ import type { CohortSnapshot } from '../core/rollout/observations.ts';
 import type { AgentRegistry } from './agents.ts';
 
 /**
- * Agent labels whose values break agents down in `fleetwave_agents_by_label`: few keys, and at
- * most MAX_LABEL_VALUES values each (the rest count as `other`), so the series stay bounded.
+ * Agent labels whose values break agents down in `fleetwave_agents_by_label` unless
+ * `--metric-labels` says otherwise: few keys, and at most MAX_LABEL_VALUES values each (the
+ * rest count as `other`), so the series stay bounded.
  */
 export const BREAKDOWN_LABELS: readonly string[] = ['region'];
 export const MAX_LABEL_VALUES = 64;
@@ -64,10 +65,13 @@ export class Metrics {
       waiters: () => number;
       shortRevision: (r: string) => string;
       now?: () => number;
+      /** `--metric-labels`; BREAKDOWN_LABELS when absent. */
+      breakdownLabels?: readonly string[];
     },
   ) {
     const registers = [registry];
     const now = sources.now ?? Date.now;
+    const breakdown = sources.breakdownLabels ?? BREAKDOWN_LABELS;
     this.checkins = new Counter({
       name: 'fleetwave_checkins_total',
       help: 'Check-ins answered, by result.',
@@ -166,12 +170,12 @@ export class Metrics {
     });
     new Gauge({
       name: 'fleetwave_agents_by_label',
-      help: `Agents known to this replica by the value of an agent label (label: ${BREAKDOWN_LABELS.join(', ')}; at most ${MAX_LABEL_VALUES} values, the rest "other") and health.`,
+      help: `Agents known to this replica by the value of an agent label (label: ${breakdown.join(', ') || 'none configured'}; at most ${MAX_LABEL_VALUES} values, the rest "other") and health.`,
       labelNames: ['label', 'value', 'health'],
       registers,
       collect() {
         this.reset();
-        for (const label of BREAKDOWN_LABELS) {
+        for (const label of breakdown) {
           const counts = new Map<string, Map<string, number>>();
           for (const agent of sources.agents.values()) {
             let value = agent.labels[label] ?? 'none';

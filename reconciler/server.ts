@@ -113,6 +113,7 @@ export async function buildServer(
     waiters: () => ctx.longpoll.size,
     shortRevision: (r) => r.slice(0, 12),
     now,
+    ...(config.metricLabels === undefined ? {} : { breakdownLabels: config.metricLabels }),
   });
   ctx.sync = new FleetSync({
     mirror,

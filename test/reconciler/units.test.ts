@@ -18,7 +18,11 @@ import {
   verifyAgentToken,
   verifyGithubSignature,
 } from '../../reconciler/auth.ts';
+import { Registry } from 'prom-client';
+import { AgentRegistry } from '../../reconciler/agents.ts';
+import { readServeConfig } from '../../reconciler/config.ts';
 import { LongPoll, WAIT_JITTER, type Waiter } from '../../reconciler/longpoll.ts';
+import { Metrics } from '../../reconciler/metrics.ts';
 
 const A = 'a'.repeat(40);
 const B = 'b'.repeat(40);
@@ -271,5 +275,66 @@ describe('long-poll registry', () => {
     poll.add({ id: 1, done: false, slot: 0 }, 5);
     assert.equal(poll.hasRoom(), false);
     poll.drain();
+  });
+});
+
+describe('--metric-labels', () => {
+  const base = ['--repo', '/tmp/fleet', '--insecure-local-demo'];
+
+  it('reads distinct label keys, region by default', () => {
+    assert.deepEqual(readServeConfig(base, {}, '/')!.metricLabels, ['region']);
+    assert.deepEqual(
+      readServeConfig([...base, '--metric-labels', 'region, os,region,team'], {}, '/')!
+        .metricLabels,
+      ['region', 'os', 'team'],
+    );
+    assert.deepEqual(readServeConfig([...base, '--metric-labels', ''], {}, '/')!.metricLabels, []);
+  });
+
+  it('refuses keys that are not label keys, and more than eight', () => {
+    assert.throws(
+      () => readServeConfig([...base, '--metric-labels', 'region,bad key!'], {}, '/'),
+      /--metric-labels: .*label key/,
+    );
+    const nine = Array.from({ length: 9 }, (_, i) => `k${i}`).join(',');
+    assert.throws(
+      () => readServeConfig([...base, '--metric-labels', nine], {}, '/'),
+      /at most 8 labels, not 9/,
+    );
+  });
+
+  it('breaks agents down by each configured label, the rest of its values as other', async () => {
+    const registry = new Registry();
+    const agents = new AgentRegistry();
+    // Seen first: its missing region counts as the value "none".
+    agents.report({ id: 'w', labels: { os: 'windows' }, at: 0, health: { status: 'failed' } });
+    for (let i = 0; i < 70; i++) {
+      agents.report({ id: `a${i}`, labels: { region: `r${i}`, os: 'linux' }, at: 0 });
+    }
+    new Metrics(registry, {
+      agents,
+      waiters: () => 0,
+      shortRevision: (r) => r,
+      breakdownLabels: ['os', 'region'],
+    });
+    const text = await registry.getSingleMetricAsString('fleetwave_agents_by_label');
+    assert.match(
+      text,
+      /^fleetwave_agents_by_label\{label="os",value="linux",health="unknown"\} 70$/m,
+    );
+    assert.match(
+      text,
+      /^fleetwave_agents_by_label\{label="os",value="windows",health="failed"\} 1$/m,
+    );
+    assert.match(
+      text,
+      /^fleetwave_agents_by_label\{label="region",value="none",health="failed"\} 1$/m,
+    );
+    // 64 values at most: "none" and the first 63 regions seen, then "other" for the rest.
+    assert.match(
+      text,
+      /^fleetwave_agents_by_label\{label="region",value="other",health="unknown"\} 7$/m,
+    );
+    assert.equal(text.match(/label="region"/g)?.length, 65);
   });
 });
