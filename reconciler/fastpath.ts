@@ -613,7 +613,15 @@ export class FastPath {
 
   /** One log line per request, as fastify's onResponse hook writes for the other routes. */
   logged(pending: Pending, status: number): void {
-    const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'debug';
+    // As server.ts's onResponse hook: the steady stream of check-ins only at debug level.
+    const level =
+      status >= 500
+        ? 'error'
+        : status >= 400
+          ? 'warn'
+          : pending.url === '/v1/enroll'
+            ? 'info'
+            : 'debug';
     if (!this.enabled(level)) return;
     this.log[level](
       {
