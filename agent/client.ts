@@ -1,6 +1,8 @@
 // The reference agent as a library: enroll, then check in forever (long-polling with
-// If-None-Match), apply each new target only after its artifact is verified, remember the last
-// applied target on disk, and report health with every check-in. Errors back off with full
+// If-None-Match), apply each new target only after its artifact is verified (sha256, and the
+// Release's signature with a key trusted here: agent/signature.ts) and its secretRefs
+// resolved (agent/secrets.ts: only --apply sees the values), remember the last applied target
+// on disk, and report health with every check-in. Errors back off with full
 // jitter, honour Retry-After and rotate through the reconciler URLs.
 //
 //   const agent = new Agent({ urls, id, labels, enrollToken, cacheDir, apply: 'systemctl …' });
@@ -8,6 +10,7 @@
 //   …
 //   await agent.stop();
 
+import type { KeyObject } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
@@ -19,12 +22,20 @@ import { TargetCache, writeFileAtomic, type CachedState } from './cache.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { AgentError, describe } from './errors.ts';
 import { checkin, enroll, type CheckinBody } from './protocol.ts';
+import { resolveSecrets } from './secrets.ts';
+import {
+  checkSignaturePolicy,
+  trustedKeysOf,
+  verifyArtifactSignature,
+  type TrustedKeys,
+} from './signature.ts';
 
 export interface ApplyContext {
+  /** The target with its secretRefs resolved: never logged, reported or cached. */
   target: Target;
   /** The verified artifact. */
   artifactPath: string;
-  /** The target as JSON on disk. */
+  /** The target (secrets resolved) as JSON on disk, mode 0600. */
   targetFile: string;
 }
 
@@ -54,8 +65,21 @@ export interface AgentOptions {
   maxApplyAttempts?: number | undefined;
   maxArtifactBytes?: number | undefined;
   maxRedirects?: number | undefined;
-  /** Environment of --apply and --health (default: process.env). */
+  /**
+   * Public keys (PEM text or KeyObjects; ECDSA as cosign makes them, or Ed25519) by the names
+   * Releases give as `signature.keyRef` (`default` when they give none). A signed artifact is
+   * applied only when its signature verifies with the key it names (agent/signature.ts).
+   */
+  trustedKeys?: Readonly<Record<string, KeyObject | string>> | undefined;
+  /** Refuse an artifact whose Release does not sign it (ARTIFACT_SIGNATURE_INVALID). */
+  requireSignatures?: boolean | undefined;
+  /**
+   * Environment of --apply and --health (default: process.env); also where `env` secrets and
+   * VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE are read.
+   */
   env?: NodeJS.ProcessEnv | undefined;
+  /** The directory `file` secretRefs are relative to (default: /etc/fleetwave/secrets). */
+  secretDir?: string | undefined;
   onEvent?: ((event: AgentEvent) => void) | undefined;
 }
 
@@ -96,6 +120,7 @@ export class Agent {
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly backoff: BackoffPolicy;
+  private readonly trustedKeys: TrustedKeys;
   private readonly controller = new AbortController();
   private loop: Promise<void> | undefined;
   private token: string | undefined;
@@ -117,6 +142,8 @@ export class Agent {
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    // Throws (naming the key) for a key that is not an ECDSA or Ed25519 public key.
+    this.trustedKeys = trustedKeysOf(options.trustedKeys);
   }
 
   get current(): Target | undefined {
@@ -294,10 +321,17 @@ export class Agent {
 
   /**
    * Verifies and applies a target. Nothing is recorded unless every step succeeded: the
-   * artifact's sha256, then --apply. A failure leaves the last good target in place.
+   * artifact's sha256 and its signature (agent/signature.ts), then the config's secretRefs resolved on this machine (SECRET_UNRESOLVED),
+   * then --apply. A failure leaves the last good target in place.
    */
   private async applyTarget(target: Target): Promise<boolean> {
     try {
+      // Unsigned under --require-signatures, or a key not trusted here: refused before download.
+      checkSignaturePolicy(
+        target.artifact,
+        this.trustedKeys,
+        this.options.requireSignatures ?? false,
+      );
       const artifactPath = await fetchArtifact({
         url: target.artifact.url,
         sha256: target.artifact.sha256,
@@ -312,9 +346,24 @@ export class Agent {
           ? {}
           : { maxRedirects: this.options.maxRedirects }),
       });
+      // The bytes on disk, hash-checked, must also carry the Release's signature.
+      if (target.artifact.signature) {
+        await verifyArtifactSignature({
+          signature: target.artifact.signature,
+          artifactPath,
+          keys: this.trustedKeys,
+          dispatcher: this.options.dispatcher,
+          signal: this.controller.signal,
+          timeoutMs: this.options.timeoutMs ?? 30_000,
+          maxRedirects: this.options.maxRedirects,
+        });
+      }
       const targetFile = join(this.cache.dir, APPLY_TARGET_FILE);
-      await writeFileAtomic(targetFile, JSON.stringify(target, null, 2) + '\n');
-      await this.runApply({ target, artifactPath, targetFile });
+      // Only --apply sees the secrets: the cache, events and check-ins keep the references.
+      const resolved = await this.resolveSecrets(target);
+      // writeFileAtomic creates the file 0600 and renames it over the old one: always 0600.
+      await writeFileAtomic(targetFile, JSON.stringify(resolved, null, 2) + '\n');
+      await this.runApply({ target: resolved, artifactPath, targetFile });
       if (this.state && this.state.artifactPath !== artifactPath)
         this.previousArtifact = this.state.artifactPath;
       this.state = { target, artifactPath, appliedAt: this.clock.now() };
@@ -349,6 +398,18 @@ export class Agent {
       });
       return false;
     }
+  }
+
+  /** The target with its config's secretRefs resolved here (throws SECRET_UNRESOLVED). */
+  private async resolveSecrets(target: Target): Promise<Target> {
+    const config = await resolveSecrets(target.config, {
+      env: this.options.env ?? process.env,
+      secretDir: this.options.secretDir,
+      dispatcher: this.options.dispatcher,
+      timeoutMs: this.options.timeoutMs ?? 30_000,
+      signal: this.controller.signal,
+    });
+    return { ...target, config: config as Target['config'] };
   }
 
   private async runApply(context: ApplyContext): Promise<void> {

@@ -12,7 +12,14 @@
 // - ARTIFACT_DOWNLOAD_FAILED (transient): the artifact could not be fetched (status,
 //   redirect loop or too many redirects, timeout, larger than allowed).
 // - ARTIFACT_MISMATCH (stalled): the artifact's sha256 is not the target's: refused.
+// - ARTIFACT_SIGNATURE_INVALID (stalled): the artifact's signature does not verify, names a key
+//   the agent does not trust, cannot be had for good (4xx, too large, not a signature), or is
+//   missing under --require-signatures: refused. A signature that cannot be fetched for a
+//   passing reason (no connection, timeout, 5xx) is ARTIFACT_DOWNLOAD_FAILED.
 // - APPLY_FAILED (stalled): --apply exited non-zero, was killed, or timed out.
+// - SECRET_UNRESOLVED (stalled): a secretRef in the target's config could not be resolved (an
+//   env variable not set, a file missing or refused, Vault not configured or refusing); the
+//   target fails like APPLY_FAILED and --apply does not run.
 // - CACHE_UNWRITABLE (stalled): the cache directory cannot be created or written.
 
 import { FleetwaveError, type ErrorCode } from '../core/errors.ts';
@@ -26,7 +33,9 @@ export type AgentErrorCode = Extract<
   | 'AGENT_REFUSED'
   | 'ARTIFACT_DOWNLOAD_FAILED'
   | 'ARTIFACT_MISMATCH'
+  | 'ARTIFACT_SIGNATURE_INVALID'
   | 'APPLY_FAILED'
+  | 'SECRET_UNRESOLVED'
   | 'CACHE_UNWRITABLE'
 >;
 

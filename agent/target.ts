@@ -1,5 +1,6 @@
 // What the agent trusts of a reconciler's answer: a Target of exactly the shape of
-// core/target/model.ts whose etag is the hash of its content. Pure.
+// core/target/model.ts (with the artifact's signature reference when it has one) whose etag is
+// the hash of its content. Pure.
 
 import { etagOf } from '../core/target/etag.ts';
 import type { Target } from '../core/target/model.ts';
@@ -10,6 +11,15 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === 'https:' || protocol === 'http:';
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -37,6 +47,14 @@ export function checkTarget(value: unknown, etagHeader?: string): TargetCheck {
     return fail(`artifact.url must be http(s), not ${url.protocol}`);
   if (typeof artifact.sha256 !== 'string' || !HEX64.test(artifact.sha256.toLowerCase()))
     return fail('artifact.sha256 is not 64 hex digits');
+  const signature = artifact.signature;
+  if (signature !== undefined) {
+    if (!isRecord(signature)) return fail('artifact.signature is not an object');
+    if (typeof signature.url !== 'string' || !isHttpUrl(signature.url))
+      return fail('artifact.signature.url is not an http(s) URL');
+    if (typeof signature.keyRef !== 'string' || signature.keyRef === '')
+      return fail('artifact.signature.keyRef is not a key name');
+  }
   if (!isRecord(config)) return fail('config is not an object');
   if (
     typeof pollAfterSeconds !== 'number' ||
@@ -50,7 +68,14 @@ export function checkTarget(value: unknown, etagHeader?: string): TargetCheck {
     revision,
     wave,
     version,
-    artifact: { url: artifact.url, sha256: artifact.sha256.toLowerCase() },
+    artifact: {
+      url: artifact.url,
+      sha256: artifact.sha256.toLowerCase(),
+      // The two known keys only, as everywhere: the etag is checked over what is kept.
+      ...(signature === undefined
+        ? {}
+        : { signature: { url: signature.url as string, keyRef: signature.keyRef as string } }),
+    },
     config,
     pollAfterSeconds,
   };

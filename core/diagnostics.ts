@@ -28,7 +28,8 @@ export const DIAGNOSTIC_CODES = {
   'duplicate-version': 'Two Releases have the same version.',
   'unknown-version': 'The Fleet asks for a version that no Release defines.',
   'duplicate-artifact': 'A Release has two artifacts for one os/arch.',
-  'invalid-url': 'An artifact or signature URL is not an absolute https URL without credentials.',
+  'invalid-url':
+    'An artifact or signature URL is not an absolute https URL without credentials, or a signature URL uses a placeholder other than ${artifact.url}, ${artifact.os}, ${artifact.arch}, ${artifact.sha256}.',
   'last-wave': 'The last wave has a selector or is below 100 percent.',
   selector:
     'A label selector is malformed (bad key or value, In without values, Exists with values).',

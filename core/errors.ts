@@ -92,7 +92,16 @@ export const ERROR_CODES = {
     kind: 'stalled',
     summary: "The artifact's sha256 is not the target's: refused.",
   },
+  ARTIFACT_SIGNATURE_INVALID: {
+    kind: 'stalled',
+    summary:
+      "The artifact's signature is missing, unknown to the agent (keyRef), unreadable or wrong: refused.",
+  },
   APPLY_FAILED: { kind: 'stalled', summary: '--apply exited non-zero, was killed, or timed out.' },
+  SECRET_UNRESOLVED: {
+    kind: 'stalled',
+    summary: "A secretRef in the target's config could not be resolved on the agent.",
+  },
   CACHE_UNWRITABLE: {
     kind: 'stalled',
     summary: 'The agent cannot create or write its cache directory.',

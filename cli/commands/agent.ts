@@ -12,14 +12,17 @@ import { labelKeyProblem, labelValueProblem } from '../../core/fleet/selector.ts
 import { isAgentId } from '../../reconciler/auth.ts';
 import { Agent, type AgentEvent, type AgentOptions } from '../../agent/client.ts';
 import { isAgentError } from '../../agent/errors.ts';
+import { trustedKey } from '../../agent/signature.ts';
+import { DEFAULT_KEY_REF } from '../../core/fleet/signature.ts';
+import { DEFAULT_SECRET_DIR } from '../../agent/secrets.ts';
 import { EXIT, type CommandIO } from '../io.ts';
 
 export const AGENT_HELP = `Usage: fleetwave agent --url URL [--url URL…] [options]
 
 The reference agent: enrolls with the reconciler, long-polls for its target, downloads the
-artifact and verifies its sha256, runs --apply with the new target, and reports its health
-with every check-in. The last applied target is kept in --cache-dir and used while the
-reconciler is unreachable.
+artifact and verifies its sha256 (and its signature, when the Release signs it), runs
+--apply with the new target, and reports its health with every check-in. The last applied
+target is kept in --cache-dir and used while the reconciler is unreachable.
 
 Options:
   --url URL            a reconciler (repeat, or comma-separate, for failover) (required;
@@ -33,6 +36,13 @@ Options:
                        stdin; FLEETWAVE_TARGET_FILE, FLEETWAVE_ARTIFACT, FLEETWAVE_VERSION,
                        FLEETWAVE_ETAG, FLEETWAVE_REVISION, FLEETWAVE_AGENT_ID in its env. Exit
                        0 applies; anything else fails the target (the last good one stays).
+                       Its target has every secretRef resolved here (the file is mode 0600):
+                       env from this agent's environment, file from --secret-dir, vault
+                       (MOUNT/PATH#FIELD, KV v2) with VAULT_ADDR and VAULT_TOKEN (and
+                       VAULT_NAMESPACE) from the environment; one that cannot be resolved
+                       fails the target (SECRET_UNRESOLVED) and --apply does not run
+  --secret-dir DIR     where file secrets are read: their key is a path inside DIR (no
+                       absolute paths, .. or symlinks out) (default: /etc/fleetwave/secrets)
   --health CMD         shell command run before each check-in: exit 0 ok, 1 degraded, else
                        failed; its output is the message (a JSON object may give "message",
                        "errors" and "requests")
@@ -40,6 +50,12 @@ Options:
   --timeout SECONDS    timeout of each request beyond the long-poll wait (default: 30)
   --apply-timeout SECONDS  longest --apply run (default: 600)
   --ca FILE            extra trusted CA certificates (PEM) for the reconciler and artifacts
+  --trusted-key NAME=PATH  a public key (PEM: cosign.pub, or Ed25519) that Releases name as
+                       signature.keyRef NAME (repeatable; PATH alone is the key "default").
+                       A signed artifact is applied only if its signature verifies with the
+                       key it names (else ARTIFACT_SIGNATURE_INVALID, the last target stays)
+  --require-signatures refuse artifacts whose Release does not sign them (needs a
+                       --trusted-key)
   -h, --help           show this help
 
 Exit status: 0 stopped by a signal, 1 the cache directory is not writable, 2 usage error.
@@ -128,12 +144,15 @@ export async function readAgentOptions(
       labels: { type: 'string' },
       'enroll-token': { type: 'string' },
       'cache-dir': { type: 'string' },
+      'secret-dir': { type: 'string' },
       apply: { type: 'string' },
       health: { type: 'string' },
       wait: { type: 'string' },
       timeout: { type: 'string' },
       'apply-timeout': { type: 'string' },
       ca: { type: 'string' },
+      'trusted-key': { type: 'string', multiple: true },
+      'require-signatures': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -160,6 +179,7 @@ export async function readAgentOptions(
     labels,
     enrollToken: values['enroll-token'] ?? io.env.FLEETWAVE_ENROLL_TOKEN,
     cacheDir: isAbsolute(cacheDir) ? cacheDir : resolve(io.cwd, cacheDir),
+    secretDir: resolve(io.cwd, values['secret-dir'] ?? DEFAULT_SECRET_DIR),
     apply: values.apply,
     health: values.health,
     timeoutMs: seconds('--timeout', values.timeout, 30) * 1000,
@@ -176,7 +196,45 @@ export async function readAgentOptions(
     }
     options.dispatcher = new HttpAgent({ connect: { ca: [...rootCertificates, ca] } });
   }
+  if (values['trusted-key'] !== undefined)
+    options.trustedKeys = await readTrustedKeys(values['trusted-key'], io.cwd);
+  if (values['require-signatures']) {
+    // Nothing could ever be applied: every artifact unsigned or signed by an unknown key.
+    if (options.trustedKeys === undefined)
+      throw new FleetwaveError('USAGE', '--require-signatures needs a --trusted-key NAME=PATH');
+    options.requireSignatures = true;
+  }
   return options;
+}
+
+/** `--trusted-key NAME=PATH` (or PATH alone, the key `default`): each file read and checked. */
+async function readTrustedKeys(specs: string[], cwd: string): Promise<Record<string, string>> {
+  const keys: Record<string, string> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const name = eq < 0 ? DEFAULT_KEY_REF : spec.slice(0, eq);
+    const path = eq < 0 ? spec : spec.slice(eq + 1);
+    if (name === '' || path === '')
+      throw new FleetwaveError('USAGE', `--trusted-key: "${spec}" is not NAME=PATH`);
+    if (Object.hasOwn(keys, name))
+      throw new FleetwaveError('USAGE', `--trusted-key: the name "${name}" is given twice`);
+    let pem: string;
+    try {
+      pem = await readFile(resolve(cwd, path), 'utf8');
+    } catch (e) {
+      throw new FleetwaveError(
+        'USAGE',
+        `--trusted-key: cannot read ${path}: ${(e as Error).message}`,
+      );
+    }
+    try {
+      trustedKey(pem);
+    } catch (e) {
+      throw new FleetwaveError('USAGE', `--trusted-key ${name}: ${path}: ${(e as Error).message}`);
+    }
+    keys[name] = pem;
+  }
+  return keys;
 }
 
 export async function agentCommand(args: string[], io: CommandIO): Promise<number> {

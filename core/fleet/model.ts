@@ -67,17 +67,26 @@ export interface FleetSpec {
   rollback?: Rollback;
 }
 
+/** Where a signature file is and the name of the trusted key that checks it (signature.ts). */
+export interface SignatureRef {
+  url: string;
+  keyRef?: string;
+}
+
 export interface Artifact {
   os: string;
   arch: string;
   url: string;
   sha256: string;
+  /** This artifact's signature; wins over the release's. */
+  signature?: SignatureRef;
 }
 
 export interface ReleaseSpec {
   version: string;
   artifacts: Artifact[];
-  signature?: { url: string; keyRef?: string };
+  /** Every artifact's signature, its URL a template (`${artifact.url}.sig`). */
+  signature?: SignatureRef;
   notes?: string;
 }
 

@@ -167,6 +167,9 @@ function secretRefProblems(
       message:
         'secretRef.key must be a non-empty string naming the secret (an env var, a file path, a vault path)',
     });
+  } else if (typeof provider === 'string') {
+    const problem = secretKeyProblem(provider, ref['key']);
+    if (problem) out.push({ path: [...refPath, 'key'], at: 'value', message: problem });
   }
   for (const k of Object.keys(ref)) {
     if (k !== 'provider' && k !== 'key') {
@@ -178,4 +181,35 @@ function secretRefProblems(
     }
   }
   return out;
+}
+
+/** A path of `/`-separated parts, none empty, `.` or `..`. */
+function plainPath(path: string): boolean {
+  return path.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+}
+
+/**
+ * What is wrong with a secret's key for its provider, as the agent resolves it (agent/secrets.ts):
+ * `env` an environment variable name, `file` a path relative to the agent's --secret-dir,
+ * `vault` MOUNT/PATH#FIELD of a KV v2 secret. Undefined when it is well formed.
+ */
+export function secretKeyProblem(provider: string, key: string): string | undefined {
+  switch (provider) {
+    case 'env':
+      return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)
+        ? undefined
+        : `an env secret's key must be an environment variable name (letters, digits, _), not ${JSON.stringify(key)}`;
+    case 'file':
+      return !key.includes('\0') && plainPath(key)
+        ? undefined
+        : `a file secret's key must be a path relative to the agent's --secret-dir (no leading "/", no "." or ".." parts), not ${JSON.stringify(key)}`;
+    case 'vault': {
+      const m = /^([^/#]+)\/([^#]+)#([^#]+)$/.exec(key);
+      return m && plainPath(`${m[1]}/${m[2]}`)
+        ? undefined
+        : `a vault secret's key must be MOUNT/PATH#FIELD of a KV v2 secret (e.g. secret/app/db#password), not ${JSON.stringify(key)}`;
+    }
+    default:
+      return undefined;
+  }
 }

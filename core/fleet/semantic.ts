@@ -6,6 +6,7 @@ import { parseDuration } from './duration.ts';
 import { scan } from './interpolation.ts';
 import type {
   AnyDocument,
+  Artifact,
   ConfigLayerDocument,
   FleetDocument,
   Kind,
@@ -15,6 +16,7 @@ import type {
 import { diagnosticAt, locate, locateInScalar, type ParsedDocument, type Path } from './parse.ts';
 import { findSecrets } from './secrets.ts';
 import { selectorProblems } from './selector.ts';
+import { expandSignatureUrl, namesArtifact, signatureUrlProblems } from './signature.ts';
 import { didYouMean } from './suggest.ts';
 
 export interface CheckedDocument {
@@ -275,10 +277,63 @@ function checkRelease(r: Reporter, rel: CheckedDocument & { doc: ReleaseDocument
     } else seen.set(key, i);
     url(['spec', 'artifacts', i, 'url'], a.url, 'artifact URLs');
   });
-  const sig = rel.doc.spec.signature;
-  if (sig) url(['spec', 'signature', 'url'], sig.url, 'signature URLs');
+  checkSignatures(r, rel, url);
   for (const f of findSecrets(rel.doc.spec, ['spec'])) {
     if (!reported.has(f.path.join('\0'))) r.at(rel, f.path, f.message, 'plaintext-secret', f.at);
+  }
+}
+
+/**
+ * Signature URLs: only known placeholders, an https URL for each artifact once filled in, and
+ * a release-wide URL that names each artifact's file when several artifacts use it.
+ */
+function checkSignatures(
+  r: Reporter,
+  rel: CheckedDocument & { doc: ReleaseDocument },
+  url: (path: Path, value: string, what: string) => void,
+): void {
+  const { spec } = rel.doc;
+  // A template with a bad placeholder is reported as such, not as the URL it would make.
+  const placeholdersOk = (path: Path, template: string): boolean => {
+    const problems = signatureUrlProblems(template);
+    const seen = new Map<string, number>();
+    for (const p of problems) {
+      // Each at the token itself; the same token twice, at each place it is written.
+      const occurrence = seen.get(p.raw) ?? 0;
+      seen.set(p.raw, occurrence + 1);
+      r.inScalar(rel, path, p.raw, occurrence, p.message, 'invalid-url');
+    }
+    return problems.length === 0;
+  };
+  // An artifact URL already reported is not reported again through `${artifact.url}`.
+  const artifactUrlOk = (a: Artifact): boolean => httpsProblem(a.url) === undefined;
+  spec.artifacts.forEach((a, i) => {
+    if (!a.signature) return;
+    const path: Path = ['spec', 'artifacts', i, 'signature', 'url'];
+    if (!placeholdersOk(path, a.signature.url)) return;
+    if (namesArtifact(a.signature.url) && !artifactUrlOk(a)) return;
+    url(path, expandSignatureUrl(a.signature.url, a), 'signature URLs');
+  });
+  const shared = spec.signature;
+  if (!shared) return;
+  const path: Path = ['spec', 'signature', 'url'];
+  if (!placeholdersOk(path, shared.url)) return;
+  const users = spec.artifacts.filter((a) => !a.signature);
+  if (!namesArtifact(shared.url)) {
+    url(path, shared.url, 'signature URLs');
+    if (users.length > 1) {
+      r.at(
+        rel,
+        path,
+        `${users.length} artifacts would share this signature file, but a signature covers one artifact's bytes: name each artifact's file (e.g. "\${artifact.url}.sig") or give each artifact its own signature`,
+      );
+    }
+    return;
+  }
+  // Filled in for each artifact; the first problem only, the others would say the same.
+  for (const a of users.filter(artifactUrlOk)) {
+    const expanded = expandSignatureUrl(shared.url, a);
+    if (httpsProblem(expanded) !== undefined) return url(path, expanded, 'signature URLs');
   }
 }
 

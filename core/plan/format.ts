@@ -126,7 +126,7 @@ export function planMarkdown(p: Plan): string {
         !('error' in g.after) &&
         g.before.version === g.after.version
       ) {
-        body.push('| artifact | | changed (url or sha256) |');
+        body.push('| artifact | | changed (url, sha256 or signature) |');
       }
       for (const c of g.changes.slice(0, 50)) body.push(changeRow(c));
       if (g.changes.length > 50) body.push(`| … | ${g.changes.length - 50} more changes | |`);

@@ -401,7 +401,7 @@ export class TargetCache {
     }
     const base = {
       version: this.release.spec.version,
-      artifact: Object.freeze(artifact.artifact),
+      artifact: deepFreeze(artifact.artifact),
       pollAfterSeconds: this.model.fleet.spec.pollIntervalSeconds,
     };
     // The same text as canonicalContent (etag.ts), with holes where the id goes.

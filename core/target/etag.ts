@@ -2,7 +2,8 @@
 // `{artifact, config, pollAfterSeconds, version}` with every mapping's keys sorted by UTF-16
 // code units and no whitespace.
 //
-// In: everything the agent acts on. pollAfterSeconds is in because an agent that sends the
+// In: everything the agent acts on, the artifact's signature reference (url, keyRef) with it
+// when the Release has one. pollAfterSeconds is in because an agent that sends the
 // current etag gets a 304, so a changed poll interval behind an unchanged etag would never
 // reach it. Out: `revision` and `wave`, which say where the target came from, not what it is.
 // A commit that leaves an agent's content alone must not look like a change to that agent (no

@@ -18,9 +18,18 @@ export interface Placement {
   readonly wave: string;
 }
 
+/** Where the artifact's signature is and the name of the trusted key that must check it. */
+export interface TargetSignature {
+  readonly url: string;
+  /** A name the agent knows a public key by (`--trusted-key NAME=PATH`); never a key. */
+  readonly keyRef: string;
+}
+
 export interface TargetArtifact {
   readonly url: string;
   readonly sha256: string;
+  /** Present when the Release signs this artifact (core/fleet/signature.ts). */
+  readonly signature?: TargetSignature;
 }
 
 /** What an agent applies. The etag is the hash of exactly this (see etag.ts). */

@@ -1,11 +1,13 @@
 // Rendering an agent's target from one revision's fleet, straight from the definition: the
-// Release's artifact for the agent's os/arch, the deep merge of every matching ConfigLayer,
-// interpolation of `${agent.id}` and `${agent.labels.NAME}` (secretRefs untouched). This is
-// the reference: TargetCache (cache.ts) gives the same results without redoing shared work.
+// Release's artifact for the agent's os/arch (with its signature reference when the Release
+// signs it), the deep merge of every matching ConfigLayer, interpolation of `${agent.id}` and
+// `${agent.labels.NAME}` (secretRefs untouched). This is the reference: TargetCache
+// (cache.ts) gives the same results without redoing shared work.
 
 import { FleetwaveError } from '../errors.ts';
 import type { ConfigLayerDocument, FleetModel, ReleaseDocument } from '../fleet/model.ts';
 import { matches, type Labels } from '../fleet/selector.ts';
+import { signatureOf } from '../fleet/signature.ts';
 import { etagOf } from './etag.ts';
 import { isMapping, isSecretRef, mergeValues, setOwn, type Mapping } from './merge.ts';
 import type { Agent, Content, RenderError, RenderResult, Target, TargetArtifact } from './model.ts';
@@ -48,7 +50,13 @@ export function artifactFor(release: ReleaseDocument, labels: Labels): ArtifactR
   const os = labels['os']!;
   const arch = labels['arch']!;
   const found = release.spec.artifacts.find((a) => a.os === os && a.arch === arch);
-  if (found) return { ok: true, artifact: { url: found.url, sha256: found.sha256 } };
+  if (found) {
+    const signature = signatureOf(release.spec, found);
+    const artifact: TargetArtifact = signature
+      ? { url: found.url, sha256: found.sha256, signature }
+      : { url: found.url, sha256: found.sha256 };
+    return { ok: true, artifact };
+  }
   const known = release.spec.artifacts.map((a) => `${a.os}/${a.arch}`).join(', ');
   return {
     ok: false,

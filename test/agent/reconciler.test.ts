@@ -29,6 +29,7 @@ import {
   startReconcilerOn,
   until,
 } from './helpers.ts';
+import { FakeVault } from './fixtures/vault.ts';
 
 const V24 = Buffer.from('metrics-agent 2.4.0 binary\n'.repeat(2000));
 const V25 = Buffer.from('metrics-agent 2.5.0 binary\n'.repeat(3000));
@@ -37,6 +38,8 @@ describe('agent against a real reconciler', { timeout: 120_000 }, () => {
   const tls = loopbackCertificate();
   let repo: FleetRepo;
   let artifacts: ArtifactServer;
+  // The example fleet's base layer reads output.apiKey from Vault: the agents resolve it here.
+  let vault: FakeVault;
   let server: Running | undefined;
   let port: number;
   let work: string;
@@ -79,6 +82,7 @@ describe('agent against a real reconciler', { timeout: 120_000 }, () => {
       // Writes what it was given where the test can see it, like an installer would.
       apply: `mkdir -p "${dir}/installed" && cat > "${dir}/installed/target.json" && cp "$FLEETWAVE_ARTIFACT" "${dir}/installed/binary" && echo "$FLEETWAVE_VERSION" > "${dir}/installed/version"`,
       dispatcher: tls.dispatcher,
+      env: vault.env({ PATH: process.env.PATH }),
       waitSeconds: 1,
       timeoutMs: 5_000,
       backoff: { baseMs: 20, capMs: 300, retryAfterCapMs: 500 },
@@ -94,6 +98,9 @@ describe('agent against a real reconciler', { timeout: 120_000 }, () => {
     repo = await FleetRepo.create();
     artifacts = await new ArtifactServer(tls).start();
     artifacts.files.set('/2.4.0', V24);
+    vault = await new FakeVault().start();
+    // The example fleet's secret/metrics-agent/ingest#api_key: MOUNT secret, PATH metrics-agent/ingest.
+    vault.secrets.set('secret/metrics-agent/ingest', { api_key: 'ingest-api-key' });
     await release('2.4.0', V24);
     port = await freePort();
     server = await startReconcilerOn(repo, port);
@@ -103,6 +110,7 @@ describe('agent against a real reconciler', { timeout: 120_000 }, () => {
     for (const a of agents) await a.stop();
     await server?.close();
     await artifacts?.stop();
+    await vault?.stop();
     await tls.dispatcher.close();
     await repo?.cleanup();
     await rm(work, { recursive: true, force: true });
@@ -123,6 +131,7 @@ describe('agent against a real reconciler', { timeout: 120_000 }, () => {
     assert.equal((await readFile(join(first.dir, 'installed/version'), 'utf8')).trim(), '2.4.0');
     const given = JSON.parse(await readFile(join(first.dir, 'installed/target.json'), 'utf8'));
     assert.equal(given.etag, t24.etag);
+    assert.equal(given.config.output.apiKey, 'ingest-api-key', 'resolved from Vault');
     // On disk, verified.
     const cached = await new TargetCache(join(first.dir, 'cache')).read();
     assert.equal(cached.state?.target.etag, t24.etag);

@@ -10,7 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
+import { validateFleet } from '../../core/fleet/validate.ts';
+import { renderTarget } from '../../core/target/render.ts';
 import { issueAgentToken } from '../../reconciler/auth.ts';
+import { readFleetDirectory } from '../../source/directory.ts';
 import {
   ADMIN_TOKEN,
   ENROLL_TOKEN,
@@ -267,6 +270,26 @@ describe('the OpenAPI document', () => {
     }
     // Compiling every schema resolves every $ref inside the components.
     for (const schema of Object.values(doc.components.schemas!)) validator(schema);
+  });
+
+  it('describes the target of a signed release (the served fleet signs none)', async () => {
+    const { model } = validateFleet(await readFleetDirectory('fleet', { cwd: ROOT }));
+    assert.ok(model);
+    // The example fleet's 2.5.0 signs each artifact.
+    const signed = {
+      ...model,
+      fleet: { ...model.fleet, spec: { ...model.fleet.spec, version: '2.5.0' } },
+    };
+    const rendered = renderTarget(signed, 'c'.repeat(40), { id: 'agent-a', labels: LINUX_PROD });
+    assert.ok(rendered.ok && rendered.target.artifact.signature);
+    const check = validator(doc.components.schemas!.Target!);
+    const body = JSON.parse(JSON.stringify(rendered.target)) as Json;
+    assert.ok(check(body), ajv.errorsText(check.errors));
+    const artifact = body.artifact as Json;
+    assert.equal(
+      check({ ...body, artifact: { ...artifact, signature: { url: 'https://x/y.sig' } } }),
+      false,
+    );
   });
 });
 

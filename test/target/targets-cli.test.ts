@@ -72,7 +72,7 @@ describe('fleetwave targets', () => {
       };
       assert.equal(config.agent.hostname, e.id);
       assert.deepEqual(config.output.apiKey, {
-        secretRef: { provider: 'vault', key: 'secret/data/metrics-agent/ingest#api_key' },
+        secretRef: { provider: 'vault', key: 'secret/metrics-agent/ingest#api_key' },
       });
     }
     const win = entries.find((e) => e.id === 'win-dub1-08')!.target!;

@@ -54517,7 +54517,15 @@ var ERROR_CODES = {
     kind: "stalled",
     summary: "The artifact's sha256 is not the target's: refused."
   },
+  ARTIFACT_SIGNATURE_INVALID: {
+    kind: "stalled",
+    summary: "The artifact's signature is missing, unknown to the agent (keyRef), unreadable or wrong: refused."
+  },
   APPLY_FAILED: { kind: "stalled", summary: "--apply exited non-zero, was killed, or timed out." },
+  SECRET_UNRESOLVED: {
+    kind: "stalled",
+    summary: "A secretRef in the target's config could not be resolved on the agent."
+  },
   CACHE_UNWRITABLE: {
     kind: "stalled",
     summary: "The agent cannot create or write its cache directory."
@@ -54776,6 +54784,54 @@ function assertPlaceable(model) {
   }
 }
 
+// core/fleet/signature.ts
+var DEFAULT_KEY_REF = "default";
+var SIGNATURE_PLACEHOLDERS = ["url", "os", "arch", "sha256"];
+var TOKEN = /\$\$\{|\$\{([^{}$]*)\}|\$\{/g;
+var ALLOWED = SIGNATURE_PLACEHOLDERS.map((f3) => `\${artifact.${f3}}`).join(", ");
+function signatureUrlProblems(template) {
+  const problems = [];
+  for (const m2 of template.matchAll(TOKEN)) {
+    if (m2[0] === "$${") continue;
+    if (m2[1] === void 0) {
+      const raw = /^\$\{[^\s$]*/.exec(template.slice(m2.index))[0];
+      problems.push({
+        raw,
+        message: `unterminated "${raw}" in a signature URL: close it with "}" or write "$\${" for a literal "\${"`
+      });
+      continue;
+    }
+    const name = m2[1].trim();
+    const field2 = name.startsWith("artifact.") ? name.slice("artifact.".length) : "";
+    if (!SIGNATURE_PLACEHOLDERS.includes(field2)) {
+      problems.push({
+        raw: m2[0],
+        message: `"${m2[0]}" is not allowed in a signature URL: only ${ALLOWED} (write "$\${" for a literal "\${")`
+      });
+    }
+  }
+  return problems;
+}
+function namesArtifact(template) {
+  for (const m2 of template.matchAll(TOKEN)) if (m2[1] !== void 0) return true;
+  return false;
+}
+function expandSignatureUrl(template, artifact) {
+  if (!template.includes("${")) return template;
+  return template.replace(TOKEN, (token, expr) => {
+    if (token === "$${") return "${";
+    if (expr === void 0) return token;
+    const name = expr.trim();
+    const field2 = name.startsWith("artifact.") ? name.slice("artifact.".length) : "";
+    return SIGNATURE_PLACEHOLDERS.includes(field2) ? artifact[field2] : token;
+  });
+}
+function signatureOf(spec, artifact) {
+  const ref = artifact.signature ?? spec.signature;
+  if (!ref) return void 0;
+  return { url: expandSignatureUrl(ref.url, artifact), keyRef: ref.keyRef ?? DEFAULT_KEY_REF };
+}
+
 // core/target/template.ts
 function unescape(text) {
   return text.includes("$${") ? text.replaceAll("$${", "${") : text;
@@ -54828,7 +54884,11 @@ function artifactFor(release, labels) {
   const os6 = labels["os"];
   const arch2 = labels["arch"];
   const found = release.spec.artifacts.find((a) => a.os === os6 && a.arch === arch2);
-  if (found) return { ok: true, artifact: { url: found.url, sha256: found.sha256 } };
+  if (found) {
+    const signature = signatureOf(release.spec, found);
+    const artifact = signature ? { url: found.url, sha256: found.sha256, signature } : { url: found.url, sha256: found.sha256 };
+    return { ok: true, artifact };
+  }
   const known = release.spec.artifacts.map((a) => `${a.os}/${a.arch}`).join(", ");
   return {
     ok: false,
@@ -55181,7 +55241,7 @@ var TargetCache = class {
     }
     const base = {
       version: this.release.spec.version,
-      artifact: Object.freeze(artifact.artifact),
+      artifact: deepFreeze(artifact.artifact),
       pollAfterSeconds: this.model.fleet.spec.pollIntervalSeconds
     };
     const segments = [`{"artifact":${canonicalJson(base.artifact)},"config":`];
@@ -55640,7 +55700,7 @@ function planMarkdown(p2) {
       const body = ["| | before | after |", "| --- | --- | --- |"];
       body.push(`| version | ${cell(side(g2.before))} | ${cell(side(g2.after))} |`);
       if (g2.artifactChanged && !("error" in g2.before) && !("error" in g2.after) && g2.before.version === g2.after.version) {
-        body.push("| artifact | | changed (url or sha256) |");
+        body.push("| artifact | | changed (url, sha256 or signature) |");
       }
       for (const c3 of g2.changes.slice(0, 50)) body.push(changeRow(c3));
       if (g2.changes.length > 50) body.push(`| … | ${g2.changes.length - 50} more changes | |`);
@@ -56375,24 +56435,42 @@ var release_schema_default = {
                 description: "An https URL of the artifact.",
                 maxLength: 2048
               },
-              sha256: { $ref: "#/definitions/sha256" }
+              sha256: { $ref: "#/definitions/sha256" },
+              signature: {
+                $ref: "#/definitions/signature",
+                description: "This artifact's signature; wins over spec.signature."
+              }
             }
           }
         },
         signature: {
-          type: "object",
-          additionalProperties: false,
-          required: ["url"],
-          properties: {
-            url: { type: "string", maxLength: 2048 },
-            keyRef: { type: "string", maxLength: 256 }
-          }
+          $ref: "#/definitions/signature",
+          description: "The signature of every artifact that has none of its own. A signature covers one artifact's bytes: with more than one artifact, the URL names each one's file with ${artifact.url}, ${artifact.os}, ${artifact.arch} or ${artifact.sha256}, e.g. \"${artifact.url}.sig\"."
         }
       }
     }
   },
   definitions: {
     sha256: { type: "string", pattern: "^[0-9a-f]{64}$" },
+    signature: {
+      type: "object",
+      description: "A detached signature of an artifact's bytes (cosign sign-blob: base64 ECDSA P-256 with SHA-256; or Ed25519), checked by each agent with a key it trusts.",
+      additionalProperties: false,
+      required: ["url"],
+      properties: {
+        url: {
+          type: "string",
+          description: "An https URL of the signature file; may use ${artifact.url}, ${artifact.os}, ${artifact.arch} and ${artifact.sha256}.",
+          maxLength: 2048
+        },
+        keyRef: {
+          type: "string",
+          description: 'The name of the key that signed it, as the agents trust it (fleetwave agent --trusted-key NAME=PATH). The fleet never holds keys. Default: "default".',
+          minLength: 1,
+          maxLength: 256
+        }
+      }
+    },
     name: {
       type: "string",
       pattern: "^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$"
@@ -56961,6 +57039,9 @@ function secretRefProblems(value2, path) {
       at: "value",
       message: "secretRef.key must be a non-empty string naming the secret (an env var, a file path, a vault path)"
     });
+  } else if (typeof provider === "string") {
+    const problem2 = secretKeyProblem(provider, ref["key"]);
+    if (problem2) out.push({ path: [...refPath, "key"], at: "value", message: problem2 });
   }
   for (const k2 of Object.keys(ref)) {
     if (k2 !== "provider" && k2 !== "key") {
@@ -56972,6 +57053,23 @@ function secretRefProblems(value2, path) {
     }
   }
   return out;
+}
+function plainPath(path) {
+  return path.split("/").every((part) => part !== "" && part !== "." && part !== "..");
+}
+function secretKeyProblem(provider, key) {
+  switch (provider) {
+    case "env":
+      return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? void 0 : `an env secret's key must be an environment variable name (letters, digits, _), not ${JSON.stringify(key)}`;
+    case "file":
+      return !key.includes("\0") && plainPath(key) ? void 0 : `a file secret's key must be a path relative to the agent's --secret-dir (no leading "/", no "." or ".." parts), not ${JSON.stringify(key)}`;
+    case "vault": {
+      const m2 = /^([^/#]+)\/([^#]+)#([^#]+)$/.exec(key);
+      return m2 && plainPath(`${m2[1]}/${m2[2]}`) ? void 0 : `a vault secret's key must be MOUNT/PATH#FIELD of a KV v2 secret (e.g. secret/app/db#password), not ${JSON.stringify(key)}`;
+    }
+    default:
+      return void 0;
+  }
 }
 
 // core/fleet/semantic.ts
@@ -57195,10 +57293,50 @@ function checkRelease(r2, rel) {
     } else seen.set(key, i);
     url(["spec", "artifacts", i, "url"], a.url, "artifact URLs");
   });
-  const sig = rel.doc.spec.signature;
-  if (sig) url(["spec", "signature", "url"], sig.url, "signature URLs");
+  checkSignatures(r2, rel, url);
   for (const f3 of findSecrets(rel.doc.spec, ["spec"])) {
     if (!reported.has(f3.path.join("\0"))) r2.at(rel, f3.path, f3.message, "plaintext-secret", f3.at);
+  }
+}
+function checkSignatures(r2, rel, url) {
+  const { spec } = rel.doc;
+  const placeholdersOk = (path2, template) => {
+    const problems = signatureUrlProblems(template);
+    const seen = /* @__PURE__ */ new Map();
+    for (const p2 of problems) {
+      const occurrence = seen.get(p2.raw) ?? 0;
+      seen.set(p2.raw, occurrence + 1);
+      r2.inScalar(rel, path2, p2.raw, occurrence, p2.message, "invalid-url");
+    }
+    return problems.length === 0;
+  };
+  const artifactUrlOk = (a) => httpsProblem(a.url) === void 0;
+  spec.artifacts.forEach((a, i) => {
+    if (!a.signature) return;
+    const path2 = ["spec", "artifacts", i, "signature", "url"];
+    if (!placeholdersOk(path2, a.signature.url)) return;
+    if (namesArtifact(a.signature.url) && !artifactUrlOk(a)) return;
+    url(path2, expandSignatureUrl(a.signature.url, a), "signature URLs");
+  });
+  const shared = spec.signature;
+  if (!shared) return;
+  const path = ["spec", "signature", "url"];
+  if (!placeholdersOk(path, shared.url)) return;
+  const users = spec.artifacts.filter((a) => !a.signature);
+  if (!namesArtifact(shared.url)) {
+    url(path, shared.url, "signature URLs");
+    if (users.length > 1) {
+      r2.at(
+        rel,
+        path,
+        `${users.length} artifacts would share this signature file, but a signature covers one artifact's bytes: name each artifact's file (e.g. "\${artifact.url}.sig") or give each artifact its own signature`
+      );
+    }
+    return;
+  }
+  for (const a of users.filter(artifactUrlOk)) {
+    const expanded = expandSignatureUrl(shared.url, a);
+    if (httpsProblem(expanded) !== void 0) return url(path, expanded, "signature URLs");
   }
 }
 function httpsProblem(url, what = "URLs") {

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { findSecrets, isSecretKey, tokenFormat } from '../../../core/fleet/secrets.ts';
+import {
+  findSecrets,
+  isSecretKey,
+  secretKeyProblem,
+  tokenFormat,
+} from '../../../core/fleet/secrets.ts';
 
 describe('isSecretKey', () => {
   const secret = [
@@ -145,7 +150,7 @@ describe('findSecrets', () => {
       b: { secretRef: { provider: 'Env', key: '' } },
       c: { secretRef: {}, fallback: 'x' },
       d: { secretRef: 'EDGE_TOKEN' },
-      e: { secretRef: { provider: 'vault', key: 'kv/x', version: 2 } },
+      e: { secretRef: { provider: 'vault', key: 'kv/x#token', version: 2 } },
     };
     const found = findSecrets(values, []).map((f) => ({ ...f, path: f.path.join('.') }));
     const byPath = (p: string) => found.filter((f) => f.path === p).map((f) => [f.at, f.message]);
@@ -181,6 +186,40 @@ describe('findSecrets', () => {
       ['key', 'unknown key "version" in secretRef (allowed: provider, key)'],
     ]);
     assert.equal(found.length, 8);
+  });
+
+  it("checks each key's shape for its provider, as the agent resolves it", () => {
+    const good: Array<[string, string]> = [
+      ['env', 'DD_API_KEY'],
+      ['env', '_X1'],
+      ['file', 'pg-password'],
+      ['file', 'metrics-agent/pg.password'],
+      ['vault', 'secret/metrics-agent/ingest#api_key'],
+      ['vault', 'kv/a/b/c#f.1'],
+    ];
+    for (const [provider, key] of good) assert.equal(secretKeyProblem(provider, key), undefined);
+    const bad: Array<[string, string, RegExp]> = [
+      ['env', '1X', /environment variable name/],
+      ['env', 'DD-API-KEY', /environment variable name/],
+      ['file', '/etc/shadow', /relative to the agent's --secret-dir/],
+      ['file', 'a/../../etc/shadow', /no "\." or "\.\." parts/],
+      ['file', './x', /relative/],
+      ['file', 'a//b', /relative/],
+      ['file', 'a/', /relative/],
+      ['vault', 'secret/data/x', /MOUNT\/PATH#FIELD/],
+      ['vault', 'secret#f', /MOUNT\/PATH#FIELD/],
+      ['vault', 'secret/a#f#g', /MOUNT\/PATH#FIELD/],
+      ['vault', 'secret/../x#f', /MOUNT\/PATH#FIELD/],
+      ['vault', '/secret/x#f', /MOUNT\/PATH#FIELD/],
+    ];
+    for (const [provider, key, message] of bad) {
+      assert.match(secretKeyProblem(provider, key) ?? '', message, `${provider} ${key}`);
+    }
+    const found = findSecrets({ p: { secretRef: { provider: 'file', key: '/etc/x' } } }, []);
+    assert.deepEqual(
+      found.map((f) => [f.path.join('.'), f.at]),
+      [['p.secretRef.key', 'value']],
+    );
   });
 
   it('finds nothing in a fleet without secrets', () => {
