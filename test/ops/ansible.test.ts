@@ -2,10 +2,12 @@
 // `connection: local`, into a scratch prefix (fleetwave_root): a release tarball built from this
 // repository, the enrollment token from a real vault. Twice: the second run changes nothing.
 // Then the installed unit's ExecStart is run with the installed environment file against a real
-// reconciler, and the agent enrolls.
+// reconciler, and the agent enrolls. Then into a second prefix with trusted release keys,
+// --require-signatures, a --secret-dir and Vault settings, and that agent enrolls too.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import {
   cp,
@@ -41,6 +43,8 @@ const SKIP = present('ansible-playbook')
 
 const AGENT_ID = 'ansible-host-1';
 const LABELS = { env: 'prod', region: 'us-east-1', os: 'linux', arch: 'amd64' };
+const SIGNED_AGENT_ID = 'ansible-host-2';
+const VAULT_TOKEN = 'hvs.a-vault-token-for-the-test';
 
 /** The production dependencies' directories under node_modules, by Node's lookup rules. */
 async function productionModules(): Promise<string[]> {
@@ -133,9 +137,18 @@ function recapOf(output: string): Recap {
   };
 }
 
+/** The directives of a unit: no comments, no blank lines. */
+const directives = (text: string) =>
+  text
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
+    .join('\n');
+
 describe('the Ansible role fleetwave_agent', { skip: SKIP }, () => {
   let work: string;
   let prefix: string;
+  let signedPrefix: string;
+  let keys: Record<string, string>;
   let repo: FleetRepo;
   let server: Running;
   let args: string[];
@@ -156,6 +169,53 @@ describe('the Ansible role fleetwave_agent', { skip: SKIP }, () => {
       maxBuffer: 64 * 1024 * 1024,
     });
     return { status: run.status, output: `${run.stdout}\n${run.stderr}` };
+  };
+
+  /** Runs the installed unit's ExecStart with its environment file until the agent enrolls. */
+  const enrolls = async (root: string, id: string): Promise<void> => {
+    const unit = await readFile(join(root, 'etc/systemd/system/fleetwave-agent.service'), 'utf8');
+    const execStart = /^ExecStart=(.+)$/m.exec(unit)![1]!;
+    const envFile = /^EnvironmentFile=(.+)$/m.exec(unit)![1]!;
+    const stateDirectory = await mkdtemp(join(work, 'state-'));
+    const agentEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, STATE_DIRECTORY: stateDirectory };
+    for (const line of (await readFile(envFile, 'utf8')).split('\n')) {
+      const m = /^([A-Z_]+)=(.*)$/.exec(line);
+      if (m) agentEnv[m[1]!] = m[2]!;
+    }
+    const argv = execStart.replaceAll('${STATE_DIRECTORY}', stateDirectory).split(' ');
+    assert.ok(argv[0]!.startsWith(root), 'ExecStart runs the installed command');
+    const agent = spawn(argv[0]!, argv.slice(1), {
+      env: agentEnv,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => agent.once('exit', resolve));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        // A guard against hanging, not a timing assertion.
+        const guard = setTimeout(
+          () => reject(new Error(`the agent did not enroll:\n${stderr}`)),
+          60_000,
+        );
+        agent.stderr!.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+          if (stderr.includes(`fleetwave agent ${id}: enrolled with ${server.url}`)) {
+            clearTimeout(guard);
+            resolve();
+          }
+        });
+        void exited.then((code) => {
+          clearTimeout(guard);
+          reject(new Error(`the agent exited (${code}) before enrolling:\n${stderr}`));
+        });
+      });
+    } finally {
+      agent.kill('SIGTERM');
+      await exited;
+    }
+    const record = server.app.reconciler.agents.get(id);
+    assert.ok(record, 'the reconciler knows the agent');
+    assert.deepEqual({ ...record.labels }, LABELS);
   };
 
   before(async () => {
@@ -203,6 +263,37 @@ describe('the Ansible role fleetwave_agent', { skip: SKIP }, () => {
         fleetwave_manage_service: false,
         // Root already; no sudo here.
         ansible_become: false,
+      }),
+    );
+
+    // Release signing keys as an operator has them: public PEM files on the controller.
+    signedPrefix = join(work, 'signed-root');
+    keys = {
+      'acme-release-2026': generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        .publicKey.export({ type: 'spki', format: 'pem' })
+        .toString(),
+      default: generateKeyPairSync('ed25519')
+        .publicKey.export({ type: 'spki', format: 'pem' })
+        .toString(),
+    };
+    const keyFiles: Record<string, string> = {};
+    for (const [name, pem] of Object.entries(keys)) {
+      keyFiles[name] = join(work, `${name}.pub`);
+      await writeFile(keyFiles[name], pem);
+    }
+    await writeFile(
+      join(work, 'signed-vars.json'),
+      JSON.stringify({
+        fleetwave_root: signedPrefix,
+        fleetwave_agent_id: SIGNED_AGENT_ID,
+        fleetwave_trusted_keys: keyFiles,
+        fleetwave_require_signatures: true,
+        fleetwave_secret_dir: '/srv/fleetwave/secrets',
+        fleetwave_vault: {
+          addr: 'https://vault.example.com:8200',
+          token: VAULT_TOKEN,
+          namespace: 'fleet',
+        },
       }),
     );
     args = [
@@ -291,60 +382,132 @@ describe('the Ansible role fleetwave_agent', { skip: SKIP }, () => {
     assert.ok((await lstat(wants)).isSymbolicLink());
     assert.equal(await readlink(wants), unit);
     // The role's unit is the repository's unit with the prefix: the two stay in step.
-    const directives = (text: string) =>
-      text
-        .split('\n')
-        .filter((line) => line.trim() !== '' && !line.startsWith('#'))
-        .join('\n');
     const installed = (await readFile(unit, 'utf8')).replaceAll(prefix, '');
     const shipped = await readFile(join(ROOT, 'deploy/systemd/fleetwave-agent.service'), 'utf8');
     assert.equal(directives(installed), directives(shipped));
   });
 
   it('the installed agent, run as its unit runs it, enrolls with the reconciler', async () => {
-    const unit = await readFile(join(prefix, 'etc/systemd/system/fleetwave-agent.service'), 'utf8');
+    await enrolls(prefix, AGENT_ID);
+  });
+
+  it('with trusted keys, --require-signatures and Vault: check mode writes nothing, a run installs them, a second changes nothing', () => {
+    const extra = ['-e', `@${join(work, 'signed-vars.json')}`];
+    const check = playbook(...extra, '--check');
+    assert.equal(check.status, 0, check.output);
+    assert.equal(existsSync(signedPrefix), false, 'check mode writes nothing');
+    const first = playbook(...extra);
+    assert.equal(first.status, 0, first.output);
+    const one = recapOf(first.output);
+    assert.equal(one.failed, 0);
+    assert.ok(one.changed > 0, first.output);
+    assert.ok(!first.output.includes(VAULT_TOKEN), 'the Vault token never shows in the output');
+
+    const second = playbook(...extra);
+    assert.equal(second.status, 0, second.output);
+    assert.equal(
+      recapOf(second.output).changed,
+      0,
+      `the second run changed something:\n${second.output}`,
+    );
+    const diff = playbook(...extra, '--check', '--diff');
+    assert.equal(diff.status, 0, diff.output);
+    assert.equal(recapOf(diff.output).changed, 0, diff.output);
+    assert.ok(!diff.output.includes(VAULT_TOKEN), 'not even in --diff');
+  });
+
+  it('installs the trusted keys root-owned, 0644, and passes each with --trusted-key', async () => {
+    const dir = join(signedPrefix, 'etc/fleetwave/keys');
+    const dirStat = await stat(dir);
+    assert.equal(dirStat.mode & 0o777, 0o755);
+    assert.equal(dirStat.uid, 0);
+    const unit = await readFile(
+      join(signedPrefix, 'etc/systemd/system/fleetwave-agent.service'),
+      'utf8',
+    );
     const execStart = /^ExecStart=(.+)$/m.exec(unit)![1]!;
-    const envFile = /^EnvironmentFile=(.+)$/m.exec(unit)![1]!;
-    const stateDirectory = join(work, 'state');
-    await mkdir(stateDirectory, { mode: 0o700 });
-    const agentEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, STATE_DIRECTORY: stateDirectory };
-    for (const line of (await readFile(envFile, 'utf8')).split('\n')) {
-      const m = /^([A-Z_]+)=(.*)$/.exec(line);
-      if (m) agentEnv[m[1]!] = m[2]!;
+    const argv = execStart.split(' ');
+    for (const [name, pem] of Object.entries(keys)) {
+      const file = join(dir, `${name}.pub`);
+      const fileStat = await stat(file);
+      assert.equal(fileStat.mode & 0o777, 0o644, file);
+      assert.equal(fileStat.uid, 0, file);
+      assert.equal(fileStat.gid, 0, file);
+      assert.equal(await readFile(file, 'utf8'), pem);
+      const at = argv.indexOf(`${name}=${file}`);
+      assert.ok(
+        at > 0 && argv[at - 1] === '--trusted-key',
+        `--trusted-key ${name}=${file} in ${execStart}`,
+      );
     }
-    const argv = execStart.replaceAll('${STATE_DIRECTORY}', stateDirectory).split(' ');
-    assert.ok(argv[0]!.startsWith(prefix), 'ExecStart runs the installed command');
-    const agent = spawn(argv[0]!, argv.slice(1), {
-      env: agentEnv,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    const exited = new Promise<number | null>((resolve) => agent.once('exit', resolve));
-    try {
-      await new Promise<void>((resolve, reject) => {
-        // A guard against hanging, not a timing assertion.
-        const guard = setTimeout(
-          () => reject(new Error(`the agent did not enroll:\n${stderr}`)),
-          60_000,
-        );
-        agent.stderr!.on('data', (chunk: Buffer) => {
-          stderr += chunk.toString();
-          if (stderr.includes(`fleetwave agent ${AGENT_ID}: enrolled with ${server.url}`)) {
-            clearTimeout(guard);
-            resolve();
-          }
-        });
-        void exited.then((code) => {
-          clearTimeout(guard);
-          reject(new Error(`the agent exited (${code}) before enrolling:\n${stderr}`));
-        });
-      });
-    } finally {
-      agent.kill('SIGTERM');
-      await exited;
-    }
-    const record = server.app.reconciler.agents.get(AGENT_ID);
-    assert.ok(record, 'the reconciler knows the agent');
-    assert.deepEqual({ ...record.labels }, LABELS);
+    assert.ok(argv.includes('--require-signatures'), execStart);
+    assert.equal(argv[argv.indexOf('--secret-dir') + 1], '/srv/fleetwave/secrets', execStart);
+    // Otherwise still deploy/systemd's unit.
+    const shipped = await readFile(join(ROOT, 'deploy/systemd/fleetwave-agent.service'), 'utf8');
+    const plain = unit
+      .replace(/ --trusted-key \S+| --require-signatures| --secret-dir \S+/g, '')
+      .replaceAll(signedPrefix, '');
+    assert.equal(directives(plain), directives(shipped));
+  });
+
+  it('writes the Vault settings into the environment file, mode 0600', async () => {
+    const file = join(signedPrefix, 'etc/fleetwave/agent.env');
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    const text = await readFile(file, 'utf8');
+    assert.match(text, /^VAULT_ADDR=https:\/\/vault\.example\.com:8200$/m);
+    assert.match(text, new RegExp(`^VAULT_TOKEN=${VAULT_TOKEN.replaceAll('.', '\\.')}$`, 'm'));
+    assert.match(text, /^VAULT_NAMESPACE=fleet$/m);
+    assert.match(text, new RegExp(`^FLEETWAVE_ENROLL_TOKEN=${ENROLL_TOKEN}$`, 'm'));
+    // The first install's has none.
+    assert.doesNotMatch(await readFile(join(prefix, 'etc/fleetwave/agent.env'), 'utf8'), /VAULT_/);
+  });
+
+  it('that agent accepts its keys and options and enrolls', async () => {
+    await enrolls(signedPrefix, SIGNED_AGENT_ID);
+  });
+
+  it('fails the play, saying why, on a bad key name, a private key or signatures required without keys', async () => {
+    const badName = playbook(
+      '-e',
+      `@${join(work, 'signed-vars.json')}`,
+      '-e',
+      JSON.stringify({
+        fleetwave_root: join(work, 'bad-root'),
+        fleetwave_trusted_keys: { 'acme release': join(work, 'default.pub') },
+      }),
+    );
+    assert.notEqual(badName.status, 0, badName.output);
+    assert.equal(recapOf(badName.output).failed, 1, badName.output);
+    assert.match(
+      badName.output,
+      /fleetwave_trusted_keys must map key names .* not names: \['acme release'\]/s,
+    );
+
+    const noKeys = playbook(
+      '-e',
+      `@${join(work, 'signed-vars.json')}`,
+      '-e',
+      JSON.stringify({ fleetwave_root: join(work, 'bad-root'), fleetwave_trusted_keys: {} }),
+    );
+    assert.notEqual(noKeys.status, 0, noKeys.output);
+    assert.match(noKeys.output, /fleetwave_require_signatures needs fleetwave_trusted_keys/);
+    const privateKey = join(work, 'release.key');
+    await writeFile(
+      privateKey,
+      generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    );
+    const secret = playbook(
+      '-e',
+      `@${join(work, 'signed-vars.json')}`,
+      '-e',
+      JSON.stringify({
+        fleetwave_root: join(work, 'bad-root'),
+        fleetwave_trusted_keys: { default: privateKey },
+      }),
+    );
+    assert.notEqual(secret.status, 0, secret.output);
+    assert.match(secret.output, /fleetwave_trusted_keys\.default: \S+ is not a public key/);
+    assert.ok(!secret.output.includes('PRIVATE KEY-----\n'), 'the private key is not shown');
+    assert.equal(existsSync(join(work, 'bad-root')), false, 'nothing was installed');
   });
 });
