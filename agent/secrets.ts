@@ -22,6 +22,7 @@ import { open, realpath } from 'node:fs/promises';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 import { request, type Dispatcher } from 'undici';
 import { AgentError, describe } from './errors.ts';
+import { isMapping } from '../core/target/merge.ts';
 
 export const DEFAULT_SECRET_DIR = '/etc/fleetwave/secrets';
 export const MAX_SECRET_FILE_BYTES = 64 * 1024;
@@ -51,10 +52,6 @@ type Path = Array<string | number>;
 /** Why one reference could not be resolved; the config path is added where it is used. */
 class Unresolved extends Error {}
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** `config.output.apiKey`, `config.hosts[2]["a key"]`. */
 export function formatPath(path: readonly (string | number)[]): string {
   let out = 'config';
@@ -80,7 +77,7 @@ function refOf(value: Record<string, unknown>, path: Path): SecretRef | undefine
   const extra = Object.keys(value).filter((k) => k !== 'secretRef');
   if (extra.length > 0) bad(`the mapping holds ${show(extra[0]!)} besides "secretRef"`);
   const ref = value['secretRef'];
-  if (!isRecord(ref)) return bad('secretRef is not a mapping {provider, key}');
+  if (!isMapping(ref)) return bad('secretRef is not a mapping {provider, key}');
   const unknown = Object.keys(ref).filter((k) => k !== 'provider' && k !== 'key');
   if (unknown.length > 0) bad(`unknown key ${show(unknown[0]!)} in secretRef`);
   const { provider, key } = ref;
@@ -93,7 +90,7 @@ function refOf(value: Record<string, unknown>, path: Path): SecretRef | undefine
 function collect(value: unknown, path: Path, out: Array<{ ref: SecretRef; path: Path }>): void {
   if (Array.isArray(value)) {
     value.forEach((v, i) => collect(v, [...path, i], out));
-  } else if (isRecord(value)) {
+  } else if (isMapping(value)) {
     const ref = refOf(value, path);
     if (ref) out.push({ ref, path });
     else for (const [k, v] of Object.entries(value)) collect(v, [...path, k], out);
@@ -107,7 +104,7 @@ function refId(ref: SecretRef): string {
 /** A deep copy of `value` with each reference replaced by its value. */
 function substitute(value: unknown, values: ReadonlyMap<string, string>): unknown {
   if (Array.isArray(value)) return value.map((v) => substitute(v, values));
-  if (!isRecord(value)) return value;
+  if (!isMapping(value)) return value;
   const ref = Object.hasOwn(value, 'secretRef') ? refOf(value, []) : undefined;
   if (ref) return values.get(refId(ref))!;
   const out: Record<string, unknown> = {};
@@ -354,9 +351,9 @@ async function readVault(
   } catch {
     throw new Unresolved(`${what}: Vault at ${at} answered 200 with a body that is not JSON`);
   }
-  const outer = isRecord(body) ? body['data'] : undefined;
-  const data = isRecord(outer) ? outer['data'] : undefined;
-  if (!isRecord(data))
+  const outer = isMapping(body) ? body['data'] : undefined;
+  const data = isMapping(outer) ? outer['data'] : undefined;
+  if (!isMapping(data))
     throw new Unresolved(`${what}: Vault's answer has no data.data (is ${parsed.mount} KV v2?)`);
   if (!Object.hasOwn(data, parsed.field))
     throw new Unresolved(`${what}: the secret has no field ${show(parsed.field)}`);

@@ -4,14 +4,11 @@
 
 import { etagOf } from '../core/target/etag.ts';
 import type { Target } from '../core/target/model.ts';
+import { isMapping } from '../core/target/merge.ts';
 
 export type TargetCheck = { ok: true; target: Target } | { ok: false; problem: string };
 
 const HEX64 = /^[0-9a-f]{64}$/;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function isHttpUrl(text: string): boolean {
   try {
@@ -29,13 +26,13 @@ function isHttpUrl(text: string): boolean {
  */
 export function checkTarget(value: unknown, etagHeader?: string): TargetCheck {
   const fail = (problem: string): TargetCheck => ({ ok: false, problem });
-  if (!isRecord(value)) return fail('the target is not a JSON object');
+  if (!isMapping(value)) return fail('the target is not a JSON object');
   const { etag, revision, wave, version, artifact, config, pollAfterSeconds } = value;
   if (typeof etag !== 'string' || !HEX64.test(etag)) return fail('etag is not 64 hex digits');
   if (typeof revision !== 'string' || revision === '') return fail('revision is not a string');
   if (typeof wave !== 'string' || wave === '') return fail('wave is not a string');
   if (typeof version !== 'string' || version === '') return fail('version is not a string');
-  if (!isRecord(artifact)) return fail('artifact is not an object');
+  if (!isMapping(artifact)) return fail('artifact is not an object');
   if (typeof artifact.url !== 'string') return fail('artifact.url is not a string');
   let url: URL;
   try {
@@ -49,13 +46,13 @@ export function checkTarget(value: unknown, etagHeader?: string): TargetCheck {
     return fail('artifact.sha256 is not 64 hex digits');
   const signature = artifact.signature;
   if (signature !== undefined) {
-    if (!isRecord(signature)) return fail('artifact.signature is not an object');
+    if (!isMapping(signature)) return fail('artifact.signature is not an object');
     if (typeof signature.url !== 'string' || !isHttpUrl(signature.url))
       return fail('artifact.signature.url is not an http(s) URL');
     if (typeof signature.keyRef !== 'string' || signature.keyRef === '')
       return fail('artifact.signature.keyRef is not a key name');
   }
-  if (!isRecord(config)) return fail('config is not an object');
+  if (!isMapping(config)) return fail('config is not an object');
   if (
     typeof pollAfterSeconds !== 'number' ||
     !Number.isInteger(pollAfterSeconds) ||

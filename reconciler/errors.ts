@@ -31,7 +31,7 @@ export function errorBody(code: ErrorCode, message: string): ErrorBody {
   return { error: { code, message } };
 }
 
-export function classify(error: unknown): { status: number; code: ErrorCode; message: string } {
+function classify(error: unknown): { status: number; code: ErrorCode; message: string } {
   if (error instanceof FleetwaveError) {
     const status = HTTP_STATUS[error.code] ?? 500;
     return {
@@ -51,22 +51,30 @@ export function classify(error: unknown): { status: number; code: ErrorCode; mes
   return { status: 500, code: 'INTERNAL', message: 'internal error' };
 }
 
-export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+/**
+ * A failure as its HTTP answer: status, body, Retry-After, and whether it is the server's own
+ * fault (then the log has it and the body only points there). Both transports answer with it.
+ */
+export function errorAnswer(
+  error: unknown,
+  requestId: string,
+): { status: number; body: ErrorBody; retryAfter?: number; internal: boolean } {
   const { status, code, message } = classify(error);
-  if (status >= 500 && status !== 503) {
-    request.log.error({ err: error }, 'request failed');
-  }
-  const details = (error as FleetwaveError).details as HttpErrorDetails | undefined;
-  if (details?.retryAfter !== undefined) reply.header('retry-after', String(details.retryAfter));
-  void reply
-    .code(status)
-    .type('application/json; charset=utf-8')
-    .send(
-      errorBody(
-        code,
-        status >= 500 && status !== 503
-          ? 'internal error; see the server log for request ' + request.id
-          : message,
-      ),
-    );
+  const internal = status >= 500 && status !== 503;
+  const text = internal ? 'internal error; see the server log for request ' + requestId : message;
+  const retryAfter = ((error as FleetwaveError).details as HttpErrorDetails | undefined)
+    ?.retryAfter;
+  return {
+    status,
+    body: errorBody(code, text),
+    ...(typeof retryAfter === 'number' ? { retryAfter } : {}),
+    internal,
+  };
+}
+
+export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const answer = errorAnswer(error, request.id);
+  if (answer.internal) request.log.error({ err: error }, 'request failed');
+  if (answer.retryAfter !== undefined) reply.header('retry-after', String(answer.retryAfter));
+  void reply.code(answer.status).type('application/json; charset=utf-8').send(answer.body);
 }

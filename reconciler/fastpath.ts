@@ -12,7 +12,7 @@
 // and a held long-poll about four times the memory (IncomingMessage, ServerResponse, parser and
 // framework state per request); bench/checkin.bench.ts and bench/fanout.bench.ts measure both.
 
-import type { Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { parse as secureJsonParse } from 'secure-json-parse';
@@ -29,7 +29,7 @@ import {
   type CheckinWaiter,
 } from './agent-api.ts';
 import type { Reconciler } from './context.ts';
-import { classify, errorBody, type HttpErrorDetails } from './errors.ts';
+import { errorAnswer } from './errors.ts';
 
 export interface FastPathOptions {
   ctx: Reconciler;
@@ -193,21 +193,6 @@ export function parseHead(text: string, maxBody: number): Head | undefined {
   };
 }
 
-const REASONS: Record<number, string> = {
-  200: 'OK',
-  304: 'Not Modified',
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  409: 'Conflict',
-  413: 'Payload Too Large',
-  422: 'Unprocessable Entity',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
-
 // The Date header, formatted once a second.
 let dateSecond = 0;
 let dateValue = '';
@@ -219,17 +204,6 @@ function httpDate(): string {
     dateValue = new Date(second * 1000).toUTCString();
   }
   return dateValue;
-}
-
-// Target bodies as bytes, shared by every answer of the same target object.
-const encoded = new WeakMap<object, Buffer>();
-function bytesOf(key: object, text: string): Buffer {
-  let bytes = encoded.get(key);
-  if (bytes === undefined) {
-    bytes = Buffer.from(text, 'utf8');
-    encoded.set(key, bytes);
-  }
-  return bytes;
 }
 
 const State = {
@@ -377,13 +351,7 @@ class Connection implements AnswerSink {
   answer(answer: AgentAnswer): void {
     if (answer.status === 200) {
       const { target, body } = answer.served;
-      const bytes = bytesOf(target, body);
-      this.send(
-        200,
-        `etag: "${target.etag}"\r\ncache-control: no-cache\r\n` +
-          `content-type: application/json; charset=utf-8\r\ncontent-length: ${bytes.length}\r\n`,
-        bytes,
-      );
+      this.json(200, body, `etag: "${target.etag}"\r\ncache-control: no-cache\r\n`);
     } else {
       this.send(
         304,
@@ -395,34 +363,26 @@ class Connection implements AnswerSink {
   }
 
   private fail(error: unknown): void {
-    const { status, code, message } = classify(error);
     const id = this.pending?.id ?? '';
-    if (status >= 500 && status !== 503) {
-      this.path.log.error({ reqId: id, err: error }, 'request failed');
-    }
-    const retryAfter = ((error as FleetwaveError).details as HttpErrorDetails | undefined)
-      ?.retryAfter;
-    const text =
-      status >= 500 && status !== 503
-        ? 'internal error; see the server log for request ' + id
-        : message;
+    const { status, body, retryAfter, internal } = errorAnswer(error, id);
+    if (internal) this.path.log.error({ reqId: id, err: error }, 'request failed');
     this.json(
       status,
-      JSON.stringify(errorBody(code, text)),
-      typeof retryAfter === 'number' ? `retry-after: ${retryAfter}\r\n` : '',
+      JSON.stringify(body),
+      retryAfter === undefined ? '' : `retry-after: ${retryAfter}\r\n`,
     );
   }
 
   private json(status: number, text: string, headers: string): void {
-    const bytes = Buffer.from(text, 'utf8');
     this.send(
       status,
-      `${headers}content-type: application/json; charset=utf-8\r\ncontent-length: ${bytes.length}\r\n`,
-      bytes,
+      `${headers}content-type: application/json; charset=utf-8\r\n` +
+        `content-length: ${Buffer.byteLength(text)}\r\n`,
+      text,
     );
   }
 
-  private send(status: number, headers: string, body: Buffer | undefined): void {
+  private send(status: number, headers: string, body: string | undefined): void {
     const pending = this.pending;
     if (pending === undefined || this.socket.destroyed) return;
     this.pending = undefined;
@@ -430,20 +390,13 @@ class Connection implements AnswerSink {
     const close = pending.close || this.path.closing;
     const socket = this.socket;
     const head =
-      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Unknown'}\r\n${headers}` +
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n${headers}` +
       `x-request-id: ${pending.id}\r\ndate: ${httpDate()}\r\n` +
       (close
         ? 'connection: close\r\n\r\n'
         : `connection: keep-alive\r\nkeep-alive: timeout=${this.path.keepAliveSeconds}\r\n\r\n`);
-    if (body === undefined) {
-      socket.write(head, 'latin1');
-    } else {
-      // One buffer, one write: the head is ASCII, one byte a character.
-      const out = Buffer.allocUnsafe(head.length + body.length);
-      out.write(head, 0, 'latin1');
-      body.copy(out, head.length);
-      socket.write(out);
-    }
+    // One write: the head is ASCII, so the whole answer is one UTF-8 string.
+    socket.write(body === undefined ? head : head + body);
     this.path.logged(pending, status);
     if (close) {
       socket.end();

@@ -57,22 +57,22 @@ export async function agentRoutes(
 ): Promise<void> {
   app.decorateRequest('agentId', '');
   // Credentials are checked before a body is read (callback hooks: no promise per request).
-  const agent = (request: FastifyRequest, _reply: FastifyReply, done: (e?: Error) => void) => {
-    try {
-      request.agentId = authenticate(ctx, header(request.headers.authorization));
-      done();
-    } catch (e) {
-      done(e as Error);
-    }
-  };
-  const enrollment = (request: FastifyRequest, _r: FastifyReply, done: (e?: Error) => void) => {
-    try {
-      authenticateEnrollment(ctx, header(request.headers.authorization));
-      done();
-    } catch (e) {
-      done(e as Error);
-    }
-  };
+  const before =
+    (check: (request: FastifyRequest) => void) =>
+    (request: FastifyRequest, _reply: FastifyReply, done: (e?: Error) => void): void => {
+      try {
+        check(request);
+        done();
+      } catch (e) {
+        done(e as Error);
+      }
+    };
+  const agent = before((request) => {
+    request.agentId = authenticate(ctx, header(request.headers.authorization));
+  });
+  const enrollment = before((request) =>
+    authenticateEnrollment(ctx, header(request.headers.authorization)),
+  );
 
   app.post('/v1/enroll', { onRequest: enrollment }, async (request) => enroll(ctx, request.body));
 
