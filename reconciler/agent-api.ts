@@ -192,11 +192,10 @@ function unavailable(ctx: Reconciler, error: Extract<Served, { ok: false }>['err
   throw new FleetwaveError('TARGET_UNAVAILABLE', error.message);
 }
 
-/** The agent's whole target (for a 200), recorded as served. */
+/** The agent's whole target (for a 200). */
 function served(ctx: Reconciler, record: AgentRecord): Ok {
   const result = ready(ctx).targetFor(record);
   if (!result.ok) unavailable(ctx, result.error);
-  ctx.agents.served(record, result.target.wave, result.target.etag, result.target.revision);
   return result;
 }
 
@@ -204,9 +203,7 @@ function served(ctx: Reconciler, record: AgentRecord): Ok {
 function summary(ctx: Reconciler, record: AgentRecord) {
   const result = ready(ctx).summaryFor(record);
   if (!result.ok) unavailable(ctx, result.error);
-  const s = result.summary;
-  ctx.agents.served(record, s.wave, s.etag, s.revision);
-  return { summary: s, rendered: result.rendered };
+  return { summary: result.summary, rendered: result.rendered };
 }
 
 /** 401 unless `authorization` carries the enrollment token (any, with --insecure-local-demo). */
@@ -295,18 +292,36 @@ export function hold(
   return waiter;
 }
 
-/** GET /v1/agents/{id}/target: an agent reads its own target. */
-export function readTarget(ctx: Reconciler, request: AgentRequest, id: string): AgentAnswer {
+/**
+ * GET /v1/agents/{id}/target: an agent reads its own target. An agent this replica has not
+ * heard from is looked up in the store (its labels), so every replica answers: then a promise.
+ */
+export function readTarget(
+  ctx: Reconciler,
+  request: AgentRequest,
+  id: string,
+): AgentAnswer | Promise<AgentAnswer> {
   if (id !== request.agentId) {
     throw new FleetwaveError('FORBIDDEN', 'this credential belongs to another agent');
   }
   const record = ctx.agents.get(id);
-  if (!record) {
-    throw new FleetwaveError(
-      'NOT_FOUND',
-      `agent ${id} has not enrolled or checked in here; check in first`,
-    );
-  }
+  if (record) return targetAnswer(ctx, request, record);
+  ready(ctx);
+  return ctx.reports.get(id).then((row) => {
+    if (!row) {
+      throw new FleetwaveError('NOT_FOUND', `agent ${id} has not enrolled or checked in; check in first`);
+    }
+    const adopted = ctx.agents.adopt({
+      id,
+      labels: Object.freeze({ ...row.labels }),
+      at: row.lastSeen,
+      firstSeen: row.firstSeen,
+    });
+    return targetAnswer(ctx, request, adopted);
+  });
+}
+
+function targetAnswer(ctx: Reconciler, request: AgentRequest, record: AgentRecord): AgentAnswer {
   const { summary: s, rendered } = summary(ctx, record);
   if (matches(ifNoneMatch(request.ifNoneMatch), s.etag)) {
     return { status: 304, etag: s.etag, pollAfterSeconds: s.pollAfterSeconds };
@@ -320,7 +335,6 @@ export function releaseWaiter(ctx: Reconciler, waiter: CheckinWaiter): boolean {
   if (!targets) return false;
   const result = targets.targetFor(waiter.record);
   if (!result.ok || result.target.etag === waiter.etag) return false;
-  ctx.agents.served(waiter.record, result.target.wave, result.target.etag, result.target.revision);
   ctx.metrics.checkins.inc({ result: 'released' });
   waiter.to.answer({ status: 200, served: result });
   return true;

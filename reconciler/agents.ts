@@ -1,10 +1,11 @@
-// The latest report of every agent, in memory: what it runs, how it is, when it last checked
-// in. The serving side writes it on every check-in; gates (the next part) read it. With several
-// replicas each holds the agents that talk to it, and gate metrics come from Prometheus.
+// The agents this replica has heard from, in memory: what each last reported, for answering its
+// check-ins without a round trip to the store. Every report marks the agent dirty; reports.ts
+// writes dirty agents to the shared store in batches, off the check-in's path.
 
+import type { HealthStatus } from '../core/rollout/observations.ts';
 import type { Labels } from '../core/target/model.ts';
 
-export type HealthStatus = 'ok' | 'degraded' | 'failed';
+export type { HealthStatus };
 
 export interface Health {
   status: HealthStatus;
@@ -22,19 +23,35 @@ export interface AgentReport {
   at: number;
 }
 
+/** Check-ins since the agent was last written, one trial each (compareToStable's tally). */
+export interface PendingTally {
+  reports: number;
+  failed: number;
+  errors: number;
+  requests: number;
+}
+
+/** What the store last got of an agent: writing again is skipped while nothing moved. */
+export interface Written {
+  lastSeen: number;
+  key: string;
+}
+
 export interface AgentRecord extends AgentReport {
-  enrolledAt?: number;
-  /** The wave (by the stable policy) and the revision of the last target served to it. */
-  wave?: string;
-  served?: { etag: string; revision: string };
-  /** The target served before `served`, so a report of the older etag is still attributed. */
-  previous?: { etag: string; revision: string };
+  /** Clock ms of the first enrollment or check-in this replica saw (the store keeps the oldest). */
+  firstSeen: number;
+  pending?: PendingTally;
+  written?: Written;
+}
+
+function counted(n: unknown): number {
+  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : 0;
 }
 
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentRecord>();
-  /** Called with every check-in once recorded: the rollout engine tallies reports with it. */
-  onReport: ((record: AgentRecord) => void) | undefined;
+  /** Agents reported since the last write to the store. */
+  dirty = new Set<string>();
 
   get size(): number {
     return this.agents.size;
@@ -46,51 +63,59 @@ export class AgentRegistry {
 
   enrolled(id: string, labels: Labels, at: number): void {
     const record = this.agents.get(id);
-    if (record) {
-      record.labels = labels;
-      record.enrolledAt = at;
-    } else {
-      this.agents.set(id, { id, labels, at, enrolledAt: at });
-    }
+    if (record) record.labels = labels;
+    else this.agents.set(id, { id, labels, at, firstSeen: at });
+    this.dirty.add(id);
   }
 
   /** Records a check-in and returns the agent's record. */
   report(report: AgentReport): AgentRecord {
-    const record = this.agents.get(report.id);
+    let record = this.agents.get(report.id);
     if (!record) {
-      const fresh: AgentRecord = { ...report };
-      this.agents.set(report.id, fresh);
-      this.onReport?.(fresh);
-      return fresh;
+      record = { ...report, firstSeen: report.at };
+      this.agents.set(report.id, record);
+    } else {
+      record.labels = report.labels;
+      record.at = report.at;
+      if (report.current === undefined) delete record.current;
+      else record.current = report.current;
+      if (report.health === undefined) delete record.health;
+      else record.health = report.health;
     }
-    record.labels = report.labels;
-    record.at = report.at;
-    if (report.current === undefined) delete record.current;
-    else record.current = report.current;
-    if (report.health === undefined) delete record.health;
-    else record.health = report.health;
-    this.onReport?.(record);
+    const health = report.health;
+    const t = (record.pending ??= { reports: 0, failed: 0, errors: 0, requests: 0 });
+    const requests = counted(health?.requests);
+    t.reports++;
+    if (health?.status === 'failed') t.failed++;
+    t.errors += Math.min(counted(health?.errors), requests);
+    t.requests += requests;
+    this.dirty.add(report.id);
     return record;
   }
 
-  /** Remembers what was served, for attributing the agent's next reports to a revision. */
-  served(record: AgentRecord, wave: string, etag: string, revision: string): void {
-    record.wave = wave;
-    if (record.served?.etag === etag) {
-      record.served.revision = revision;
-      return;
-    }
-    if (record.served) record.previous = record.served;
-    record.served = { etag, revision };
+  /** An agent known from the store (another replica saw it): remembered, not marked dirty. */
+  adopt(record: AgentRecord): AgentRecord {
+    const known = this.agents.get(record.id);
+    if (known) return known;
+    this.agents.set(record.id, record);
+    return record;
   }
 
-  /** The revision an agent runs, judged from the etag it reports; undefined when unknown. */
-  runningRevision(record: AgentRecord): string | undefined {
-    const etag = record.current?.etag;
-    if (etag === undefined) return undefined;
-    if (record.served?.etag === etag) return record.served.revision;
-    if (record.previous?.etag === etag) return record.previous.revision;
-    return undefined;
+  forget(id: string): boolean {
+    this.dirty.delete(id);
+    return this.agents.delete(id);
+  }
+
+  /** Drops agents not heard from since `before` (clock ms); the count. */
+  prune(before: number): number {
+    let n = 0;
+    for (const [id, record] of this.agents) {
+      if (record.at < before && !this.dirty.has(id)) {
+        this.agents.delete(id);
+        n++;
+      }
+    }
+    return n;
   }
 
   values(): IterableIterator<AgentRecord> {

@@ -1,9 +1,12 @@
 // The reconciler's settings, read once from flags and environment into one typed value.
 
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FleetwaveError } from '../core/errors.ts';
+import { hostname } from 'node:os';
+import { parseDuration } from '../core/fleet/duration.ts';
 import { labelKeyProblem } from '../core/fleet/selector.ts';
+import { parseStoreUrl, type StoreLocation } from './store/store.ts';
 import { MAX_LABEL_VALUES } from './metrics.ts';
 
 /** Labels `--metric-labels` may name: each multiplies the series by its values. */
@@ -45,7 +48,18 @@ export interface ServeConfig {
   github?: GitHubConfig;
   /** Agent labels that break agents down in `fleetwave_agents_by_label` (default: region). */
   metricLabels?: string[];
+  /** Where agent reports live: SQLite in the data dir unless `--store` says otherwise. */
+  store?: StoreLocation;
+  /** This replica's name in the store (which replica saw an agent last; default: host name). */
+  replica?: string;
+  /** Agents not seen for this long are forgotten (default: a week). */
+  forgetAfterSeconds?: number;
+  /** How often reports are written to the store, in ms (default: 1000). */
+  storeFlushMs?: number;
 }
+
+/** `--forget-after` when not given: a week. */
+export const DEFAULT_FORGET_AFTER_SECONDS = 7 * 86_400;
 
 export interface GitHubConfig {
   /** REST API base, https://api.github.com unless GitHub Enterprise or a test fake. */
@@ -78,6 +92,11 @@ Options:
   --max-waiters N          long-polls held at once before answering 429 (default: 100000)
   --body-limit BYTES       largest request body (default: 65536)
   --log-level LEVEL        fatal|error|warn|info|debug (default: info)
+  --store URL              where agent reports live: sqlite:PATH (default: sqlite:DATA_DIR/agents.db)
+                           or postgres://USER:PASSWORD@HOST:PORT/DATABASE, shared by replicas
+                           (env FLEETWAVE_STORE)
+  --replica NAME           this replica's name in the store (default: the host name)
+  --forget-after DURATION  forget agents not seen for this long (default: 7d)
   --metric-labels KEYS     agent labels that break agents down in
                            fleetwave_agents_by_label, comma-separated, at most ${MAX_METRIC_LABELS}
                            (default: region; each at most ${MAX_LABEL_VALUES} values, the rest "other")
@@ -190,6 +209,9 @@ export function readServeConfig(
       'body-limit': { type: 'string', default: '65536' },
       'log-level': { type: 'string', default: 'info' },
       'metric-labels': { type: 'string', default: 'region' },
+      store: { type: 'string' },
+      replica: { type: 'string' },
+      'forget-after': { type: 'string', default: '7d' },
       'insecure-local-demo': { type: 'boolean', default: false },
       'evaluate-interval': { type: 'string', default: '10' },
       'prometheus-url': { type: 'string' },
@@ -250,6 +272,26 @@ export function readServeConfig(
     bodyLimit: integer('--body-limit', values['body-limit'], 1024, 16 * 1024 * 1024),
     logLevel,
   };
+  const absolute = (p: string): string => (isAbsolute(p) ? p : resolve(cwd, p));
+  config.store = parseStoreUrl(
+    values.store ?? (env.FLEETWAVE_STORE || `sqlite:${join(config.dataDir, 'agents.db')}`),
+    absolute,
+  );
+  config.replica = values.replica ?? hostname();
+  if (!/^[A-Za-z0-9._:@-]{1,128}$/.test(config.replica)) {
+    throw new FleetwaveError(
+      'CONFIG_INVALID',
+      `--replica "${config.replica}" must be 1 to 128 letters, digits, '.', '_', ':', '@' or '-'`,
+    );
+  }
+  const forget = parseDuration(values['forget-after']);
+  if (forget === undefined || forget < 3_600_000) {
+    throw new FleetwaveError(
+      'CONFIG_INVALID',
+      `--forget-after must be a duration of at least 1h such as 7d, not "${values['forget-after']}"`,
+    );
+  }
+  config.forgetAfterSeconds = forget / 1000;
   if (enrollToken !== undefined) config.enrollToken = enrollToken;
   if (adminToken !== undefined) config.adminToken = adminToken;
   const webhookSecret = secret(

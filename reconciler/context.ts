@@ -7,6 +7,7 @@ import type { LongPoll } from './longpoll.ts';
 import type { Metrics } from './metrics.ts';
 import type { Mirror } from './mirror.ts';
 import type { FleetSync } from './sync.ts';
+import type { Reports } from './reports.ts';
 import type { Targets } from './targets.ts';
 import type { CheckinWaiter } from './agent-api.ts';
 
@@ -16,6 +17,8 @@ export interface Reconciler {
   random: () => number;
   registry: Registry;
   agents: AgentRegistry;
+  /** Agent reports on their way to the store, and the fleet-wide reads of it. */
+  reports: Reports;
   longpoll: LongPoll<CheckinWaiter>;
   metrics: Metrics;
   mirror: Mirror;

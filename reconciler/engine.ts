@@ -1,12 +1,13 @@
-// The rollout loop (DESIGN §1, §2): turns git facts, agent reports and Prometheus answers into
-// Observations, asks the pure decide(), and writes each decision as one commit on the state
-// branch, pushed without force. A refused push means someone else wrote first: fetch, decide
+// The rollout loop (DESIGN §1, §2), as named steps in the manner of Flux's reconcilers:
+// sync (fetch git, find the base to write on) → observe (the fleet's cohorts from the store of
+// agent reports, Prometheus answers, the branch history) → decide (the pure core) → write (one
+// commit on the state branch, pushed without force) → reconcile reverts. A refused push means someone else wrote first: fetch, decide
 // again from their state, retry. After a rejection the revert of the rejected revision goes to
 // the fleet branch (pushed, or as a pull request); reverts are reconciled on every evaluation,
 // so a writer killed between the two steps loses nothing.
 
 import { isFleetwaveError, FleetwaveError } from '../core/errors.ts';
-import type { FleetModel, Wave } from '../core/fleet/model.ts';
+import type { FleetModel } from '../core/fleet/model.ts';
 import {
   applyDecision,
   decide,
@@ -18,17 +19,8 @@ import {
 } from '../core/rollout/decide.ts';
 import type { GateResult } from '../core/rollout/gates/gate.ts';
 import type { QueryOutcome } from '../core/rollout/gates/prometheus.ts';
-import {
-  cohortOf,
-  emptyTally,
-  observeCohorts,
-  type AgentSample,
-  type FleetObservation,
-  type Tally,
-} from '../core/rollout/observations.ts';
+import type { FleetObservation } from '../core/rollout/observations.ts';
 import { serializeRolloutState, type RolloutState } from '../core/rollout/state.ts';
-import { TargetCache } from '../core/target/cache.ts';
-import type { AgentRecord } from './agents.ts';
 import type { Reconciler } from './context.ts';
 import { ensurePullRequest } from './github.ts';
 import { runPrometheusGates } from './prometheus.ts';
@@ -101,22 +93,11 @@ interface Base {
   branchTip: string;
 }
 
-function policyOf(model: FleetModel): RolloutPolicy {
+export function policyOf(model: FleetModel): RolloutPolicy {
   return {
     pollIntervalSeconds: model.fleet.spec.pollIntervalSeconds,
     waves: model.fleet.spec.waves,
   };
-}
-
-function counted(n: unknown): number {
-  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : 0;
-}
-
-function addTally(into: Tally, more: Tally): void {
-  into.reports += more.reports;
-  into.failed += more.failed;
-  into.errors += more.errors;
-  into.requests += more.requests;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -131,10 +112,6 @@ export class RolloutEngine {
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
   private scheduled = false;
-  /** Check-ins per agent since the last evaluation, attributed to a cohort at evaluation. */
-  private pending = new Map<string, Tally>();
-  private tally: { key: string; candidate: Tally; stable: Tally } | undefined;
-  private readonly caches = new Map<string, TargetCache>();
   /** Evidence of rejections decided here, for the revert's message. */
   private readonly evidence = new Map<string, string>();
   /** Rejected revisions whose revert is known to be on the fleet branch (or opened). */
@@ -155,7 +132,6 @@ export class RolloutEngine {
       reverts: [],
       observation: null,
     };
-    ctx.agents.onReport = (record) => this.onReport(record);
   }
 
   private iso(): string {
@@ -208,20 +184,6 @@ export class RolloutEngine {
     return run;
   }
 
-  private onReport(record: AgentRecord): void {
-    let t = this.pending.get(record.id);
-    if (!t) {
-      t = emptyTally();
-      this.pending.set(record.id, t);
-    }
-    const health = record.health;
-    const requests = counted(health?.requests);
-    t.reports++;
-    if (health?.status === 'failed') t.failed++;
-    t.errors += Math.min(counted(health?.errors), requests);
-    t.requests += requests;
-  }
-
   /** One evaluation: decide, and write the decision unless it is to wait. */
   evaluate(): Promise<Decision | undefined> {
     return this.serialized(async () => {
@@ -239,44 +201,62 @@ export class RolloutEngine {
 
   private async evaluateOnce(): Promise<Decision | undefined> {
     for (let attempt = 1; ; attempt++) {
-      await this.ctx.sync.sync();
-      const base = await this.base(false);
+      const base = await this.syncStep();
       if (typeof base === 'string') {
         this.status.stalled = base;
         return undefined;
       }
       this.status.stalled = null;
-      const observations = await this.observe(base);
-      const now = this.ctx.now();
-      const decision = decide(base.policy, base.state, observations, now);
-      this.record(decision, base, observations);
-      const next = applyDecision(base.state, decision, now);
-      if (decision.kind === 'reject') {
-        this.evidence.set(decision.revision, describeDecision(decision, base.policy));
-      }
-      if (serializeRolloutState(next) !== serializeRolloutState(base.state)) {
-        const written = await this.write(base, next, describeDecision(decision, base.policy));
-        if (written === undefined) {
-          await this.afterRefusedWrite(attempt);
-          continue;
-        }
-        this.log.info(
-          {
-            decision: decision.kind,
-            revision: 'revision' in decision ? decision.revision : undefined,
-            commit: written,
-          },
-          'wrote a rollout decision',
-        );
-        if (decision.kind === 'reject') {
-          this.ctx.metrics.rejections.inc({
-            wave: base.policy.waves[decision.wave]?.name ?? String(decision.wave),
-          });
-        }
+      const observations = await this.observeStep(base);
+      const decision = this.decideStep(base, observations);
+      if ((await this.writeStep(base, decision)) === 'refused') {
+        await this.afterRefusedWrite(attempt);
+        continue;
       }
       await this.reconcileReverts();
       return decision;
     }
+  }
+
+  /** Sync: the remote fetched, and the base a decision is written on (or why there is none). */
+  private async syncStep(): Promise<Base | string> {
+    await this.ctx.sync.sync();
+    return this.base(false);
+  }
+
+  /** Decide: the pure core's decision, recorded in status and metrics. */
+  private decideStep(base: Base, observations: Observations): Decision {
+    const decision = decide(base.policy, base.state, observations, this.ctx.now());
+    this.record(decision, base, observations);
+    if (decision.kind === 'reject') {
+      this.evidence.set(decision.revision, describeDecision(decision, base.policy));
+    }
+    return decision;
+  }
+
+  /** Write: the state the decision leads to, as one commit; 'refused' when someone wrote first. */
+  private async writeStep(
+    base: Base,
+    decision: Decision,
+  ): Promise<'written' | 'unchanged' | 'refused'> {
+    const next = applyDecision(base.state, decision, this.ctx.now());
+    if (serializeRolloutState(next) === serializeRolloutState(base.state)) return 'unchanged';
+    const written = await this.write(base, next, describeDecision(decision, base.policy));
+    if (written === undefined) return 'refused';
+    this.log.info(
+      {
+        decision: decision.kind,
+        revision: 'revision' in decision ? decision.revision : undefined,
+        commit: written,
+      },
+      'wrote a rollout decision',
+    );
+    if (decision.kind === 'reject') {
+      this.ctx.metrics.rejections.inc({
+        wave: base.policy.waves[decision.wave]?.name ?? String(decision.wave),
+      });
+    }
+    return 'written';
   }
 
   /** Someone else moved the state branch: back off (full jitter), or give up after the last try. */
@@ -396,24 +376,20 @@ export class RolloutEngine {
     });
   }
 
-  private cache(model: FleetModel, revision: string): TargetCache {
-    let cache = this.caches.get(revision);
-    if (!cache) {
-      cache = new TargetCache(model, revision);
-      this.caches.set(revision, cache);
-      // Stable, candidate and the one before: older revisions are not asked for again.
-      if (this.caches.size > 4) this.caches.delete(this.caches.keys().next().value!);
-    }
-    return cache;
-  }
-
   // --- Observations
 
-  private async observe(base: Base): Promise<Observations> {
+  /** Observe: the branch's history, the candidate's cohorts fleet-wide, Prometheus answers. */
+  private async observeStep(base: Base): Promise<Observations> {
     const observations: Observations = {
       history: await branchHistory(this.ctx.mirror, base.branchTip, base.state),
     };
-    const fleet = this.observeCandidate(base.served, base.policy);
+    let fleet: FleetObservation | undefined;
+    try {
+      fleet = await this.observeCandidate(base.served, base.policy);
+    } catch (e) {
+      observations.unavailable = `the store of agent reports is unavailable (${(e as Error).message})`;
+      return observations;
+    }
     if (!fleet) return observations;
     observations.fleet = fleet;
     const wave = base.policy.waves[fleet.wave]!;
@@ -430,30 +406,39 @@ export class RolloutEngine {
   }
 
   /**
-   * The served candidate's cohorts at its wave, now; the check-ins since the last look join its
-   * tally (attributed to the cohort each agent is in now, so looking more often only sharpens it).
-   * Kept as status.observation.
+   * The served candidate's cohorts at its wave, now, over every agent in the store (whichever
+   * replica it talks to), with the tallies of every check-in since the wave started. Kept as
+   * status.observation.
    */
-  private observeCandidate(
+  private async observeCandidate(
     served: ServedRollout,
     policy: RolloutPolicy,
-  ): FleetObservation | undefined {
-    const pending = this.pending;
-    this.pending = new Map();
+  ): Promise<FleetObservation | undefined> {
     const candidate = served.state.candidate;
     const wave = candidate ? policy.waves[candidate.wave] : undefined;
     if (!candidate || !wave || served.candidate?.commit !== candidate.revision) {
       this.status.observation = null;
       return undefined;
     }
-    const fleet = this.observeFleet(
-      served,
-      policy,
-      candidate.revision,
-      candidate.wave,
-      wave,
-      pending,
-    );
+    let aggregate;
+    try {
+      aggregate = await this.ctx.reports.cohorts({
+        candidate: candidate.revision,
+        stable: served.stable.commit,
+        wave: candidate.wave,
+        silentBefore: this.ctx.now() - silentAfterMs(policy, wave),
+      });
+    } catch (e) {
+      this.status.observation = null;
+      throw e;
+    }
+    const fleet: FleetObservation = {
+      revision: candidate.revision,
+      wave: candidate.wave,
+      candidate: aggregate.candidate,
+      stable: aggregate.stable,
+      tally: aggregate.tally,
+    };
     this.status.observation = { ...fleet, at: this.iso() };
     return fleet;
   }
@@ -463,7 +448,7 @@ export class RolloutEngine {
    * the evaluate interval, else one made now (always, when the engine does not evaluate on its
    * own and the promote action decides on what it reads here).
    */
-  observation(): RolloutObservation | null {
+  async observation(): Promise<RolloutObservation | null> {
     const served = this.ctx.sync.served;
     if (!served) return null;
     const last = this.status.observation;
@@ -477,62 +462,8 @@ export class RolloutEngine {
     ) {
       return last;
     }
-    this.observeCandidate(served, policyOf(served.stable.model));
+    await this.observeCandidate(served, policyOf(served.stable.model)).catch(() => undefined);
     return this.status.observation;
-  }
-
-  private observeFleet(
-    served: ServedRollout,
-    policy: RolloutPolicy,
-    revision: string,
-    k: number,
-    wave: Wave,
-    pending: Map<string, Tally>,
-  ): FleetObservation {
-    const stable = this.cache(served.stable.model, served.stable.commit);
-    const candidate = this.cache(served.candidate!.model, revision);
-    const key = `${revision}:${k}`;
-    if (this.tally?.key !== key)
-      this.tally = { key, candidate: emptyTally(), stable: emptyTally() };
-    const tally = this.tally;
-    const samples: AgentSample[] = [];
-    for (const record of this.ctx.agents.values()) {
-      const index = stable.place(record).index;
-      const sample: AgentSample = { id: record.id, wave: index, at: record.at };
-      if (record.current?.etag !== undefined) sample.current = record.current.etag;
-      const s = stable.render(record);
-      if (s.ok) sample.stableEtag = s.target.etag;
-      if (index <= k) {
-        const c = candidate.render(record);
-        if (c.ok) sample.candidateEtag = c.target.etag;
-      }
-      const health = record.health;
-      if (health) {
-        sample.status = health.status;
-        if (health.errors !== undefined) sample.errors = counted(health.errors);
-        if (health.requests !== undefined) sample.requests = counted(health.requests);
-        const failed = health['failedTarget'];
-        if (typeof failed === 'object' && failed !== null && 'etag' in failed) {
-          const etag = (failed as { etag: unknown }).etag;
-          if (typeof etag === 'string') sample.failedEtag = etag;
-        }
-      }
-      samples.push(sample);
-      const reports = pending.get(record.id);
-      const cohort = cohortOf(sample, k);
-      if (reports && cohort !== 'neither') addTally(tally[cohort], reports);
-    }
-    const cohorts = observeCohorts(samples, {
-      wave: k,
-      now: this.ctx.now(),
-      silentAfterMs: silentAfterMs(policy, wave),
-    });
-    return {
-      revision,
-      wave: k,
-      ...cohorts,
-      tally: { candidate: { ...tally.candidate }, stable: { ...tally.stable } },
-    };
   }
 
   // --- Reverts

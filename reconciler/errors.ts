@@ -15,6 +15,7 @@ export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_READY: 503,
   ROLLOUT_CONFLICT: 409,
   ROLLOUT_WRITE_FAILED: 503,
+  STORE_UNAVAILABLE: 503,
   USAGE: 400,
 };
 

@@ -340,7 +340,17 @@ class Connection implements AnswerSink {
         this.json(200, JSON.stringify(enroll(ctx, parseJson(body))), '');
       } else {
         const agentId = authenticate(ctx, head.authorization);
-        this.answer(readTarget(ctx, { agentId, ifNoneMatch: head.ifNoneMatch }, head.agentId));
+        const answer = readTarget(ctx, { agentId, ifNoneMatch: head.ifNoneMatch }, head.agentId);
+        if (answer instanceof Promise) {
+          // Looked up in the store: held like a long-poll, so pipelined requests wait their turn.
+          this.state = State.Waiting;
+          answer.then(
+            (a) => this.answer(a),
+            (e: unknown) => this.fail(e),
+          );
+        } else {
+          this.answer(answer);
+        }
       }
     } catch (e) {
       this.fail(e);

@@ -4,7 +4,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { GateResult } from '../core/rollout/gates/gate.ts';
 import type { CohortSnapshot } from '../core/rollout/observations.ts';
-import type { AgentRegistry } from './agents.ts';
+import type { CountRow, LabelCountRow } from './store/store.ts';
 
 /**
  * Agent labels whose values break agents down in `fleetwave_agents_by_label` unless
@@ -57,11 +57,17 @@ export class Metrics {
   readonly gateThreshold: Gauge<'wave' | 'gate'>;
   readonly gateVerdict: Gauge<'wave' | 'gate' | 'verdict'>;
   readonly cohortAgents: Gauge<'cohort' | 'state'>;
+  readonly storeUp: Gauge;
+  readonly storeErrors: Counter<'op'>;
+  readonly storeBuffered: Gauge;
+  readonly storeRowsWritten: Counter;
 
   constructor(
     registry: Registry,
     sources: {
-      agents: AgentRegistry;
+      /** Fleet-wide counts from the store (every replica exports the same: aggregate with max). */
+      counts: () => Promise<{ rows: CountRow[]; waves: readonly string[] }>;
+      labelCounts: (label: string) => Promise<LabelCountRow[]>;
       waiters: () => number;
       shortRevision: (r: string) => string;
       now?: () => number;
@@ -144,24 +150,21 @@ export class Metrics {
     });
     new Gauge({
       name: 'fleetwave_agents',
-      help: 'Agents known to this replica by wave, the revision they report running, and health.',
+      help: 'Agents of the whole fleet (from the store: every replica exports the same) by wave, the revision they run, and health (silent: not seen for silentAfter).',
       labelNames: ['wave', 'revision', 'health'],
       registers,
-      collect() {
+      async collect() {
+        const { rows, waves } = await sources.counts();
         this.reset();
-        const counts = new Map<
-          string,
-          { wave: string; revision: string; health: string; n: number }
-        >();
-        for (const agent of sources.agents.values()) {
-          const running = sources.agents.runningRevision(agent);
-          const wave = agent.wave ?? 'unknown';
-          const revision = running === undefined ? 'unknown' : sources.shortRevision(running);
-          const health = agent.health?.status ?? 'unknown';
+        const counts = new Map<string, { wave: string; revision: string; health: string; n: number }>();
+        for (const row of rows) {
+          const wave = row.wave === null ? 'unknown' : (waves[row.wave] ?? 'unknown');
+          const revision = row.revision === null ? 'unknown' : sources.shortRevision(row.revision);
+          const health = row.silent ? 'silent' : (row.status ?? 'unknown');
           const key = `${wave}\0${revision}\0${health}`;
           const entry = counts.get(key);
-          if (entry) entry.n++;
-          else counts.set(key, { wave, revision, health, n: 1 });
+          if (entry) entry.n += row.agents;
+          else counts.set(key, { wave, revision, health, n: row.agents });
         }
         for (const { wave, revision, health, n } of counts.values()) {
           this.set({ wave, revision, health }, n);
@@ -170,26 +173,55 @@ export class Metrics {
     });
     new Gauge({
       name: 'fleetwave_agents_by_label',
-      help: `Agents known to this replica by the value of an agent label (label: ${breakdown.join(', ') || 'none configured'}; at most ${MAX_LABEL_VALUES} values, the rest "other") and health.`,
+      help: `Agents of the whole fleet (from the store) by the value of an agent label (label: ${breakdown.join(', ') || 'none configured'}; at most ${MAX_LABEL_VALUES} values, the rest "other") and health.`,
       labelNames: ['label', 'value', 'health'],
       registers,
-      collect() {
+      async collect() {
+        const all = await Promise.all(breakdown.map(async (label) => ({ label, rows: await sources.labelCounts(label) })));
         this.reset();
-        for (const label of breakdown) {
+        for (const { label, rows } of all) {
           const counts = new Map<string, Map<string, number>>();
-          for (const agent of sources.agents.values()) {
-            let value = agent.labels[label] ?? 'none';
+          // The most common values keep their names (ties: agents without the label, then by name).
+          const sorted = [...rows].sort(
+            (a, b) =>
+              b.agents - a.agents ||
+              (a.value === null ? -1 : b.value === null ? 1 : a.value < b.value ? -1 : 1),
+          );
+          for (const row of sorted) {
+            let value = row.value ?? 'none';
             if (!counts.has(value) && counts.size >= MAX_LABEL_VALUES) value = 'other';
             let byHealth = counts.get(value);
             if (!byHealth) counts.set(value, (byHealth = new Map()));
-            const health = agent.health?.status ?? 'unknown';
-            byHealth.set(health, (byHealth.get(health) ?? 0) + 1);
+            const health = row.status ?? 'unknown';
+            byHealth.set(health, (byHealth.get(health) ?? 0) + row.agents);
           }
           for (const [value, byHealth] of counts) {
             for (const [health, n] of byHealth) this.set({ label, value, health }, n);
           }
         }
       },
+    });
+    this.storeUp = new Gauge({
+      name: 'fleetwave_store_up',
+      help: '1 when the last write to and read from the store of agent reports succeeded, else 0 (gates wait while it is 0).',
+      registers,
+    });
+    this.storeErrors = new Counter({
+      name: 'fleetwave_store_errors_total',
+      help: 'Failed writes to and reads from the store of agent reports, by operation (write, read).',
+      labelNames: ['op'],
+      registers,
+    });
+    for (const op of ['write', 'read']) this.storeErrors.inc({ op }, 0);
+    this.storeBuffered = new Gauge({
+      name: 'fleetwave_store_buffered_agents',
+      help: 'Agents whose latest report is not written to the store yet.',
+      registers,
+    });
+    this.storeRowsWritten = new Counter({
+      name: 'fleetwave_store_rows_written_total',
+      help: 'Agent rows written to the store (upserts and re-judgements).',
+      registers,
     });
     this.branchTipValid = new Gauge({
       name: 'fleetwave_branch_tip_valid',

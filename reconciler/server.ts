@@ -2,6 +2,8 @@
 // point (cli/commands/serve.ts) listens and handles signals; tests and benchmarks build
 // servers freely, with their own clock, randomness and Prometheus registry.
 
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Registry } from 'prom-client';
 import { AgentRegistry } from './agents.ts';
@@ -15,8 +17,13 @@ import { LongPoll } from './longpoll.ts';
 import { Metrics } from './metrics.ts';
 import { RolloutEngine } from './engine.ts';
 import { Mirror } from './mirror.ts';
+import { Reports } from './reports.ts';
+import { openStore } from './store/store.ts';
+import { DEFAULT_FORGET_AFTER_SECONDS } from './config.ts';
+import { fleetSilentAfterMs } from './routes/status.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { healthRoutes } from './routes/health.ts';
+import { inventoryRoutes } from './routes/inventory.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { pageRoutes } from './routes/page.ts';
 import { rolloutRoutes } from './routes/rollout.ts';
@@ -40,7 +47,7 @@ declare module 'fastify' {
   }
 }
 
-const AGENT_ROUTES = /^\/v1\/(checkin|agents\/)/;
+const AGENT_ROUTES = /^\/v1\/(checkin|agents\/[^/]+\/target)/;
 
 /** Request ids, `req-<base 36 counter>`, one sequence for the fast path and fastify. */
 function requestIds(): () => string {
@@ -86,6 +93,10 @@ export async function buildServer(
     stateBranch: config.stateBranch,
     fleetDir: config.fleetDir,
   });
+  // A store that cannot be opened (refused, wrong credentials, a newer schema) fails the start.
+  const store = await openStore(
+    config.store ?? { kind: 'sqlite', path: join(config.dataDir, 'agents.db') },
+  );
   const agents = new AgentRegistry();
   const ctx = {
     config,
@@ -109,11 +120,30 @@ export async function buildServer(
     expire: (waiter) => expireWaiter(ctx, waiter),
   });
   ctx.metrics = new Metrics(registry, {
-    agents,
+    counts: async () => {
+      const targets = ctx.targets;
+      const waves = targets?.waveNames ?? [];
+      const silentAfter = targets ? fleetSilentAfterMs(targets.rollout.stable.model) : 0;
+      // While the store is down and nothing was counted yet, no series (fleetwave_store_up says why).
+      const rows = await ctx.reports.counts(now() - silentAfter).catch(() => []);
+      return { rows, waves };
+    },
+    labelCounts: (label) => store.labelCounts(label).catch(() => []),
     waiters: () => ctx.longpoll.size,
     shortRevision: (r) => r.slice(0, 12),
     now,
     ...(config.metricLabels === undefined ? {} : { breakdownLabels: config.metricLabels }),
+  });
+  ctx.reports = new Reports({
+    store,
+    agents,
+    replica: config.replica ?? hostname(),
+    now,
+    log: app.log,
+    metrics: ctx.metrics,
+    targets: () => ctx.targets,
+    flushIntervalMs: config.storeFlushMs ?? 1000,
+    forgetAfterMs: (config.forgetAfterSeconds ?? DEFAULT_FORGET_AFTER_SECONDS) * 1000,
   });
   ctx.sync = new FleetSync({
     mirror,
@@ -130,6 +160,7 @@ export async function buildServer(
         app.log.error({ err: e }, 'cannot render the new rollout; still serving the last one');
         return;
       }
+      ctx.reports.rolloutChanged();
       ctx.longpoll.changed();
     },
     onBranch: () => engine.trigger(),
@@ -179,6 +210,7 @@ export async function buildServer(
   await app.register(agentRoutes, { ctx });
   await app.register(statusRoutes, { ctx, engine });
   await app.register(rolloutRoutes, { ctx, engine });
+  await app.register(inventoryRoutes, { ctx });
   await app.register(webhookRoutes, { ctx });
   await app.register(healthRoutes, { ctx });
   await app.register(metricsRoutes, { ctx });
@@ -190,6 +222,7 @@ export async function buildServer(
         '--insecure-local-demo: anyone who can reach this server may enroll agents and act on the rollout',
       );
     }
+    ctx.reports.start();
     void ctx.sync.start().then(() => engine.start());
   });
   // Held long-polls would keep close() waiting for their full wait: answer them now (304), so
@@ -197,6 +230,7 @@ export async function buildServer(
   app.addHook('preClose', async () => {
     await engine.stop();
     await ctx.sync.stop();
+    await ctx.reports.stop();
     // Closing first, so the answers to held long-polls say `connection: close`.
     fastPath.close();
     ctx.longpoll.drain();

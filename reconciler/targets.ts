@@ -20,6 +20,24 @@ export interface Summary {
   pollAfterSeconds: number;
 }
 
+/**
+ * What an agent is judged to run under a rollout: the one answer to "which revision does this
+ * agent run", used by the gates, /v1/status, metrics and the page alike (all read the store).
+ */
+export interface Judgement {
+  wave: number;
+  waveName: string;
+  /**
+   * The candidate when the agent is on waves 0..k and reports its candidate target's etag,
+   * else stable when it reports its stable target's etag (so an agent whose two targets are
+   * equal counts where it is served), else the candidate when it reports that etag anyway;
+   * null when it reports neither (core/rollout/observations.ts cohortOf).
+   */
+  revision: string | null;
+  /** The revision of the target the agent reports it could not apply, when it is one of ours. */
+  failedRevision: string | null;
+}
+
 /** `rendered` is there when the summary had to be computed: a 200 then needs no second render. */
 export type Summarized =
   | { ok: true; summary: Summary; rendered?: Extract<Served, { ok: true }> }
@@ -118,6 +136,33 @@ export class Targets {
     // The cache prints a per-agent target from its group's text with the id spliced in.
     const body = target === result.target ? cache.json(target) : bodyOf(target);
     return { ok: true, target, body, waveIndex: placement.index };
+  }
+
+  /** What the agent runs, judged from the etags it reports (see Judgement). */
+  judge(agent: Agent, etag: string | undefined, failedEtag: string | undefined): Judgement {
+    const placement = this.stable.place(agent);
+    const etagOf = (cache: TargetCache | undefined): string | undefined => {
+      if (!cache) return undefined;
+      const r = cache.render(agent);
+      return r.ok ? r.target.etag : undefined;
+    };
+    const candidate = this.candidate;
+    const candidateEtag = etag !== undefined || failedEtag !== undefined ? etagOf(candidate) : undefined;
+    const stableEtag = etag !== undefined ? etagOf(this.stable) : undefined;
+    const inWaves = placement.index <= this.candidateWave;
+    let revision: string | null = null;
+    if (etag !== undefined) {
+      if (inWaves && etag === candidateEtag) revision = candidate!.revision;
+      else if (etag === stableEtag) revision = this.stable.revision;
+      else if (etag === candidateEtag) revision = candidate!.revision;
+    }
+    const failedRevision =
+      failedEtag !== undefined && failedEtag === candidateEtag
+        ? candidate!.revision
+        : failedEtag !== undefined && failedEtag === etagOf(this.stable)
+          ? this.stable.revision
+          : null;
+    return { wave: placement.index, waveName: placement.wave, revision, failedRevision };
   }
 
   /** What targetFor(agent) would serve, without building it again when its labels are the same. */

@@ -114,3 +114,66 @@ export function selectorKeys(selector: Selector | undefined): string[] {
     ...(selector.matchExpressions ?? []).map((r) => r.key),
   ];
 }
+
+/**
+ * A selector written as a string, as kubectl's `-l` takes it: `k=v`, `k==v`, `k!=v`,
+ * `k in (a,b)`, `k notin (a,b)`, `k` (exists), `!k` (does not exist), joined by commas.
+ * Throws an Error whose message says what is wrong; every key and value is checked.
+ */
+export function parseSelector(text: string): Selector {
+  const matchLabels: Record<string, string> = {};
+  const matchExpressions: NonNullable<Selector['matchExpressions']> = [];
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === ',' && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+    if (depth < 0 || depth > 1) throw new Error(`unbalanced parentheses in selector "${text}"`);
+  }
+  if (depth !== 0) throw new Error(`unbalanced parentheses in selector "${text}"`);
+  parts.push(text.slice(start));
+  const key = (k: string): string => {
+    const problem = labelKeyProblem(k);
+    if (problem) throw new Error(problem);
+    return k;
+  };
+  const value = (v: string): string => {
+    const problem = labelValueProblem(v);
+    if (problem) throw new Error(problem);
+    return v;
+  };
+  for (const raw of parts) {
+    const part = raw.trim();
+    if (part === '') throw new Error(`empty requirement in selector "${text}"`);
+    let m: RegExpMatchArray | null;
+    if ((m = part.match(/^(\S+?)\s+(in|notin)\s*\((.*)\)$/))) {
+      const values = m[3]!.split(',').map((v) => value(v.trim()));
+      matchExpressions.push({ key: key(m[1]!), operator: m[2] === 'in' ? 'In' : 'NotIn', values });
+    } else if ((m = part.match(/^([^=!\s]+)\s*!=\s*(\S*)$/))) {
+      matchExpressions.push({ key: key(m[1]!), operator: 'NotIn', values: [value(m[2]!)] });
+    } else if ((m = part.match(/^([^=!\s]+)\s*==?\s*(\S*)$/))) {
+      const k = key(m[1]!);
+      if (k in matchLabels && matchLabels[k] !== m[2]) {
+        matchExpressions.push({ key: k, operator: 'In', values: [value(m[2]!)] });
+      } else matchLabels[k] = value(m[2]!);
+    } else if ((m = part.match(/^!\s*(\S+)$/))) {
+      matchExpressions.push({ key: key(m[1]!), operator: 'DoesNotExist' });
+    } else if (/^\S+$/.test(part)) {
+      matchExpressions.push({ key: key(part), operator: 'Exists' });
+    } else {
+      throw new Error(
+        `"${part}" is not a requirement: write k=v, k!=v, k in (a,b), k notin (a,b), k or !k`,
+      );
+    }
+  }
+  const selector: Selector = {};
+  if (Object.keys(matchLabels).length > 0) selector.matchLabels = matchLabels;
+  if (matchExpressions.length > 0) selector.matchExpressions = matchExpressions;
+  return selector;
+}

@@ -27,6 +27,8 @@ export interface Observations {
   fleet?: FleetObservation;
   /** Outcomes of the wave's prometheus queries, by query name. */
   prometheus?: Readonly<Record<string, QueryOutcome>>;
+  /** Why there are no fresh observations of the fleet (its store is down): gates wait. */
+  unavailable?: string;
 }
 
 export interface Evidence {
@@ -113,7 +115,9 @@ export function decide(
   if (!fleet || fleet.revision !== current.revision || fleet.wave !== k) {
     return {
       kind: 'wait',
-      reason: `${wave.name}: no observations of ${current.revision.slice(0, 12)} at this wave yet`,
+      reason: observations.unavailable
+        ? `${wave.name}: observations are stale, gates wait: ${observations.unavailable}`
+        : `${wave.name}: no observations of ${current.revision.slice(0, 12)} at this wave yet`,
     };
   }
 

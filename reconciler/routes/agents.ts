@@ -100,6 +100,6 @@ export async function agentRoutes(
   app.get('/v1/agents/:id/target', { onRequest: agent }, async (request, reply) => {
     const { id } = request.params as { id: string };
     const ifNoneMatch = header(request.headers['if-none-match']);
-    return send(reply, readTarget(ctx, { agentId: request.agentId, ifNoneMatch }, id));
+    return send(reply, await readTarget(ctx, { agentId: request.agentId, ifNoneMatch }, id));
   });
 }

@@ -11,7 +11,16 @@ export async function healthRoutes(
 ): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    if (ctx.targets) return { status: 'ready', stateCommit: ctx.targets.rollout.stateCommit };
+    // A store that is down does not make a replica unready: check-ins are still answered from
+    // memory (taking every replica out of the balancer would be the outage); it is said here.
+    const store = ctx.reports.status;
+    if (ctx.targets) {
+      return {
+        status: 'ready',
+        stateCommit: ctx.targets.rollout.stateCommit,
+        store: { kind: store.kind, up: store.up, buffered: store.buffered },
+      };
+    }
     return reply
       .code(503)
       .header('retry-after', '5')

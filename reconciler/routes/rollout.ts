@@ -1,10 +1,9 @@
 // POST /v1/rollout/pause|resume|promote|rollback (admin token): operator actions, each written
 // to the state branch as one commit that says who and why, like any other decision.
 
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { FleetwaveError } from '../../core/errors.ts';
-import { bearer, secretEquals, verifyAgentToken } from '../auth.ts';
+import type { FastifyInstance } from 'fastify';
 import type { Reconciler } from '../context.ts';
+import { adminAuth } from './admin.ts';
 import type { OperatorAction, RolloutEngine } from '../engine.ts';
 
 const ACTIONS: readonly OperatorAction[] = ['pause', 'resume', 'promote', 'rollback'];
@@ -27,27 +26,12 @@ export async function rolloutRoutes(
   app: FastifyInstance,
   { ctx, engine }: { ctx: Reconciler; engine: RolloutEngine },
 ): Promise<void> {
-  const adminAuth = async (request: FastifyRequest): Promise<void> => {
-    const expected = ctx.config.adminToken;
-    if (expected === undefined) return; // --insecure-local-demo
-    const token = bearer(request.headers.authorization);
-    if (token === undefined) {
-      throw new FleetwaveError(
-        'UNAUTHENTICATED',
-        'operator actions need Authorization: Bearer <admin token>',
-      );
-    }
-    if (secretEquals(token, expected)) return;
-    if (verifyAgentToken(ctx.tokenKey, token) !== undefined) {
-      throw new FleetwaveError('FORBIDDEN', 'an agent credential may not act on the rollout');
-    }
-    throw new FleetwaveError('UNAUTHENTICATED', 'the admin token is wrong');
-  };
+  const admin = adminAuth(ctx, 'operator actions');
 
   for (const action of ACTIONS) {
     app.post(
       `/v1/rollout/${action}`,
-      { onRequest: adminAuth, schema: { body: BODY_SCHEMA } },
+      { onRequest: admin, schema: { body: BODY_SCHEMA } },
       async (request) => {
         const body = (request.body ?? {}) as ActionBody;
         const reason = body.reason?.trim() || 'no reason given';

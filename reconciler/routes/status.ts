@@ -3,8 +3,18 @@
 // the remote's reachability, force pushes, the state branch's last error.
 
 import type { FastifyInstance } from 'fastify';
+import type { FleetModel } from '../../core/fleet/model.ts';
+import { DEFAULT_SILENT_POLLS } from '../../core/rollout/decide.ts';
 import type { Reconciler } from '../context.ts';
 import type { RolloutEngine } from '../engine.ts';
+
+/**
+ * Silence in counts and the inventory (not gates, which use their wave's silentAfter): no
+ * report for three poll intervals.
+ */
+export function fleetSilentAfterMs(model: FleetModel): number {
+  return DEFAULT_SILENT_POLLS * model.fleet.spec.pollIntervalSeconds * 1000;
+}
 
 /** One wave in GET /v1/status (the shape the status page, the demo and the actions read). */
 export interface WaveCounts {
@@ -14,14 +24,14 @@ export interface WaveCounts {
   revision: string;
   agents: number;
   running: { candidate: number; stable: number; other: number };
-  health: { ok: number; degraded: number; failed: number; unknown: number };
+  health: { ok: number; degraded: number; failed: number; silent: number; unknown: number };
 }
 
-export function rolloutStatus(ctx: Reconciler): object {
+/** Counts are fleet-wide, from the store: the same on every replica. */
+export async function rolloutStatus(ctx: Reconciler): Promise<object> {
   const targets = ctx.targets;
   const rollout = targets?.rollout;
   const waves: WaveCounts[] = [];
-  const byName = new Map<string, WaveCounts>();
   if (targets && rollout) {
     targets.waveNames.forEach((name, index) => {
       const counts: WaveCounts = {
@@ -33,21 +43,20 @@ export function rolloutStatus(ctx: Reconciler): object {
             : rollout.stable.commit,
         agents: 0,
         running: { candidate: 0, stable: 0, other: 0 },
-        health: { ok: 0, degraded: 0, failed: 0, unknown: 0 },
+        health: { ok: 0, degraded: 0, failed: 0, silent: 0, unknown: 0 },
       };
       waves.push(counts);
-      byName.set(name, counts);
     });
-    for (const agent of ctx.agents.values()) {
-      const counts = agent.wave === undefined ? undefined : byName.get(agent.wave);
+    const silentBefore = ctx.now() - fleetSilentAfterMs(rollout.stable.model);
+    for (const row of await ctx.reports.counts(silentBefore).catch(() => [])) {
+      const counts = row.wave === null ? undefined : waves[row.wave];
       if (!counts) continue;
-      counts.agents++;
-      const running = ctx.agents.runningRevision(agent);
-      if (running !== undefined && running === rollout.candidate?.commit)
-        counts.running.candidate++;
-      else if (running === rollout.stable.commit) counts.running.stable++;
-      else counts.running.other++;
-      counts.health[agent.health?.status ?? 'unknown']++;
+      counts.agents += row.agents;
+      if (row.revision !== null && row.revision === rollout.candidate?.commit)
+        counts.running.candidate += row.agents;
+      else if (row.revision === rollout.stable.commit) counts.running.stable += row.agents;
+      else counts.running.other += row.agents;
+      counts.health[row.silent ? 'silent' : (row.status ?? 'unknown')] += row.agents;
     }
   }
   const state = rollout?.state;
@@ -68,7 +77,12 @@ export function rolloutStatus(ctx: Reconciler): object {
     stateCommit: rollout?.stateCommit ?? null,
     servedSince: rollout ? new Date(rollout.since).toISOString() : null,
     waves,
-    agents: { known: ctx.agents.size, waiting: ctx.longpoll.size },
+    agents: {
+      known: waves.reduce((n, w) => n + w.agents, 0),
+      here: ctx.agents.size,
+      waiting: ctx.longpoll.size,
+    },
+    store: ctx.reports.status,
     git: ctx.sync.status,
   };
 }
@@ -78,12 +92,12 @@ export async function statusRoutes(
   { ctx, engine }: { ctx: Reconciler; engine?: RolloutEngine },
 ): Promise<void> {
   app.get('/v1/status', async () => {
-    const status = rolloutStatus(ctx) as Record<string, unknown>;
+    const status = (await rolloutStatus(ctx)) as Record<string, unknown>;
     if (engine) {
       // The last evaluation (decision, reason, gate values), reverts, and the state branch's
       // recent commits: what happened and why. The candidate's observation is what the promote
       // action decides on (actions/promote/src/observe.ts).
-      engine.observation();
+      await engine.observation();
       status.rollout = engine.status;
       status.history = await engine.history();
     }

@@ -19,7 +19,8 @@ import {
   verifyGithubSignature,
 } from '../../reconciler/auth.ts';
 import { Registry } from 'prom-client';
-import { AgentRegistry } from '../../reconciler/agents.ts';
+import { SqliteStore } from '../../reconciler/store/sqlite.ts';
+import type { AgentRow } from '../../reconciler/store/store.ts';
 import { readServeConfig } from '../../reconciler/config.ts';
 import { LongPoll, WAIT_JITTER, type Waiter } from '../../reconciler/longpoll.ts';
 import { Metrics } from '../../reconciler/metrics.ts';
@@ -305,14 +306,33 @@ describe('--metric-labels', () => {
 
   it('breaks agents down by each configured label, the rest of its values as other', async () => {
     const registry = new Registry();
-    const agents = new AgentRegistry();
-    // Seen first: its missing region counts as the value "none".
-    agents.report({ id: 'w', labels: { os: 'windows' }, at: 0, health: { status: 'failed' } });
-    for (let i = 0; i < 70; i++) {
-      agents.report({ id: `a${i}`, labels: { region: `r${i}`, os: 'linux' }, at: 0 });
-    }
+    const store = SqliteStore.open(':memory:');
+    const row = (id: string, labels: Record<string, string>, status: 'failed' | null): AgentRow => ({
+      id,
+      labels,
+      wave: 0,
+      waveName: 'canary',
+      revision: null,
+      etag: null,
+      version: null,
+      status,
+      message: null,
+      errors: 0,
+      requests: 0,
+      failedRevision: null,
+      health: null,
+      firstSeen: 0,
+      lastSeen: 0,
+      replica: 'r',
+    });
+    // Its missing region counts as the value "none", named before the other values of one agent.
+    await store.upsert([
+      row('w', { os: 'windows' }, 'failed'),
+      ...Array.from({ length: 70 }, (_, i) => row(`a${i}`, { region: `r${i}`, os: 'linux' }, null)),
+    ]);
     new Metrics(registry, {
-      agents,
+      counts: async () => ({ rows: [], waves: [] }),
+      labelCounts: (label) => store.labelCounts(label),
       waiters: () => 0,
       shortRevision: (r) => r,
       breakdownLabels: ['os', 'region'],
@@ -330,7 +350,7 @@ describe('--metric-labels', () => {
       text,
       /^fleetwave_agents_by_label\{label="region",value="none",health="failed"\} 1$/m,
     );
-    // 64 values at most: "none" and the first 63 regions seen, then "other" for the rest.
+    // 64 values at most: "none" and 63 regions, then "other" for the rest.
     assert.match(
       text,
       /^fleetwave_agents_by_label\{label="region",value="other",health="unknown"\} 7$/m,

@@ -1,0 +1,358 @@
+// The SQL both stores run, written once: the two engines differ only in how a parameter is
+// written, how a label is read from the labels JSON, and the JSON column's type.
+
+import type { Selector } from '../../core/fleet/model.ts';
+import type { HealthStatus, Tally } from '../../core/rollout/observations.ts';
+import {
+  emptyAggregate,
+  type AgentFilter,
+  type AgentRow,
+  type CohortAggregate,
+  type CohortQuery,
+  type CountRow,
+  type LabelCountRow,
+} from './store.ts';
+
+export interface Dialect {
+  /** The n-th parameter (1-based): `$n` or `?`. */
+  param(n: number): string;
+  /** A label's value from the labels column, its key given as the n-th parameter. */
+  label(n: number): string;
+  /** The parameter value for a label key. */
+  labelKey(key: string): string;
+  json: string;
+  bigint: string;
+  double: string;
+}
+
+export const POSTGRES: Dialect = {
+  param: (n) => `$${n}`,
+  label: (n) => `(labels->>($${n}::text))`,
+  labelKey: (key) => key,
+  json: 'JSONB',
+  bigint: 'BIGINT',
+  double: 'DOUBLE PRECISION',
+};
+
+export const SQLITE: Dialect = {
+  param: (n) => `?${n}`,
+  label: (n) => `json_extract(labels, ?${n})`,
+  // Label keys are letters, digits, '-', '_', '.' and one '/': safe inside a quoted path.
+  labelKey: (key) => `$."${key}"`,
+  json: 'TEXT',
+  bigint: 'INTEGER',
+  double: 'REAL',
+};
+
+/** Versioned schema: migration i takes the schema from version i to i + 1. */
+export function migrations(d: Dialect): string[][] {
+  return [
+    [
+      `CREATE TABLE fleetwave_agents (
+        id TEXT PRIMARY KEY,
+        labels ${d.json} NOT NULL,
+        wave INTEGER,
+        wave_name TEXT,
+        revision TEXT,
+        etag TEXT,
+        version TEXT,
+        status TEXT,
+        message TEXT,
+        errors ${d.double} NOT NULL DEFAULT 0,
+        requests ${d.double} NOT NULL DEFAULT 0,
+        failed_revision TEXT,
+        health ${d.json},
+        first_seen ${d.bigint} NOT NULL,
+        last_seen ${d.bigint} NOT NULL,
+        replica TEXT NOT NULL
+      )`,
+      `CREATE INDEX fleetwave_agents_last_seen ON fleetwave_agents (last_seen)`,
+      `CREATE TABLE fleetwave_tallies (
+        revision TEXT NOT NULL,
+        wave INTEGER NOT NULL,
+        cohort TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        reports ${d.bigint} NOT NULL,
+        failed ${d.bigint} NOT NULL,
+        errors ${d.double} NOT NULL,
+        requests ${d.double} NOT NULL,
+        updated_at ${d.bigint} NOT NULL,
+        PRIMARY KEY (revision, wave, cohort, replica)
+      )`,
+    ],
+  ];
+}
+
+export const SCHEMA_VERSION = migrations(SQLITE).length;
+
+export const COLUMNS =
+  'id, labels, wave, wave_name, revision, etag, version, status, message, errors, requests, ' +
+  'failed_revision, health, first_seen, last_seen, replica';
+
+/** What an upsert changes of a row already there: everything but first_seen. */
+export const UPSERT_SET = `ON CONFLICT (id) DO UPDATE SET
+  labels = excluded.labels, wave = excluded.wave, wave_name = excluded.wave_name,
+  revision = excluded.revision, etag = excluded.etag, version = excluded.version,
+  status = excluded.status, message = excluded.message, errors = excluded.errors,
+  requests = excluded.requests, failed_revision = excluded.failed_revision,
+  health = excluded.health, last_seen = excluded.last_seen, replica = excluded.replica
+  WHERE excluded.last_seen >= fleetwave_agents.last_seen`;
+
+export const TALLY_UPSERT = `ON CONFLICT (revision, wave, cohort, replica) DO UPDATE SET
+  reports = fleetwave_tallies.reports + excluded.reports,
+  failed = fleetwave_tallies.failed + excluded.failed,
+  errors = fleetwave_tallies.errors + excluded.errors,
+  requests = fleetwave_tallies.requests + excluded.requests,
+  updated_at = excluded.updated_at`;
+
+export interface Query {
+  text: string;
+  values: unknown[];
+}
+
+/**
+ * The cohorts of DESIGN §4 in one pass over the agents (core/rollout/observations.ts cohortOf,
+ * in SQL), and the tallies of the candidate at its wave, as one statement.
+ */
+export function cohortsQuery(d: Dialect, q: CohortQuery): Query {
+  const p = d.param;
+  // Parameters: 1 wave, 2 candidate, 3 candidate, 4 stable, 5..9 silentBefore, 10 wave,
+  // 11 candidate, 12 wave.
+  const text = `
+    SELECT side, cohort,
+      COUNT(*) AS n,
+      SUM(CASE WHEN cohort IS NOT NULL AND last_seen < ${p(5)} THEN 1 ELSE 0 END) AS silent,
+      SUM(CASE WHEN cohort IS NOT NULL AND last_seen >= ${p(6)} AND status = 'failed' THEN 1 ELSE 0 END) AS failed,
+      SUM(CASE WHEN cohort IS NOT NULL AND last_seen >= ${p(7)} AND status = 'degraded' THEN 1 ELSE 0 END) AS degraded,
+      SUM(CASE WHEN cohort IS NOT NULL AND last_seen >= ${p(8)} THEN errors ELSE 0 END) AS errors,
+      SUM(CASE WHEN cohort IS NOT NULL AND last_seen >= ${p(9)} THEN requests ELSE 0 END) AS requests,
+      0 AS reports
+    FROM (
+      SELECT
+        CASE WHEN wave <= ${p(10)} THEN 'candidate' ELSE 'stable' END AS side,
+        CASE
+          WHEN wave <= ${p(1)} AND (revision = ${p(2)} OR (status = 'failed' AND failed_revision = ${p(3)}))
+            THEN 'candidate'
+          WHEN revision = ${p(4)} THEN 'stable'
+        END AS cohort,
+        last_seen, status, errors, requests
+      FROM fleetwave_agents
+    ) a
+    GROUP BY side, cohort
+    UNION ALL
+    SELECT 'tally' AS side, cohort, 0, 0, SUM(failed), 0, SUM(errors), SUM(requests), SUM(reports)
+    FROM fleetwave_tallies WHERE revision = ${p(11)} AND wave = ${p(12)}
+    GROUP BY cohort`;
+  const s = q.silentBefore;
+  return {
+    text,
+    values: [q.wave, q.candidate, q.candidate, q.stable, s, s, s, s, s, q.wave, q.candidate, q.wave],
+  };
+}
+
+export interface CohortResultRow {
+  side: string;
+  cohort: string | null;
+  n: number | string;
+  silent: number | string | null;
+  failed: number | string | null;
+  degraded: number | string | null;
+  errors: number | string | null;
+  requests: number | string | null;
+  reports: number | string | null;
+}
+
+const num = (v: number | string | null | bigint): number => (v === null ? 0 : Number(v));
+
+export function cohortsResult(rows: readonly CohortResultRow[]): CohortAggregate {
+  const out = emptyAggregate();
+  for (const r of rows) {
+    if (r.side === 'tally') {
+      if (r.cohort !== 'candidate' && r.cohort !== 'stable') continue;
+      const t: Tally = out.tally[r.cohort];
+      t.reports += num(r.reports);
+      t.failed += num(r.failed);
+      t.errors += num(r.errors);
+      t.requests += num(r.requests);
+      continue;
+    }
+    const side = r.side === 'candidate' ? out.candidate : out.stable;
+    side.agents += num(r.n);
+    if (r.cohort !== 'candidate' && r.cohort !== 'stable') continue;
+    const s = out[r.cohort];
+    s.applied += num(r.n);
+    s.silent += num(r.silent);
+    s.failed += num(r.failed);
+    s.degraded += num(r.degraded);
+    s.errors += num(r.errors);
+    s.requests += num(r.requests);
+  }
+  return out;
+}
+
+export function countsQuery(d: Dialect, silentBefore: number): Query {
+  return {
+    text: `SELECT wave, revision, status, CASE WHEN last_seen < ${d.param(1)} THEN 1 ELSE 0 END AS silent,
+      COUNT(*) AS agents FROM fleetwave_agents GROUP BY 1, 2, 3, 4`,
+    values: [silentBefore],
+  };
+}
+
+export function countsResult(
+  rows: readonly {
+    wave: number | null;
+    revision: string | null;
+    status: string | null;
+    silent: number | string;
+    agents: number | string;
+  }[],
+): CountRow[] {
+  return rows.map((r) => ({
+    wave: r.wave === null ? null : Number(r.wave),
+    revision: r.revision,
+    status: r.status as HealthStatus | null,
+    silent: Number(r.silent) === 1,
+    agents: Number(r.agents),
+  }));
+}
+
+export function labelCountsQuery(d: Dialect, label: string): Query {
+  return {
+    text: `SELECT ${d.label(1)} AS value, status, COUNT(*) AS agents FROM fleetwave_agents GROUP BY 1, 2`,
+    values: [d.labelKey(label)],
+  };
+}
+
+export function labelCountsResult(
+  rows: readonly { value: string | null; status: string | null; agents: number | string }[],
+): LabelCountRow[] {
+  return rows.map((r) => ({
+    value: r.value,
+    status: r.status as HealthStatus | null,
+    agents: Number(r.agents),
+  }));
+}
+
+/** A label selector as a WHERE condition (Kubernetes semantics: NotIn matches an absent label). */
+function selectorSql(d: Dialect, selector: Selector, values: unknown[]): string[] {
+  const label = (key: string): string => {
+    values.push(d.labelKey(key));
+    return d.label(values.length);
+  };
+  const param = (v: unknown): string => {
+    values.push(v);
+    return d.param(values.length);
+  };
+  const out: string[] = [];
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
+    out.push(`${label(key)} = ${param(value)}`);
+  }
+  for (const req of selector.matchExpressions ?? []) {
+    switch (req.operator) {
+      case 'In':
+        out.push(`${label(req.key)} IN (${(req.values ?? []).map(param).join(', ')})`);
+        break;
+      case 'NotIn': {
+        const l1 = label(req.key);
+        const l2 = label(req.key);
+        out.push(`(${l1} IS NULL OR ${l2} NOT IN (${(req.values ?? []).map(param).join(', ')}))`);
+        break;
+      }
+      case 'Exists':
+        out.push(`${label(req.key)} IS NOT NULL`);
+        break;
+      case 'DoesNotExist':
+        out.push(`${label(req.key)} IS NULL`);
+        break;
+    }
+  }
+  return out;
+}
+
+export function listQuery(d: Dialect, f: AgentFilter): Query {
+  const values: unknown[] = [];
+  const param = (v: unknown): string => {
+    values.push(v);
+    return d.param(values.length);
+  };
+  const where: string[] = [];
+  if (f.selector) where.push(...selectorSql(d, f.selector, values));
+  if (f.wave !== undefined) where.push(`wave = ${param(f.wave)}`);
+  if (f.revision !== undefined) where.push(`revision = ${param(f.revision)}`);
+  if (f.health === 'silent') where.push(`last_seen < ${param(f.silentBefore)}`);
+  else if (f.health !== undefined) {
+    where.push(`status = ${param(f.health)}`, `last_seen >= ${param(f.silentBefore)}`);
+  }
+  if (f.after !== undefined) where.push(`id > ${param(f.after)}`);
+  const text =
+    `SELECT ${COLUMNS} FROM fleetwave_agents` +
+    (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
+    ` ORDER BY id LIMIT ${param(f.limit)}`;
+  return { text, values };
+}
+
+export interface StoredRow {
+  id: string;
+  labels: string | Record<string, string>;
+  wave: number | null;
+  wave_name: string | null;
+  revision: string | null;
+  etag: string | null;
+  version: string | null;
+  status: string | null;
+  message: string | null;
+  errors: number;
+  requests: number;
+  failed_revision: string | null;
+  health: string | Record<string, unknown> | null;
+  first_seen: number | string | bigint;
+  last_seen: number | string | bigint;
+  replica: string;
+}
+
+function json<T>(v: string | T | null): T | null {
+  return typeof v === 'string' ? (JSON.parse(v) as T) : v;
+}
+
+export function rowOf(r: StoredRow): AgentRow {
+  return {
+    id: r.id,
+    labels: json<Record<string, string>>(r.labels) ?? {},
+    wave: r.wave === null ? null : Number(r.wave),
+    waveName: r.wave_name,
+    revision: r.revision,
+    etag: r.etag,
+    version: r.version,
+    status: r.status as HealthStatus | null,
+    message: r.message,
+    errors: Number(r.errors),
+    requests: Number(r.requests),
+    failedRevision: r.failed_revision,
+    health: json<Record<string, unknown>>(r.health),
+    firstSeen: Number(r.first_seen),
+    lastSeen: Number(r.last_seen),
+    replica: r.replica,
+  };
+}
+
+/** A row's values in COLUMNS order, JSON as text. */
+export function valuesOf(r: AgentRow): unknown[] {
+  return [
+    r.id,
+    JSON.stringify(r.labels),
+    r.wave,
+    r.waveName,
+    r.revision,
+    r.etag,
+    r.version,
+    r.status,
+    r.message,
+    r.errors,
+    r.requests,
+    r.failedRevision,
+    r.health === null ? null : JSON.stringify(r.health),
+    r.firstSeen,
+    r.lastSeen,
+    r.replica,
+  ];
+}
