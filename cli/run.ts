@@ -33,6 +33,10 @@ const COMMANDS: Record<string, { load?: () => Promise<Command>; summary: string 
     load: async () => (await import('./commands/serve.ts')).serveCommand,
     summary: 'run the reconciler: serve every agent its target',
   },
+  agents: {
+    load: async () => (await import('./commands/agents.ts')).agentsCommand,
+    summary: 'list the agents a reconciler knows, by selector, wave and health (--url URL)',
+  },
   status: {
     load: async () => (await import('./commands/rollout.ts')).rolloutCommand('status'),
     summary: 'show the rollout of a reconciler: waves, gates, history (--url URL)',

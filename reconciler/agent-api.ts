@@ -309,7 +309,10 @@ export function readTarget(
   ready(ctx);
   return ctx.reports.get(id).then((row) => {
     if (!row) {
-      throw new FleetwaveError('NOT_FOUND', `agent ${id} has not enrolled or checked in; check in first`);
+      throw new FleetwaveError(
+        'NOT_FOUND',
+        `agent ${id} has not enrolled or checked in; check in first`,
+      );
     }
     const adopted = ctx.agents.adopt({
       id,

@@ -156,7 +156,10 @@ export class Metrics {
       async collect() {
         const { rows, waves } = await sources.counts();
         this.reset();
-        const counts = new Map<string, { wave: string; revision: string; health: string; n: number }>();
+        const counts = new Map<
+          string,
+          { wave: string; revision: string; health: string; n: number }
+        >();
         for (const row of rows) {
           const wave = row.wave === null ? 'unknown' : (waves[row.wave] ?? 'unknown');
           const revision = row.revision === null ? 'unknown' : sources.shortRevision(row.revision);
@@ -177,7 +180,9 @@ export class Metrics {
       labelNames: ['label', 'value', 'health'],
       registers,
       async collect() {
-        const all = await Promise.all(breakdown.map(async (label) => ({ label, rows: await sources.labelCounts(label) })));
+        const all = await Promise.all(
+          breakdown.map(async (label) => ({ label, rows: await sources.labelCounts(label) })),
+        );
         this.reset();
         for (const { label, rows } of all) {
           const counts = new Map<string, Map<string, number>>();

@@ -361,7 +361,11 @@ export class Reports {
   async counts(silentBefore: number): Promise<CountRow[]> {
     const now = this.o.now();
     const last = this.counted;
-    if (last && now - last.at < COUNTS_TTL_MS && Math.abs(last.silentBefore - silentBefore) < COUNTS_TTL_MS) {
+    if (
+      last &&
+      now - last.at < COUNTS_TTL_MS &&
+      Math.abs(last.silentBefore - silentBefore) < COUNTS_TTL_MS
+    ) {
       return last.rows;
     }
     try {

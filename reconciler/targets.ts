@@ -147,7 +147,8 @@ export class Targets {
       return r.ok ? r.target.etag : undefined;
     };
     const candidate = this.candidate;
-    const candidateEtag = etag !== undefined || failedEtag !== undefined ? etagOf(candidate) : undefined;
+    const candidateEtag =
+      etag !== undefined || failedEtag !== undefined ? etagOf(candidate) : undefined;
     const stableEtag = etag !== undefined ? etagOf(this.stable) : undefined;
     const inWaves = placement.index <= this.candidateWave;
     let revision: string | null = null;

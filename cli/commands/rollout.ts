@@ -38,7 +38,7 @@ ${name === 'status' ? '' : '  --token TOKEN           the admin token (default: 
 `;
 }
 
-async function callApi(
+export async function callApi(
   method: 'GET' | 'POST',
   url: URL,
   token: string | undefined,

@@ -12,7 +12,10 @@ export function adminAuth(ctx: Reconciler, what: string) {
     if (expected === undefined) return; // --insecure-local-demo
     const token = bearer(request.headers.authorization);
     if (token === undefined) {
-      throw new FleetwaveError('UNAUTHENTICATED', `${what} need Authorization: Bearer <admin token>`);
+      throw new FleetwaveError(
+        'UNAUTHENTICATED',
+        `${what} need Authorization: Bearer <admin token>`,
+      );
     }
     if (secretEquals(token, expected)) return;
     if (verifyAgentToken(ctx.tokenKey, token) !== undefined) {

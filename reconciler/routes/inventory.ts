@@ -106,75 +106,83 @@ export async function inventoryRoutes(
     return ctx.now() - (model ? fleetSilentAfterMs(model) : 0);
   };
 
-  app.get('/v1/agents', { onRequest: admin, schema: { querystring: QUERY_SCHEMA } }, async (request) => {
-    const q = request.query as ListQuery;
-    const limit = q.limit === undefined ? DEFAULT_LIMIT : Number(q.limit);
-    if (limit < 1 || limit > MAX_LIMIT) {
-      throw invalid(`query/limit must be from 1 to ${MAX_LIMIT}`);
-    }
-    const before = silentBefore();
-    const filter: AgentFilter = { limit, silentBefore: before };
-    if (q.selector !== undefined && q.selector.trim() !== '') {
-      try {
-        filter.selector = parseSelector(q.selector);
-      } catch (e) {
-        throw invalid(`query/selector: ${(e as Error).message}`);
+  app.get(
+    '/v1/agents',
+    { onRequest: admin, schema: { querystring: QUERY_SCHEMA } },
+    async (request) => {
+      const q = request.query as ListQuery;
+      const limit = q.limit === undefined ? DEFAULT_LIMIT : Number(q.limit);
+      if (limit < 1 || limit > MAX_LIMIT) {
+        throw invalid(`query/limit must be from 1 to ${MAX_LIMIT}`);
       }
-    }
-    if (q.wave !== undefined) {
-      const names = ctx.targets?.waveNames ?? [];
-      const index = names.indexOf(q.wave);
-      if (index < 0) {
-        throw invalid(
-          `query/wave: no wave "${q.wave}"; the waves are ${names.join(', ') || '(none served yet)'}`,
-        );
+      const before = silentBefore();
+      const filter: AgentFilter = { limit, silentBefore: before };
+      if (q.selector !== undefined && q.selector.trim() !== '') {
+        try {
+          filter.selector = parseSelector(q.selector);
+        } catch (e) {
+          throw invalid(`query/selector: ${(e as Error).message}`);
+        }
       }
-      filter.wave = index;
-    }
-    if (q.health !== undefined) filter.health = q.health;
-    if (q.revision !== undefined) {
-      const rollout = ctx.targets?.rollout;
-      const revision =
-        q.revision === 'stable'
-          ? rollout?.stable.commit
-          : q.revision === 'candidate'
-            ? rollout?.candidate?.commit
-            : q.revision;
-      if (revision === undefined || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(revision)) {
-        throw invalid(
-          `query/revision must be a full commit id, "stable" or "candidate" (while one rolls out)`,
-        );
+      if (q.wave !== undefined) {
+        const names = ctx.targets?.waveNames ?? [];
+        const index = names.indexOf(q.wave);
+        if (index < 0) {
+          throw invalid(
+            `query/wave: no wave "${q.wave}"; the waves are ${names.join(', ') || '(none served yet)'}`,
+          );
+        }
+        filter.wave = index;
       }
-      filter.revision = revision;
-    }
-    if (q.cursor !== undefined && q.cursor !== '') {
-      filter.after = Buffer.from(q.cursor, 'base64url').toString('utf8');
-    }
-    // One more than asked: whether there is a next page.
-    const rows = await ctx.reports.list({ ...filter, limit: limit + 1 });
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
-    return {
-      agents: page.map((row) => agentView(row, before)),
-      next:
-        rows.length > limit && last ? Buffer.from(last.id, 'utf8').toString('base64url') : null,
-    };
-  });
+      if (q.health !== undefined) filter.health = q.health;
+      if (q.revision !== undefined) {
+        const rollout = ctx.targets?.rollout;
+        const revision =
+          q.revision === 'stable'
+            ? rollout?.stable.commit
+            : q.revision === 'candidate'
+              ? rollout?.candidate?.commit
+              : q.revision;
+        if (revision === undefined || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(revision)) {
+          throw invalid(
+            `query/revision must be a full commit id, "stable" or "candidate" (while one rolls out)`,
+          );
+        }
+        filter.revision = revision;
+      }
+      if (q.cursor !== undefined && q.cursor !== '') {
+        filter.after = Buffer.from(q.cursor, 'base64url').toString('utf8');
+      }
+      // One more than asked: whether there is a next page.
+      const rows = await ctx.reports.list({ ...filter, limit: limit + 1 });
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        agents: page.map((row) => agentView(row, before)),
+        next:
+          rows.length > limit && last ? Buffer.from(last.id, 'utf8').toString('base64url') : null,
+      };
+    },
+  );
 
-  app.get('/v1/agents/:id', { onRequest: admin, schema: { params: ID_PARAMS } }, async (request) => {
-    const { id } = request.params as { id: string };
-    const row = await ctx.reports.get(id);
-    if (!row) throw new FleetwaveError('NOT_FOUND', `no agent ${id} in the store`);
-    const served = ctx.targets?.targetFor({ id: row.id, labels: row.labels });
-    return {
-      agent: agentView(row, silentBefore()),
-      target: served
-        ? served.ok
-          ? served.target
-          : { error: { code: served.error.code, message: served.error.message } }
-        : null,
-    };
-  });
+  app.get(
+    '/v1/agents/:id',
+    { onRequest: admin, schema: { params: ID_PARAMS } },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const row = await ctx.reports.get(id);
+      if (!row) throw new FleetwaveError('NOT_FOUND', `no agent ${id} in the store`);
+      const served = ctx.targets?.targetFor({ id: row.id, labels: row.labels });
+      return {
+        agent: agentView(row, silentBefore()),
+        target: served
+          ? served.ok
+            ? served.target
+            : { error: { code: served.error.code, message: served.error.message } }
+          : null,
+      };
+    },
+  );
 
   app.post(
     '/v1/agents/:id/forget',

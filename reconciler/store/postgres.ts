@@ -238,9 +238,10 @@ export class PostgresStore implements AgentStore {
   }
 
   async prune(before: number) {
-    const rows = await this.query('DELETE FROM fleetwave_agents WHERE last_seen < $1 RETURNING id', [
-      before,
-    ]);
+    const rows = await this.query(
+      'DELETE FROM fleetwave_agents WHERE last_seen < $1 RETURNING id',
+      [before],
+    );
     await this.query('DELETE FROM fleetwave_tallies WHERE updated_at < $1', [before]);
     return rows.length;
   }

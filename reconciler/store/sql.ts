@@ -146,7 +146,20 @@ export function cohortsQuery(d: Dialect, q: CohortQuery): Query {
   const s = q.silentBefore;
   return {
     text,
-    values: [q.wave, q.candidate, q.candidate, q.stable, s, s, s, s, s, q.wave, q.candidate, q.wave],
+    values: [
+      q.wave,
+      q.candidate,
+      q.candidate,
+      q.stable,
+      s,
+      s,
+      s,
+      s,
+      s,
+      q.wave,
+      q.candidate,
+      q.wave,
+    ],
   };
 }
 

@@ -69,8 +69,7 @@ export class SqliteStore implements AgentStore {
       db.exec('BEGIN IMMEDIATE');
       db.exec('CREATE TABLE IF NOT EXISTS fleetwave_schema (version INTEGER NOT NULL)');
       const row = db.prepare('SELECT MAX(version) AS version FROM fleetwave_schema').get() as
-        | { version: number | null }
-        | undefined;
+        { version: number | null } | undefined;
       const version = row?.version ?? 0;
       if (version > SCHEMA_VERSION) {
         throw new FleetwaveError(
@@ -114,7 +113,9 @@ export class SqliteStore implements AgentStore {
             .map((_, r) => `(${COLUMNS.split(', ').map((_c, c) => `?${r * 16 + c + 1}`)})`)
             .join(', ');
           this.db
-            .prepare(`INSERT INTO fleetwave_agents (${COLUMNS}) VALUES ${placeholders} ${UPSERT_SET}`)
+            .prepare(
+              `INSERT INTO fleetwave_agents (${COLUMNS}) VALUES ${placeholders} ${UPSERT_SET}`,
+            )
             .run(...(chunk.flatMap(valuesOf) as Params));
         }
       }),
@@ -149,7 +150,17 @@ export class SqliteStore implements AgentStore {
         );
         for (const r of rows) {
           const t = r.tally;
-          insert.run(r.revision, r.wave, r.cohort, replica, t.reports, t.failed, t.errors, t.requests, at);
+          insert.run(
+            r.revision,
+            r.wave,
+            r.cohort,
+            replica,
+            t.reports,
+            t.failed,
+            t.errors,
+            t.requests,
+            at,
+          );
         }
       }),
     );
@@ -158,7 +169,9 @@ export class SqliteStore implements AgentStore {
   cohorts(query: CohortQuery) {
     return this.run(() => {
       const q = cohortsQuery(SQLITE, query);
-      return cohortsResult(this.db.prepare(q.text).all(...(q.values as Params)) as unknown as CohortResultRow[]);
+      return cohortsResult(
+        this.db.prepare(q.text).all(...(q.values as Params)) as unknown as CohortResultRow[],
+      );
     });
   }
 
@@ -179,7 +192,9 @@ export class SqliteStore implements AgentStore {
   list(filter: AgentFilter) {
     return this.run(() => {
       const q = listQuery(SQLITE, filter);
-      return (this.db.prepare(q.text).all(...(q.values as Params)) as unknown as StoredRow[]).map(rowOf);
+      return (this.db.prepare(q.text).all(...(q.values as Params)) as unknown as StoredRow[]).map(
+        rowOf,
+      );
     });
   }
 
@@ -194,7 +209,8 @@ export class SqliteStore implements AgentStore {
 
   forget(id: string) {
     return this.run(
-      () => Number(this.db.prepare('DELETE FROM fleetwave_agents WHERE id = ?1').run(id).changes) > 0,
+      () =>
+        Number(this.db.prepare('DELETE FROM fleetwave_agents WHERE id = ?1').run(id).changes) > 0,
     );
   }
 
@@ -202,7 +218,9 @@ export class SqliteStore implements AgentStore {
     return this.run(() => {
       let n = 0;
       this.transaction(() => {
-        n = Number(this.db.prepare('DELETE FROM fleetwave_agents WHERE last_seen < ?1').run(before).changes);
+        n = Number(
+          this.db.prepare('DELETE FROM fleetwave_agents WHERE last_seen < ?1').run(before).changes,
+        );
         this.db.prepare('DELETE FROM fleetwave_tallies WHERE updated_at < ?1').run(before);
       });
       return n;

@@ -117,8 +117,7 @@ export interface AgentStore {
 
 /** Where `--store` points: parsed, not yet opened. */
 export type StoreLocation =
-  | { kind: 'sqlite'; path: string }
-  | { kind: 'postgres'; url: string; redacted: string };
+  { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; redacted: string };
 
 /** `sqlite:PATH` or `postgres://…` (also `postgresql://`). */
 export function parseStoreUrl(value: string, resolvePath: (p: string) => string): StoreLocation {

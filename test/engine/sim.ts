@@ -94,6 +94,10 @@ export class SimFleet {
   readonly agents: SimAgent[] = [];
   /** Revisions whose agents report failed. */
   readonly bad = new Set<string>();
+  /** When set, only these agents fail on a bad revision (a release failing on some machines). */
+  failing: Set<string> | undefined;
+  /** The health each agent last reported in a check-in that was answered. */
+  readonly reported = new Map<string, string>();
   urls: string[];
   private turn = 0;
 
@@ -123,7 +127,12 @@ export class SimFleet {
             id: a.id,
             labels: this.labels,
             health: {
-              status: a.revision !== undefined && this.bad.has(a.revision) ? 'failed' : 'ok',
+              status:
+                a.revision !== undefined &&
+                this.bad.has(a.revision) &&
+                (this.failing === undefined || this.failing.has(a.id))
+                  ? 'failed'
+                  : 'ok',
               requests: 100,
               errors: 0,
             },
@@ -140,8 +149,10 @@ export class SimFleet {
               a.etag = t.etag;
               a.revision = t.revision;
             }
-            if (res.status === 200 || res.status === 304) ok++;
-            else failed++;
+            if (res.status === 200 || res.status === 304) {
+              ok++;
+              this.reported.set(a.id, (body.health as { status: string }).status);
+            } else failed++;
           } catch {
             failed++; // a replica that was just killed
           }

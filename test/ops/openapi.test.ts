@@ -440,6 +440,29 @@ describe('the running server matches the OpenAPI document', () => {
     assert.ok((status.body as { waves: unknown[] }).waves.length > 0);
   });
 
+  it('agents inventory: 200, 400, 401, 403, 404', async () => {
+    await call(`${server.url}/v1/checkin`, { token, body: { id: 'agent-a', labels: LINUX_PROD } });
+    await server.app.reconciler.reports.flush();
+    const list = await get('/v1/agents?selector=env%3Dprod&limit=1', { token: ADMIN_TOKEN });
+    assert.equal(list.status, 200);
+    assert.ok((list.body as { agents: unknown[] }).agents.length === 1);
+    assert.equal((await get('/v1/agents?health=lost', { token: ADMIN_TOKEN })).status, 400);
+    assert.equal((await get('/v1/agents?selector=a%20in%20(', { token: ADMIN_TOKEN })).status, 400);
+    assert.equal((await get('/v1/agents')).status, 401);
+    assert.equal((await get('/v1/agents', { token })).status, 403);
+    const one = await get('/v1/agents/agent-a', { token: ADMIN_TOKEN });
+    assert.equal(one.status, 200);
+    assert.equal((await get('/v1/agents/nobody', { token: ADMIN_TOKEN })).status, 404);
+    assert.equal((await get('/v1/agents/agent-a', { token })).status, 403);
+    const gone = await post('/v1/agents/agent-a/forget', { token: ADMIN_TOKEN, body: {} });
+    assert.equal(gone.status, 200);
+    assert.equal(
+      (await post('/v1/agents/agent-a/forget', { token: ADMIN_TOKEN, body: {} })).status,
+      404,
+    );
+    assert.equal((await post('/v1/agents/agent-a/forget', { body: {} })).status, 401);
+  });
+
   it('rollout actions: 200, 400, 401, 403, 409', async () => {
     const paused = await post('/v1/rollout/pause', {
       token: ADMIN_TOKEN,

@@ -100,6 +100,12 @@ describe('status page', { skip }, () => {
       seen.size >= 2,
       `the page showed the candidate on ${[...seen].join(', ') || 'no wave'}`,
     );
+    // The agents panel (the demo runs without tokens): during a rollout it watches the
+    // candidate's waves for failing and silent agents.
+    assert.match(
+      (await page.locator('#agents-note').textContent())!,
+      /candidate's waves|No rollout in progress/,
+    );
 
     // Act 2: the rejection appears in the history, the last decision says why.
     await until('the rejection in the history', async () =>
@@ -113,6 +119,26 @@ describe('status page', { skip }, () => {
     await page.screenshot({ path: `${RESULTS}status-page-rejected.png`, fullPage: true });
 
     await until('the story to end', async () => output.includes('== explore:'));
+    // Search by label selector, then by id: the inventory from the store.
+    await page.fill('#agent-query', 'os=linux');
+    await page.click('#agent-search button');
+    await until(
+      'agents matching os=linux',
+      async () => (await page.locator('#agent-list tbody tr').count()) > 0,
+      10_000,
+    );
+    assert.match((await page.locator('#agents-note').textContent())!, /agents match/);
+    const id = (await page.locator('#agent-list tbody tr').first().getAttribute('data-agent'))!;
+    await page.fill('#agent-query', id);
+    await page.click('#agent-search button');
+    await until(
+      `agent ${id} alone`,
+      async () =>
+        (await page.locator('#agent-list tbody tr').count()) === 1 &&
+        (await page.locator('#agents-note').textContent())!.startsWith(`Agent ${id}`),
+      10_000,
+    );
+    await page.screenshot({ path: `${RESULTS}status-page-agents.png`, fullPage: true });
     assert.match(output, /rejected on wave 0: canary: failed ratio/);
     assert.match(output, /main has the revert/);
     demo.kill('SIGTERM');

@@ -122,12 +122,11 @@ for (const engine of ENGINES) {
       await store.upsert([row('a', { lastSeen: 4000, status: 'ok', replica: 'r2' })]);
       let a = (await store.get('a'))!;
       assert.equal(a.status, 'failed');
-      await store.upsert([row('a', { lastSeen: 6000, status: 'ok', replica: 'r2', firstSeen: 5900 })]);
+      await store.upsert([
+        row('a', { lastSeen: 6000, status: 'ok', replica: 'r2', firstSeen: 5900 }),
+      ]);
       a = (await store.get('a'))!;
-      assert.deepEqual(
-        [a.status, a.replica, a.lastSeen, a.firstSeen],
-        ['ok', 'r2', 6000, 100],
-      );
+      assert.deepEqual([a.status, a.replica, a.lastSeen, a.firstSeen], ['ok', 'r2', 6000, 100]);
       assert.deepEqual(a.labels, { os: 'linux', region: 'eu' });
       assert.deepEqual(a.health, { status: 'ok' });
       // A re-judgement never inserts, and never applies to a newer row.
@@ -177,9 +176,15 @@ for (const engine of ENGINES) {
           await store.prune(Number.MAX_SAFE_INTEGER); // empty
           await store.upsert(rows);
           const samples: AgentSample[] = agents.map((a, i) => {
-            const sample: AgentSample = { id: String(i), wave: a.wave, at: a.lastSeen, stableEtag: 'eS' };
+            const sample: AgentSample = {
+              id: String(i),
+              wave: a.wave,
+              at: a.lastSeen,
+              stableEtag: 'eS',
+            };
             if (a.wave <= k) sample.candidateEtag = 'eC';
-            if (a.revision !== null) sample.current = a.revision === C ? 'eC' : a.revision === S ? 'eS' : 'eX';
+            if (a.revision !== null)
+              sample.current = a.revision === C ? 'eC' : a.revision === S ? 'eS' : 'eX';
             if (a.failed) sample.failedEtag = 'eC';
             if (a.status !== null) sample.status = a.status;
             sample.errors = a.errors;
@@ -194,13 +199,54 @@ for (const engine of ENGINES) {
         }),
         { numRuns: 40, seed: 20261205 },
       );
-      await store.addTallies('r1', [{ revision: C, wave: 1, cohort: 'candidate', tally: { reports: 3, failed: 1, errors: 2, requests: 30 } }], 1);
-      await store.addTallies('r2', [{ revision: C, wave: 1, cohort: 'candidate', tally: { reports: 2, failed: 0, errors: 1, requests: 20 } }], 1);
-      await store.addTallies('r1', [
-        { revision: C, wave: 1, cohort: 'candidate', tally: { reports: 1, failed: 1, errors: 0, requests: 10 } },
-        { revision: C, wave: 1, cohort: 'stable', tally: { reports: 7, failed: 0, errors: 0, requests: 70 } },
-        { revision: C, wave: 0, cohort: 'stable', tally: { reports: 100, failed: 0, errors: 0, requests: 1 } },
-      ], 2);
+      await store.addTallies(
+        'r1',
+        [
+          {
+            revision: C,
+            wave: 1,
+            cohort: 'candidate',
+            tally: { reports: 3, failed: 1, errors: 2, requests: 30 },
+          },
+        ],
+        1,
+      );
+      await store.addTallies(
+        'r2',
+        [
+          {
+            revision: C,
+            wave: 1,
+            cohort: 'candidate',
+            tally: { reports: 2, failed: 0, errors: 1, requests: 20 },
+          },
+        ],
+        1,
+      );
+      await store.addTallies(
+        'r1',
+        [
+          {
+            revision: C,
+            wave: 1,
+            cohort: 'candidate',
+            tally: { reports: 1, failed: 1, errors: 0, requests: 10 },
+          },
+          {
+            revision: C,
+            wave: 1,
+            cohort: 'stable',
+            tally: { reports: 7, failed: 0, errors: 0, requests: 70 },
+          },
+          {
+            revision: C,
+            wave: 0,
+            cohort: 'stable',
+            tally: { reports: 100, failed: 0, errors: 0, requests: 1 },
+          },
+        ],
+        2,
+      );
       const t = (await store.cohorts({ candidate: C, stable: S, wave: 1, silentBefore: 0 })).tally;
       assert.deepEqual(t, {
         candidate: { reports: 6, failed: 2, errors: 3, requests: 60 },
@@ -215,7 +261,11 @@ for (const engine of ENGINES) {
       for (let i = 0; i < 25; i++) {
         rows.push(
           row(`web-${String(i).padStart(2, '0')}`, {
-            labels: { role: 'web', region: i % 2 === 0 ? 'eu-west-1' : 'us-east-1', 'fleet.example/tier': 'a' },
+            labels: {
+              role: 'web',
+              region: i % 2 === 0 ? 'eu-west-1' : 'us-east-1',
+              'fleet.example/tier': 'a',
+            },
             wave: i % 3,
             status: i % 5 === 0 ? 'failed' : 'ok',
             revision: i < 10 ? C : S,
@@ -230,18 +280,32 @@ for (const engine of ENGINES) {
       assert.deepEqual(await ids({ selector: { matchLabels: { role: 'db' } } }), ['db-1']);
       assert.equal((await ids({ selector: { matchLabels: { region: 'eu-west-1' } } })).length, 13);
       assert.equal(
-        (await ids({ selector: { matchExpressions: [{ key: 'region', operator: 'NotIn', values: ['eu-west-1'] }] } })).length,
+        (
+          await ids({
+            selector: {
+              matchExpressions: [{ key: 'region', operator: 'NotIn', values: ['eu-west-1'] }],
+            },
+          })
+        ).length,
         13, // 12 in us-east-1 and db-1, which has no region
       );
       assert.deepEqual(
-        await ids({ selector: { matchExpressions: [{ key: 'region', operator: 'DoesNotExist' }] } }),
+        await ids({
+          selector: { matchExpressions: [{ key: 'region', operator: 'DoesNotExist' }] },
+        }),
         ['db-1'],
       );
       assert.equal(
         (await ids({ selector: { matchLabels: { 'fleet.example/tier': 'a' } } })).length,
         25,
       );
-      assert.deepEqual(await ids({ health: 'failed' }), ['web-00', 'web-05', 'web-10', 'web-15', 'web-20']);
+      assert.deepEqual(await ids({ health: 'failed' }), [
+        'web-00',
+        'web-05',
+        'web-10',
+        'web-15',
+        'web-20',
+      ]);
       assert.deepEqual(await ids({ health: 'silent' }), ['web-07']);
       assert.deepEqual(await ids({ health: 'degraded' }), ['db-1']);
       assert.deepEqual(await ids({ health: 'failed', revision: C }), ['web-00', 'web-05']);
@@ -254,8 +318,14 @@ for (const engine of ENGINES) {
       assert.equal(new Set([...first, ...second]).size, 20);
       // Counts, by wave, revision, health and silence.
       const counts = await store.counts(1000);
-      assert.equal(counts.reduce((n, c) => n + c.agents, 0), 26);
-      assert.equal(counts.filter((c) => c.silent).reduce((n, c) => n + c.agents, 0), 1);
+      assert.equal(
+        counts.reduce((n, c) => n + c.agents, 0),
+        26,
+      );
+      assert.equal(
+        counts.filter((c) => c.silent).reduce((n, c) => n + c.agents, 0),
+        1,
+      );
       const labels = await store.labelCounts('region');
       assert.equal(labels.find((l) => l.value === null)?.agents, 1);
       // Forget and prune.
@@ -270,14 +340,14 @@ for (const engine of ENGINES) {
 
 describe('--store URLs and stores that cannot be used', () => {
   it('parses sqlite: and postgres:// URLs and explains the rest', () => {
-    assert.deepEqual(parseStoreUrl('sqlite:data/agents.db', (p) => `/abs/${p}`), {
-      kind: 'sqlite',
-      path: '/abs/data/agents.db',
-    });
-    assert.equal(
-      parseStoreUrl('postgres://u:secret@db:5432/fleet', (p) => p).kind,
-      'postgres',
+    assert.deepEqual(
+      parseStoreUrl('sqlite:data/agents.db', (p) => `/abs/${p}`),
+      {
+        kind: 'sqlite',
+        path: '/abs/data/agents.db',
+      },
     );
+    assert.equal(parseStoreUrl('postgres://u:secret@db:5432/fleet', (p) => p).kind, 'postgres');
     const redacted = parseStoreUrl('postgres://u:secret@db:5432/fleet', (p) => p);
     assert.equal((redacted as { redacted: string }).redacted, 'postgres://u:***@db:5432/fleet');
     for (const bad of ['mysql://x', 'sqlite:', 'postgres://u:secret@:5432/x', '/tmp/x.db']) {
@@ -301,7 +371,8 @@ describe('--store URLs and stores that cannot be used', () => {
     const closed = `postgres://fleetwave:x@127.0.0.1:1/postgres`;
     await assert.rejects(
       openStore({ kind: 'postgres', url: closed, redacted: closed }),
-      (e) => isFleetwaveError(e, 'STORE_UNAVAILABLE') && /nothing accepts connections/.test(e.message),
+      (e) =>
+        isFleetwaveError(e, 'STORE_UNAVAILABLE') && /nothing accepts connections/.test(e.message),
     );
     await writeFile(join(dir, 'a-file'), '');
     await assert.rejects(
