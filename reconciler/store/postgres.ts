@@ -11,6 +11,7 @@ import {
   TALLY_UPSERT,
   UPSERT_SET,
   cohortsQuery,
+  talliesQuery,
   cohortsResult,
   countsQuery,
   countsResult,
@@ -19,7 +20,8 @@ import {
   listQuery,
   migrations,
   rowOf,
-  type CohortResultRow,
+  type CohortGroupRow,
+  type TallyResultRow,
   type StoredRow,
 } from './sql.ts';
 import type { AgentFilter, AgentRow, AgentStore, CohortQuery, TallyRow } from './store.ts';
@@ -68,6 +70,8 @@ export class PostgresStore implements AgentStore {
       statement_timeout: TIMEOUT_MS,
       idleTimeoutMillis: 30_000,
       application_name: 'fleetwave',
+      // The aggregation is one short scan; compiling it (JIT) costs more than it saves.
+      options: '-c jit=off',
     });
     // An idle connection that breaks (the server restarted) is no reason to crash: the next
     // query opens another, and its failure is reported where it is made.
@@ -206,7 +210,12 @@ export class PostgresStore implements AgentStore {
 
   async cohorts(query: CohortQuery) {
     const q = cohortsQuery(POSTGRES, query);
-    return cohortsResult(await this.query<CohortResultRow & pg.QueryResultRow>(q.text, q.values));
+    const t = talliesQuery(POSTGRES, query);
+    const [groups, tallies] = await Promise.all([
+      this.query<CohortGroupRow & pg.QueryResultRow>(q.text, q.values),
+      this.query<TallyResultRow & pg.QueryResultRow>(t.text, t.values),
+    ]);
+    return cohortsResult(groups, tallies);
   }
 
   async counts(silentBefore: number) {

@@ -111,94 +111,91 @@ export interface Query {
 }
 
 /**
- * The cohorts of DESIGN §4 in one pass over the agents (core/rollout/observations.ts cohortOf,
- * in SQL), and the tallies of the candidate at its wave, as one statement.
+ * The cohorts of DESIGN §4 in one pass over the agents: grouped by the few facts cohortOf
+ * (core/rollout/observations.ts) reads, so the database counts and sums, and cohortsResult
+ * applies the rule to a few dozen groups. Parameters: 1 wave, 2 candidate, 3 stable,
+ * 4 silentBefore.
  */
 export function cohortsQuery(d: Dialect, q: CohortQuery): Query {
   const p = d.param;
-  // Parameters: 1 wave, 2 candidate, 3 candidate, 4 stable, 5..9 silentBefore, 10 wave,
-  // 11 candidate, 12 wave.
-  const text = `
-    SELECT side, cohort,
-      COUNT(*) AS n,
-      SUM(CASE WHEN cohort IS NOT NULL AND last_seen < ${p(5)} THEN 1 ELSE 0 END) AS silent,
-      SUM(CASE WHEN cohort IS NOT NULL AND last_seen >= ${p(6)} AND status = 'failed' THEN 1 ELSE 0 END) AS failed,
-      SUM(CASE WHEN cohort IS NOT NULL AND last_seen >= ${p(7)} AND status = 'degraded' THEN 1 ELSE 0 END) AS degraded,
-      SUM(CASE WHEN cohort IS NOT NULL AND last_seen >= ${p(8)} THEN errors ELSE 0 END) AS errors,
-      SUM(CASE WHEN cohort IS NOT NULL AND last_seen >= ${p(9)} THEN requests ELSE 0 END) AS requests,
-      0 AS reports
-    FROM (
-      SELECT
-        CASE WHEN wave <= ${p(10)} THEN 'candidate' ELSE 'stable' END AS side,
-        CASE
-          WHEN wave <= ${p(1)} AND (revision = ${p(2)} OR (status = 'failed' AND failed_revision = ${p(3)}))
-            THEN 'candidate'
-          WHEN revision = ${p(4)} THEN 'stable'
-        END AS cohort,
-        last_seen, status, errors, requests
-      FROM fleetwave_agents
-    ) a
-    GROUP BY side, cohort
-    UNION ALL
-    SELECT 'tally' AS side, cohort, 0, 0, SUM(failed), 0, SUM(errors), SUM(requests), SUM(reports)
-    FROM fleetwave_tallies WHERE revision = ${p(11)} AND wave = ${p(12)}
-    GROUP BY cohort`;
-  const s = q.silentBefore;
   return {
-    text,
-    values: [
-      q.wave,
-      q.candidate,
-      q.candidate,
-      q.stable,
-      s,
-      s,
-      s,
-      s,
-      s,
-      q.wave,
-      q.candidate,
-      q.wave,
-    ],
+    text: `SELECT wave <= ${p(1)} AS in_waves, revision = ${p(2)} AS on_candidate,
+        revision = ${p(3)} AS on_stable, failed_revision = ${p(2)} AS failed_candidate, status,
+        last_seen < ${p(4)} AS silent, COUNT(*) AS n, SUM(errors) AS errors,
+        SUM(requests) AS requests
+      FROM fleetwave_agents GROUP BY 1, 2, 3, 4, 5, 6`,
+    values: [q.wave, q.candidate, q.stable, q.silentBefore],
   };
 }
 
-export interface CohortResultRow {
-  side: string;
-  cohort: string | null;
+/** The tallies of the candidate at its wave, summed over replicas. Parameters: 1 candidate, 2 wave. */
+export function talliesQuery(d: Dialect, q: CohortQuery): Query {
+  return {
+    text: `SELECT cohort, SUM(reports) AS reports, SUM(failed) AS failed, SUM(errors) AS errors,
+        SUM(requests) AS requests
+      FROM fleetwave_tallies WHERE revision = ${d.param(1)} AND wave = ${d.param(2)} GROUP BY cohort`,
+    values: [q.candidate, q.wave],
+  };
+}
+
+type Flag = boolean | number | null;
+const yes = (v: Flag): boolean => v === true || v === 1;
+
+export interface CohortGroupRow {
+  in_waves: Flag;
+  on_candidate: Flag;
+  on_stable: Flag;
+  failed_candidate: Flag;
+  status: string | null;
+  silent: Flag;
   n: number | string;
-  silent: number | string | null;
-  failed: number | string | null;
-  degraded: number | string | null;
   errors: number | string | null;
   requests: number | string | null;
+}
+
+export interface TallyResultRow {
+  cohort: string;
   reports: number | string | null;
+  failed: number | string | null;
+  errors: number | string | null;
+  requests: number | string | null;
 }
 
 const num = (v: number | string | null | bigint): number => (v === null ? 0 : Number(v));
 
-export function cohortsResult(rows: readonly CohortResultRow[]): CohortAggregate {
+export function cohortsResult(
+  groups: readonly CohortGroupRow[],
+  tallies: readonly TallyResultRow[],
+): CohortAggregate {
   const out = emptyAggregate();
-  for (const r of rows) {
-    if (r.side === 'tally') {
-      if (r.cohort !== 'candidate' && r.cohort !== 'stable') continue;
-      const t: Tally = out.tally[r.cohort];
-      t.reports += num(r.reports);
-      t.failed += num(r.failed);
-      t.errors += num(r.errors);
-      t.requests += num(r.requests);
+  for (const g of groups) {
+    const n = num(g.n);
+    const inWaves = yes(g.in_waves);
+    (inWaves ? out.candidate : out.stable).agents += n;
+    const cohort =
+      inWaves && (yes(g.on_candidate) || (g.status === 'failed' && yes(g.failed_candidate)))
+        ? out.candidate
+        : yes(g.on_stable)
+          ? out.stable
+          : undefined;
+    if (!cohort) continue;
+    cohort.applied += n;
+    if (yes(g.silent)) {
+      cohort.silent += n;
       continue;
     }
-    const side = r.side === 'candidate' ? out.candidate : out.stable;
-    side.agents += num(r.n);
+    if (g.status === 'failed') cohort.failed += n;
+    if (g.status === 'degraded') cohort.degraded += n;
+    cohort.errors += num(g.errors);
+    cohort.requests += num(g.requests);
+  }
+  for (const r of tallies) {
     if (r.cohort !== 'candidate' && r.cohort !== 'stable') continue;
-    const s = out[r.cohort];
-    s.applied += num(r.n);
-    s.silent += num(r.silent);
-    s.failed += num(r.failed);
-    s.degraded += num(r.degraded);
-    s.errors += num(r.errors);
-    s.requests += num(r.requests);
+    const t: Tally = out.tally[r.cohort];
+    t.reports += num(r.reports);
+    t.failed += num(r.failed);
+    t.errors += num(r.errors);
+    t.requests += num(r.requests);
   }
   return out;
 }

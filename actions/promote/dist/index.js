@@ -81097,6 +81097,14 @@ var ERROR_CODES = {
     kind: "transient",
     summary: "A GitHub REST API call (opening a revert pull request) failed."
   },
+  STORE_UNAVAILABLE: {
+    kind: "transient",
+    summary: "The store of agent reports (SQLite or PostgreSQL) cannot be reached or used."
+  },
+  STORE_SCHEMA_NEWER: {
+    kind: "stalled",
+    summary: "The store's schema was written by a newer fleetwave than this one."
+  },
   INTERNAL: { kind: "transient", summary: "An unexpected server error." },
   RECONCILER_UNREACHABLE: {
     kind: "transient",
@@ -81529,7 +81537,7 @@ function decide(policy, state, observations, now) {
   if (!fleet || fleet.revision !== current.revision || fleet.wave !== k2) {
     return {
       kind: "wait",
-      reason: `${wave.name}: no observations of ${current.revision.slice(0, 12)} at this wave yet`
+      reason: observations.unavailable ? `${wave.name}: observations are stale, gates wait: ${observations.unavailable}` : `${wave.name}: no observations of ${current.revision.slice(0, 12)} at this wave yet`
     };
   }
   const gates = evaluateGates(policy, {

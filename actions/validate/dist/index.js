@@ -54486,6 +54486,14 @@ var ERROR_CODES = {
     kind: "transient",
     summary: "A GitHub REST API call (opening a revert pull request) failed."
   },
+  STORE_UNAVAILABLE: {
+    kind: "transient",
+    summary: "The store of agent reports (SQLite or PostgreSQL) cannot be reached or used."
+  },
+  STORE_SCHEMA_NEWER: {
+    kind: "stalled",
+    summary: "The store's schema was written by a newer fleetwave than this one."
+  },
   INTERNAL: { kind: "transient", summary: "An unexpected server error." },
   RECONCILER_UNREACHABLE: {
     kind: "transient",
