@@ -2,7 +2,7 @@
 // check-ins without a round trip to the store. Every report marks the agent dirty; reports.ts
 // writes dirty agents to the shared store in batches, off the check-in's path.
 
-import type { HealthStatus } from '../core/rollout/observations.ts';
+import { tallyReport, type HealthStatus, type Tally } from '../core/rollout/observations.ts';
 import type { Labels } from '../core/target/model.ts';
 
 export type { HealthStatus };
@@ -24,12 +24,7 @@ export interface AgentReport {
 }
 
 /** Check-ins since the agent was last written, one trial each (compareToStable's tally). */
-export interface PendingTally {
-  reports: number;
-  failed: number;
-  errors: number;
-  requests: number;
-}
+export type PendingTally = Tally;
 
 /** What the store last got of an agent: writing again is skipped while nothing moved. */
 export interface Written {
@@ -42,10 +37,6 @@ export interface AgentRecord extends AgentReport {
   firstSeen: number;
   pending?: PendingTally;
   written?: Written;
-}
-
-function counted(n: unknown): number {
-  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : 0;
 }
 
 export class AgentRegistry {
@@ -83,12 +74,11 @@ export class AgentRegistry {
       else record.health = report.health;
     }
     const health = report.health;
-    const t = (record.pending ??= { reports: 0, failed: 0, errors: 0, requests: 0 });
-    const requests = counted(health?.requests);
-    t.reports++;
-    if (health?.status === 'failed') t.failed++;
-    t.errors += Math.min(counted(health?.errors), requests);
-    t.requests += requests;
+    tallyReport((record.pending ??= { reports: 0, failed: 0, errors: 0, requests: 0 }), {
+      status: health?.status,
+      errors: health?.['errors'],
+      requests: health?.['requests'],
+    });
     this.dirty.add(report.id);
     return record;
   }

@@ -8,6 +8,7 @@
 
 import { silentAfterMs } from '../core/rollout/decide.ts';
 import type { RolloutPolicy } from '../core/rollout/decide.ts';
+import { cohortOfJudged } from '../core/rollout/observations.ts';
 import type { AgentRecord, AgentRegistry, PendingTally } from './agents.ts';
 import type { Metrics } from './metrics.ts';
 import type {
@@ -69,23 +70,6 @@ function failedEtagOf(record: AgentRecord): string | undefined {
   if (typeof failed !== 'object' || failed === null || !('etag' in failed)) return undefined;
   const etag = (failed as { etag: unknown }).etag;
   return typeof etag === 'string' ? etag : undefined;
-}
-
-/** The cohort a report counts for, while `candidate` runs on waves 0..wave (cohortOf). */
-function cohortOf(
-  j: Judgement,
-  record: AgentRecord,
-  rollout: { candidate: string; stable: string; wave: number } | undefined,
-): 'candidate' | 'stable' | undefined {
-  if (!rollout) return undefined;
-  if (
-    j.wave <= rollout.wave &&
-    (j.revision === rollout.candidate ||
-      (record.health?.status === 'failed' && j.failedRevision === rollout.candidate))
-  ) {
-    return 'candidate';
-  }
-  return j.revision === rollout.stable ? 'stable' : undefined;
 }
 
 export class Reports {
@@ -252,8 +236,11 @@ export class Reports {
       if (pending) {
         record.pending = undefined;
         taken.push([record, pending]);
-        const cohort = j ? cohortOf(j, record, rollout) : undefined;
-        if (cohort) {
+        const cohort =
+          j && rollout
+            ? cohortOfJudged({ ...j, status: record.health?.status }, rollout)
+            : 'neither';
+        if (cohort !== 'neither') {
           const t = tallies.get(cohort) ?? { reports: 0, failed: 0, errors: 0, requests: 0 };
           t.reports += pending.reports;
           t.failed += pending.failed;

@@ -89,19 +89,58 @@ export function cohortOf(sample: AgentSample, wave: number): Cohort {
   return 'neither';
 }
 
-function count(n: number | undefined): number {
+function count(n: unknown): number {
   return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : 0;
+}
+
+/** Counts one check-in into `into` (in place: the reconciler does it on every check-in). */
+export function tallyReport(
+  into: Tally,
+  report: { status?: HealthStatus | undefined; errors?: unknown; requests?: unknown },
+): void {
+  const requests = count(report.requests);
+  into.reports++;
+  if (report.status === 'failed') into.failed++;
+  into.errors += Math.min(count(report.errors), requests);
+  into.requests += requests;
 }
 
 /** Adds one check-in to a cohort's tally (a new object; tallies are values). */
 export function addReport(tally: Tally, sample: AgentSample): Tally {
-  const requests = count(sample.requests);
-  return {
-    reports: tally.reports + 1,
-    failed: tally.failed + (sample.status === 'failed' ? 1 : 0),
-    errors: tally.errors + Math.min(count(sample.errors), requests),
-    requests: tally.requests + requests,
-  };
+  const out = { ...tally };
+  tallyReport(out, sample);
+  return out;
+}
+
+/** What the store keeps of an agent to place it in a cohort: judged once, when written. */
+export interface JudgedAgent {
+  /** Its wave index under the stable policy; null when not placed. */
+  wave: number | null;
+  /** The revision whose target it reports running (see reconciler/targets.ts judge). */
+  revision: string | null;
+  /** The revision of the target it reports it failed to apply. */
+  failedRevision: string | null;
+  status: HealthStatus | null | undefined;
+}
+
+/**
+ * cohortOf for an agent whose etags were already matched to revisions: the candidate's cohort
+ * when it is on waves 0..wave and runs (or failed to apply) the candidate, stable's when it runs
+ * stable. The store's aggregation and the reconciler's tallies both place agents with this.
+ */
+export function cohortOfJudged(
+  agent: JudgedAgent,
+  rollout: { candidate: string; stable: string; wave: number },
+): Cohort {
+  if (
+    agent.wave !== null &&
+    agent.wave <= rollout.wave &&
+    (agent.revision === rollout.candidate ||
+      (agent.status === 'failed' && agent.failedRevision === rollout.candidate))
+  ) {
+    return 'candidate';
+  }
+  return agent.revision === rollout.stable ? 'stable' : 'neither';
 }
 
 function add(s: CohortSnapshot, sample: AgentSample, now: number, silentAfterMs: number): void {

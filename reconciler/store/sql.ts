@@ -2,7 +2,7 @@
 // written, how a label is read from the labels JSON, and the JSON column's type.
 
 import type { Selector } from '../../core/fleet/model.ts';
-import type { HealthStatus, Tally } from '../../core/rollout/observations.ts';
+import { cohortOfJudged, type HealthStatus, type Tally } from '../../core/rollout/observations.ts';
 import {
   emptyAggregate,
   type AgentFilter,
@@ -172,12 +172,17 @@ export function cohortsResult(
     const n = num(g.n);
     const inWaves = yes(g.in_waves);
     (inWaves ? out.candidate : out.stable).agents += n;
-    const cohort =
-      inWaves && (yes(g.on_candidate) || (g.status === 'failed' && yes(g.failed_candidate)))
-        ? out.candidate
-        : yes(g.on_stable)
-          ? out.stable
-          : undefined;
+    // The groups' flags stand for the revisions: one agent of the group, judged by the core.
+    const which = cohortOfJudged(
+      {
+        wave: inWaves ? 0 : 1,
+        revision: yes(g.on_candidate) ? 'candidate' : yes(g.on_stable) ? 'stable' : null,
+        failedRevision: yes(g.failed_candidate) ? 'candidate' : null,
+        status: g.status as HealthStatus | null,
+      },
+      { candidate: 'candidate', stable: 'stable', wave: 0 },
+    );
+    const cohort = which === 'neither' ? undefined : out[which];
     if (!cohort) continue;
     cohort.applied += n;
     if (yes(g.silent)) {
