@@ -76,6 +76,7 @@ export async function buildServer(
     // the request has arrived.
     requestTimeout: requestTimeoutMs,
     http: {
+      requestTimeout: requestTimeoutMs,
       headersTimeout: requestTimeoutMs,
       connectionsCheckingInterval: Math.max(250, Math.min(5000, requestTimeoutMs / 4)),
     },
