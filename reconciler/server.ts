@@ -148,6 +148,7 @@ export async function buildServer(
     branch: config.branch,
     stateBranch: config.stateBranch,
     onChange: (served) => {
+      ctx.metrics.waves(served.stable.model.fleet.spec.waves.map((w) => w.name));
       try {
         ctx.targets = new Targets(served, ctx.targets);
       } catch (e) {
