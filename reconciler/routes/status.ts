@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Reconciler } from '../context.ts';
 import type { RolloutEngine } from '../engine.ts';
+import type { ServedRevision } from '../sync.ts';
 
 /** One wave in GET /v1/status (the shape the status page, the demo and the actions read). */
 export interface WaveCounts {
@@ -15,6 +16,10 @@ export interface WaveCounts {
   agents: number;
   running: { candidate: number; stable: number; other: number };
   health: { ok: number; degraded: number; failed: number; unknown: number };
+}
+
+function release(revision: ServedRevision): { version: string; subject: string } {
+  return { version: revision.model.fleet.spec.version, subject: revision.subject ?? '' };
 }
 
 export function rolloutStatus(ctx: Reconciler): object {
@@ -55,12 +60,15 @@ export function rolloutStatus(ctx: Reconciler): object {
   return {
     ready: targets !== undefined,
     stable: rollout?.stable.commit ?? null,
+    // What people recognize a revision by: the release it rolls out and its commit's subject.
+    stableRelease: rollout ? release(rollout.stable) : null,
     candidate: candidate
       ? {
           revision: candidate.commit,
           wave: candidate.wave,
           waveName: targets!.waveNames[candidate.wave] ?? null,
           waveStartedAt: state?.candidate?.waveStartedAt ?? null,
+          ...release(candidate),
         }
       : null,
     paused: state?.paused ?? false,
