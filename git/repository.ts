@@ -147,16 +147,7 @@ export class GitRepository {
   async listTree(commit: string, path: string): Promise<TreeEntry[]> {
     if (!SHA.test(commit))
       throw new FleetwaveError('GIT_FAILED', `listTree needs a full commit id, got ${commit}`);
-    const r = await this.exec([
-      'ls-tree',
-      '-r',
-      '-z',
-      '--long',
-      '--full-tree',
-      commit,
-      '--',
-      path,
-    ]);
+    const r = await this.exec(['ls-tree', '-r', '-z', '--long', '--full-tree', commit, '--', path]);
     if (r.code !== 0) {
       throw new FleetwaveError('GIT_FAILED', `git ls-tree failed: ${lastLine(r.stderr)}`);
     }

@@ -49,9 +49,7 @@ export function compareGate(ctx: GateContext): GateResult[] {
     {
       gate,
       verdict: r.worse ? 'fail' : 'pass',
-      message: r.worse
-        ? `candidate worse than stable: ${shown}`
-        : `no evidence of harm: ${shown}`,
+      message: r.worse ? `candidate worse than stable: ${shown}` : `no evidence of harm: ${shown}`,
       value: r.difference,
       threshold: spec.tolerance,
       sample: cand.trials,
