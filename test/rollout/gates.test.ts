@@ -136,6 +136,12 @@ describe('agent gates', () => {
       expect: { maxErrorRate: 'pass' },
     },
     {
+      name: 'a ratio of no agents (minAgents 0) waits: 0/0 is not a pass',
+      gates: { minAgents: 0, maxSilentRatio: 0.1, maxFailedRatio: 0.1 },
+      candidate: { agents: 50, applied: 0 },
+      expect: { minAgents: 'pass', maxSilentRatio: 'wait', maxFailedRatio: 'wait' },
+    },
+    {
       name: 'error rate without requests waits',
       gates: { maxErrorRate: 0.02 },
       candidate: { agents: 50, applied: 48 },

@@ -81285,7 +81285,7 @@ function agentGates(ctx) {
       out.push({
         gate,
         verdict: "wait",
-        message: `${what} is ${value}, not a number to judge (${sample} agents)`,
+        message: sample === 0 ? `no agent runs the candidate yet: no ${what} to judge` : `${what} is ${value}, not a number to judge (${sample} agents)`,
         threshold: max,
         sample
       });
@@ -81302,7 +81302,10 @@ function agentGates(ctx) {
   };
   if (gates.maxFailedRatio !== void 0) {
     if (!enough) out.push(tooFew("maxFailedRatio", gates.maxFailedRatio));
-    else limit("maxFailedRatio", "failed ratio", failedRatio(c3), gates.maxFailedRatio, c3.applied);
+    else {
+      const ratio = c3.applied === 0 ? NaN : failedRatio(c3);
+      limit("maxFailedRatio", "failed ratio", ratio, gates.maxFailedRatio, c3.applied);
+    }
   }
   if (gates.maxSilentRatio !== void 0) {
     if (!enough) out.push(tooFew("maxSilentRatio", gates.maxSilentRatio));

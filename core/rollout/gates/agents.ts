@@ -61,7 +61,10 @@ export function agentGates(ctx: GateContext): GateResult[] {
       out.push({
         gate,
         verdict: 'wait',
-        message: `${what} is ${value}, not a number to judge (${sample} agents)`,
+        message:
+          sample === 0
+            ? `no agent runs the candidate yet: no ${what} to judge`
+            : `${what} is ${value}, not a number to judge (${sample} agents)`,
         threshold: max,
         sample,
       });
@@ -79,7 +82,11 @@ export function agentGates(ctx: GateContext): GateResult[] {
 
   if (gates.maxFailedRatio !== undefined) {
     if (!enough) out.push(tooFew('maxFailedRatio', gates.maxFailedRatio));
-    else limit('maxFailedRatio', 'failed ratio', failedRatio(c), gates.maxFailedRatio, c.applied);
+    else {
+      // failedRatio() is 0 for no agents; here that would be a pass on no evidence.
+      const ratio = c.applied === 0 ? NaN : failedRatio(c);
+      limit('maxFailedRatio', 'failed ratio', ratio, gates.maxFailedRatio, c.applied);
+    }
   }
 
   if (gates.maxSilentRatio !== undefined) {
