@@ -38,6 +38,22 @@ export const ERROR_CODES = {
     kind: 'stalled',
     summary: 'A request body is larger than the server accepts.',
   },
+  REQUEST_TIMEOUT: {
+    kind: 'transient',
+    summary: 'A request did not arrive completely within the request timeout.',
+  },
+  REQUEST_ENCODING_UNSUPPORTED: {
+    kind: 'stalled',
+    summary: 'A request body has a Content-Encoding (gzip, …) the server does not read.',
+  },
+  TOO_MANY_CONNECTIONS: {
+    kind: 'waiting',
+    summary: 'The server has as many open connections as --max-connections allows.',
+  },
+  TOO_MANY_BODIES: {
+    kind: 'waiting',
+    summary: 'The server is receiving as many unauthenticated request bodies as it may at once.',
+  },
   NOT_FOUND: { kind: 'stalled', summary: 'No such route or agent.' },
   TOO_MANY_WAITERS: {
     kind: 'waiting',

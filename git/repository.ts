@@ -2,7 +2,7 @@
 // arrays (never a shell), user-controlled revisions are verified before use and paths follow
 // `--`, and credentials travel in per-command environment, never in .git/config.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { FleetwaveError } from '../core/errors.ts';
@@ -102,7 +102,8 @@ export class GitRepository {
           ? { unsafe: { allowUnsafeConfigPaths: true, allowUnsafeConfigEnvCount: true } }
           : {}),
       }).env(fullEnv);
-      await git.raw(['rev-parse', '--git-dir']);
+      const r = await runGit(dir, fullEnv, ['rev-parse', '--git-dir']);
+      if (r.code !== 0) throw new Error(r.stderr);
     } catch (e) {
       const why = existsSync(dir) ? firstLine(e) : 'no such directory';
       throw new FleetwaveError('GIT_FAILED', `${dir} is not a git repository (${why})`, {
@@ -120,42 +121,37 @@ export class GitRepository {
         `${JSON.stringify(rev)} is not a revision (a revision cannot start with "-")`,
       );
     }
-    try {
-      const out = await this.git.raw([
-        'rev-parse',
-        '--verify',
-        '--quiet',
-        '--end-of-options',
-        `${rev}^{commit}`,
-      ]);
-      const sha = out.trim();
-      if (!SHA.test(sha)) throw new Error(`unexpected rev-parse output ${JSON.stringify(out)}`);
-      return sha;
-    } catch (e) {
+    // Through exec, not simple-git: simple-git reads the child's stdout before it listens for
+    // 'error', so a spawn that fails (EMFILE) would crash the process.
+    const r = await this.exec([
+      'rev-parse',
+      '--verify',
+      '--quiet',
+      '--end-of-options',
+      `${rev}^{commit}`,
+    ]);
+    const sha = r.stdout.trim();
+    if (r.code === 127) {
+      throw new FleetwaveError('GIT_FAILED', `cannot resolve "${rev}": ${lastLine(r.stderr)}`);
+    }
+    if (r.code !== 0 || !SHA.test(sha)) {
       throw new FleetwaveError(
         'GIT_REVISION_NOT_FOUND',
         `revision "${rev}" does not exist in ${this.dir}`,
-        {
-          cause: e,
-        },
       );
     }
+    return sha;
   }
 
   /** Every entry below `path` at `commit`, recursively, with blob sizes. */
   async listTree(commit: string, path: string): Promise<TreeEntry[]> {
     if (!SHA.test(commit))
       throw new FleetwaveError('GIT_FAILED', `listTree needs a full commit id, got ${commit}`);
-    const out = await this.git.raw([
-      'ls-tree',
-      '-r',
-      '-z',
-      '--long',
-      '--full-tree',
-      commit,
-      '--',
-      path,
-    ]);
+    const r = await this.exec(['ls-tree', '-r', '-z', '--long', '--full-tree', commit, '--', path]);
+    if (r.code !== 0) {
+      throw new FleetwaveError('GIT_FAILED', `git ls-tree failed: ${lastLine(r.stderr)}`);
+    }
+    const out = r.stdout;
     const entries: TreeEntry[] = [];
     for (const record of out.split('\0')) {
       if (record === '') continue;
@@ -179,25 +175,11 @@ export class GitRepository {
     for (const oid of oids) {
       if (!SHA.test(oid)) throw new FleetwaveError('GIT_FAILED', `not an object id: ${oid}`);
     }
-    const chunks: Buffer[] = [];
-    const child = spawn('git', ['cat-file', '--batch'], {
-      cwd: this.dir,
-      env: this.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => chunks.push(c));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const done = new Promise<number>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (code) => resolve(code ?? 1));
-    });
-    // git exiting early closes its stdin; the exit code below reports that, not an EPIPE crash.
-    child.stdin.on('error', () => {});
-    child.stdin.end(oids.join('\n') + '\n');
-    const code = await done;
-    if (code !== 0) throw new FleetwaveError('GIT_FAILED', `git cat-file failed: ${stderr.trim()}`);
-    const all = Buffer.concat(chunks);
+    const r = await this.exec(['cat-file', '--batch'], { input: oids.join('\n') + '\n' }, true);
+    if (r.code !== 0) {
+      throw new FleetwaveError('GIT_FAILED', `git cat-file failed: ${r.stderr.trim()}`);
+    }
+    const all = r.bytes;
     let at = 0;
     while (at < all.length) {
       const nl = all.indexOf(0x0a, at);
@@ -227,12 +209,25 @@ export class GitRepository {
     return GitRepository.open(dir, env);
   }
 
-  /** Runs git with arguments as an array; `input` goes to stdin; never throws on exit codes. */
+  /**
+   * Runs git with arguments as an array; `input` goes to stdin; never throws on exit codes,
+   * nor when git cannot even start (EMFILE, ENOENT: code 127 and the reason in stderr).
+   */
+  exec(
+    args: string[],
+    options?: { input?: string | Buffer; env?: NodeJS.ProcessEnv },
+  ): Promise<GitResult>;
+  exec(
+    args: string[],
+    options: { input?: string | Buffer; env?: NodeJS.ProcessEnv },
+    binary: true,
+  ): Promise<GitResult & { bytes: Buffer }>;
   async exec(
     args: string[],
     options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {},
+    binary = false,
   ): Promise<GitResult> {
-    return runGit(this.dir, { ...this.env, ...options.env }, args, options.input);
+    return runGit(this.dir, { ...this.env, ...options.env }, args, options.input, binary);
   }
 
   /** The commit ids of `refs` (full names like refs/heads/main) on `remote`; missing ones are absent. */
@@ -414,25 +409,44 @@ function runGit(
   env: NodeJS.ProcessEnv,
   args: string[],
   input?: string | Buffer,
-): Promise<GitResult> {
+  binary = false,
+): Promise<GitResult & { bytes: Buffer }> {
   return new Promise((resolve) => {
-    const child = spawn('git', args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const failed = (e: Error) =>
+      resolve({ code: 127, stdout: '', stderr: `cannot run git: ${e.message}`, bytes: EMPTY });
+    let child: ChildProcess;
+    try {
+      child = spawn('git', args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (e) {
+      failed(e as Error);
+      return;
+    }
+    // First, before touching any stream: when the spawn fails (EMFILE with every descriptor
+    // taken, ENOENT) node emits 'error' on the next tick and the child has no stdio at all;
+    // an 'error' without a listener would end the whole process.
+    child.on('error', failed);
+    const { stdin, stdout, stderr } = child;
+    if (!stdin || !stdout || !stderr) return; // 'error' follows
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', (e) => resolve({ code: 127, stdout: '', stderr: e.message }));
-    child.on('close', (code) =>
+    stdout.on('data', (c: Buffer) => out.push(c));
+    stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('close', (code) => {
+      const bytes = Buffer.concat(out);
       resolve({
         code: code ?? 1,
-        stdout: Buffer.concat(out).toString('utf8'),
+        stdout: binary ? '' : bytes.toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
-      }),
-    );
-    child.stdin.on('error', () => {});
-    child.stdin.end(input ?? '');
+        bytes,
+      });
+    });
+    // git exiting early closes its stdin; the exit code reports that, not an EPIPE crash.
+    stdin.on('error', () => {});
+    stdin.end(input ?? '');
   });
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function checkRemote(remote: string): void {
   if (remote === '' || remote.startsWith('-') || /[\0\n]/.test(remote)) {

@@ -8,6 +8,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { FleetwaveError } from '../core/errors.ts';
 import { labelKeyProblem, labelValueProblem } from '../core/fleet/selector.ts';
+import { MAX_REPORT_COUNT } from '../core/rollout/observations.ts';
 import type { Labels } from '../core/target/model.ts';
 import type { AgentRecord, AgentReport, Health } from './agents.ts';
 import {
@@ -37,6 +38,8 @@ export const ENROLL_SCHEMA = {
   },
 } as const;
 
+const REPORT_COUNT = { type: 'number', minimum: 0, maximum: MAX_REPORT_COUNT } as const;
+
 export const CHECKIN_SCHEMA = {
   ...ENROLL_SCHEMA,
   properties: {
@@ -53,7 +56,13 @@ export const CHECKIN_SCHEMA = {
       type: 'object',
       required: ['status'],
       maxProperties: 32,
-      properties: { status: { enum: ['ok', 'degraded', 'failed'] } },
+      properties: {
+        status: { enum: ['ok', 'degraded', 'failed'] },
+        // Counts since the previous report, read by the error-rate gates: JSON has no NaN or
+        // Infinity, but 1e308 is a number; a sane maximum keeps every sum finite.
+        errors: REPORT_COUNT,
+        requests: REPORT_COUNT,
+      },
     },
   },
 } as const;

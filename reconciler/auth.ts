@@ -59,9 +59,15 @@ export function verifyAgentToken(key: Buffer, token: string): string | undefined
   if (token.length > 1024) return undefined;
   const parts = token.split('.');
   if (parts.length !== 3 || parts[0] !== PREFIX) return undefined;
+  // Node's decoder is lenient (padding, the +/ alphabet, stray low bits and invalid UTF-8 all
+  // decode): a token counts only in the one spelling issueAgentToken writes, so one credential
+  // is one string, whatever logs, caches or rate limits key on.
   const id = Buffer.from(parts[1]!, 'base64url').toString('utf8');
-  if (!isAgentId(id)) return undefined;
+  if (!isAgentId(id) || Buffer.from(id, 'utf8').toString('base64url') !== parts[1]) {
+    return undefined;
+  }
   const given = Buffer.from(parts[2]!, 'base64url');
+  if (given.toString('base64url') !== parts[2]) return undefined;
   let macs = verifiedMacs.get(key);
   if (!macs) {
     macs = new Map();

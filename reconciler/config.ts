@@ -1,5 +1,6 @@
 // The reconciler's settings, read once from flags and environment into one typed value.
 
+import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FleetwaveError } from '../core/errors.ts';
@@ -11,6 +12,24 @@ import { MAX_LABEL_VALUES } from './metrics.ts';
 
 /** Labels `--metric-labels` may name: each multiplies the series by its values. */
 const MAX_METRIC_LABELS = 8;
+
+/** Descriptors kept for what is not a connection: git processes, the mirror, logs. */
+export const FD_RESERVE = 256;
+
+/**
+ * The default of --max-connections: the soft open-file limit (RLIMIT_NOFILE, from
+ * /proc/self/limits) less FD_RESERVE, so that connections never take the descriptors git
+ * needs (EMFILE); 100,000 where the limit cannot be read.
+ */
+export function defaultMaxConnections(limits = '/proc/self/limits'): number {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync(limits, 'utf8'));
+    if (m && m[1] !== 'unlimited') return Math.max(16, Number(m[1]) - FD_RESERVE);
+  } catch {
+    // Not Linux: no /proc.
+  }
+  return 100_000;
+}
 
 export interface ServeConfig {
   /** A git URL, or an absolute path to a repository on disk. */
@@ -36,6 +55,13 @@ export interface ServeConfig {
   maxWaiters: number;
   /** Largest request body accepted, in bytes. */
   bodyLimit: number;
+  /**
+   * Open connections past which a new one is answered 503 and closed. Absent: the open-file
+   * limit less a reserve for git and files (defaultMaxConnections()).
+   */
+  maxConnections?: number;
+  /** Seconds a request may take to arrive completely (head and body); absent: 30. */
+  requestTimeoutSeconds?: number;
   logLevel: string;
   /**
    * Seconds between rollout evaluations (also run on each new revision). 0 or absent: the
@@ -91,6 +117,11 @@ Options:
   --max-wait SECONDS       longest long-poll held (default: 300)
   --max-waiters N          long-polls held at once before answering 429 (default: 100000)
   --body-limit BYTES       largest request body (default: 65536)
+  --max-connections N      open connections past which new ones get 503 and are closed
+                           (default: the open-file limit less ${FD_RESERVE})
+  --request-timeout SECONDS
+                           how long a request may take to arrive, head and body
+                           (default: 30; then 408 and the connection is closed)
   --log-level LEVEL        fatal|error|warn|info|debug (default: info)
   --store URL              where agent reports live: sqlite:PATH (default: sqlite:DATA_DIR/agents.db)
                            or postgres://USER:PASSWORD@HOST:PORT/DATABASE, shared by replicas
@@ -207,6 +238,8 @@ export function readServeConfig(
       'max-wait': { type: 'string', default: '300' },
       'max-waiters': { type: 'string', default: '100000' },
       'body-limit': { type: 'string', default: '65536' },
+      'max-connections': { type: 'string' },
+      'request-timeout': { type: 'string', default: '30' },
       'log-level': { type: 'string', default: 'info' },
       'metric-labels': { type: 'string', default: 'region' },
       store: { type: 'string' },
@@ -270,6 +303,11 @@ export function readServeConfig(
     maxWaitSeconds: integer('--max-wait', values['max-wait'], 1, 3600),
     maxWaiters: integer('--max-waiters', values['max-waiters'], 0, 10_000_000),
     bodyLimit: integer('--body-limit', values['body-limit'], 1024, 16 * 1024 * 1024),
+    maxConnections:
+      values['max-connections'] === undefined
+        ? defaultMaxConnections()
+        : integer('--max-connections', values['max-connections'], 1, 10_000_000),
+    requestTimeoutSeconds: integer('--request-timeout', values['request-timeout'], 1, 3600),
     logLevel,
   };
   const absolute = (p: string): string => (isAbsolute(p) ? p : resolve(cwd, p));

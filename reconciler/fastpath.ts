@@ -29,7 +29,7 @@ import {
   type CheckinWaiter,
 } from './agent-api.ts';
 import type { Reconciler } from './context.ts';
-import { errorAnswer } from './errors.ts';
+import { errorAnswer, writeErrorAndClose } from './errors.ts';
 
 export interface FastPathOptions {
   ctx: Reconciler;
@@ -38,6 +38,8 @@ export interface FastPathOptions {
   requestId: () => string;
   /** fastify's bodyLimit: a larger body is handed over (and answered 413 there). */
   bodyLimit: number;
+  /** Open connections (both paths) past which a new one is answered 503 and closed. */
+  maxConnections: number;
 }
 
 /** A request head larger than this is handed over (node:http answers 431 past its own limit). */
@@ -234,9 +236,11 @@ class Connection implements AnswerSink {
   /** When the connection is cut if it is still Idle or Reading (ms, performance.now()). */
   deadline: number;
   buffer: Buffer | undefined = undefined;
+  /** The head of a request whose body is still arriving into `body`. */
   head: Head | undefined = undefined;
-  /** Where the body of `head` starts in `buffer`. */
-  bodyAt = 0;
+  body: Buffer | undefined = undefined;
+  /** Bytes of `body` arrived so far. */
+  filled = 0;
   pending: Pending | undefined = undefined;
   waiter: CheckinWaiter | undefined = undefined;
 
@@ -249,6 +253,17 @@ class Connection implements AnswerSink {
   /** Bytes arrived. */
   read(chunk: Buffer): void {
     if (this.state === State.Closed) return;
+    const body = this.body;
+    if (body !== undefined && this.filled < body.length) {
+      // The body of the request at hand: into the buffer allocated for it, once.
+      const taken = chunk.copy(body, this.filled);
+      this.filled += taken;
+      if (taken === chunk.length) {
+        if (this.filled === body.length) this.next();
+        return;
+      }
+      chunk = chunk.subarray(taken); // the next request, sent ahead
+    }
     const buffer = this.buffer === undefined ? chunk : Buffer.concat([this.buffer, chunk]);
     this.buffer = buffer;
     if (this.state === State.Waiting) {
@@ -267,18 +282,22 @@ class Connection implements AnswerSink {
    * client stops reading its answers (then reading pauses until they drain).
    */
   next(): void {
-    while (this.buffer !== undefined && this.state === State.Reading) {
+    while (this.state === State.Reading) {
       if (this.socket.writableNeedDrain) {
         this.socket.pause();
         this.socket.once('drain', onDrain);
         return;
       }
-      const buffer = this.buffer;
       let head = this.head;
+      let text: string;
       if (head === undefined) {
+        const buffer = this.buffer;
+        if (buffer === undefined) return;
         const end = buffer.indexOf(CRLF2);
         if (end < 0 || end > MAX_HEAD) {
-          if (end > MAX_HEAD || buffer.length > MAX_HEAD) this.handOver();
+          // A line ended by a bare LF never makes the CRLF CRLF this path waits for: node:http
+          // judges it now rather than after the request timeout.
+          if (end > MAX_HEAD || buffer.length > MAX_HEAD || hasBareLf(buffer)) this.handOver();
           return;
         }
         head = parseHead(buffer.toString('latin1', 0, end), this.path.maxBody);
@@ -293,16 +312,27 @@ class Connection implements AnswerSink {
           this.handOver();
           return;
         }
-        this.head = head;
-        this.bodyAt = end + 4;
+        const bodyAt = end + 4;
+        const bodyEnd = bodyAt + head.contentLength;
+        if (buffer.length < bodyEnd) {
+          // The rest of the body is on its way: one buffer of Content-Length bytes, filled as
+          // chunks arrive (never the whole so far copied again on each chunk).
+          this.head = head;
+          this.body = Buffer.allocUnsafe(head.contentLength);
+          this.filled = buffer.copy(this.body, 0, bodyAt);
+          this.buffer = undefined;
+          return;
+        }
+        text = head.contentLength > 0 ? buffer.toString('utf8', bodyAt, bodyEnd) : '';
+        this.buffer = bodyEnd < buffer.length ? buffer.subarray(bodyEnd) : undefined;
+      } else {
+        const body = this.body;
+        if (body === undefined || this.filled < body.length) return;
+        text = body.toString('utf8');
+        this.body = undefined;
+        this.head = undefined;
       }
-      const bodyAt = this.bodyAt;
-      const end = bodyAt + head.contentLength;
-      if (buffer.length < end) return; // the rest of the body is on its way
-      const body = head.contentLength > 0 ? buffer.toString('utf8', bodyAt, end) : '';
-      this.buffer = end < buffer.length ? buffer.subarray(end) : undefined;
-      this.head = undefined;
-      this.handle(head, body);
+      this.handle(head, text);
     }
   }
 
@@ -439,7 +469,17 @@ class Connection implements AnswerSink {
     this.waiter = undefined;
     this.pending = undefined;
     this.buffer = undefined;
+    this.body = undefined;
   }
+}
+
+/** Whether the bytes hold an LF not preceded by CR (within the largest head read). */
+function hasBareLf(buffer: Buffer): boolean {
+  const end = Math.min(buffer.length, MAX_HEAD);
+  for (let at = buffer.indexOf(0x0a); at >= 0 && at < end; at = buffer.indexOf(0x0a, at + 1)) {
+    if (at === 0 || buffer[at - 1] !== 0x0d) return true;
+  }
+  return false;
 }
 
 function parseJson(text: string): unknown {
@@ -492,6 +532,9 @@ export class FastPath {
   readonly requestId: () => string;
   /** fastify's bodyLimit, at most MAX_BODY. */
   readonly maxBody: number;
+  readonly maxConnections: number;
+  /** Open connections, on this path and handed over. */
+  open = 0;
   closing = false;
   private readonly enabled: (level: string) => boolean;
   private readonly server: Server;
@@ -513,6 +556,7 @@ export class FastPath {
         : () => false;
     this.requestId = options.requestId;
     this.maxBody = Math.min(options.bodyLimit, MAX_BODY);
+    this.maxConnections = options.maxConnections;
     this.httpListeners = server.listeners('connection') as ConnectionListener[];
     server.removeAllListeners('connection');
     server.on('connection', (socket: Socket) => this.accept(socket));
@@ -540,6 +584,25 @@ export class FastPath {
   private accept(socket: Socket): void {
     if (this.closing) {
       socket.destroy();
+      return;
+    }
+    // Counted until the socket closes, on this path or after a hand-over.
+    this.open++;
+    socket.once('close', () => this.open--);
+    if (this.open > this.maxConnections) {
+      // Past the cap (set below the open-file limit, so git keeps descriptors to run): a
+      // clean 503 the agent backs off from, then the connection closes.
+      socket.on('error', onError);
+      socket.resume(); // whatever the client sends is not read
+      writeErrorAndClose(
+        socket,
+        503,
+        new FleetwaveError(
+          'TOO_MANY_CONNECTIONS',
+          'the server has as many open connections as it may; retry later',
+          { details: { retryAfter: Math.max(1, Math.round(5 + 10 * this.ctx.random())) } },
+        ),
+      );
       return;
     }
     const connection = new Connection(socket, this);

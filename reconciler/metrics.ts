@@ -1,7 +1,7 @@
 // The reconciler's Prometheus metrics, registered on an injected Registry. No per-agent
 // labels: agents are counted by wave, revision and health, whose values are few.
 
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
 import type { GateResult } from '../core/rollout/gates/gate.ts';
 import type { CohortSnapshot } from '../core/rollout/observations.ts';
 import type { CountRow, LabelCountRow } from './store/store.ts';
@@ -24,14 +24,29 @@ export interface EvaluationMetrics {
   paused: boolean;
 }
 
-export type CheckinResult =
-  | 'target'
-  | 'not_modified'
-  | 'released'
-  | 'timeout'
-  | 'too_many_waiters'
-  | 'render_error'
-  | 'not_ready';
+export const CHECKIN_RESULTS = [
+  'target',
+  'not_modified',
+  'released',
+  'timeout',
+  'too_many_waiters',
+  'render_error',
+  'not_ready',
+] as const;
+export type CheckinResult = (typeof CHECKIN_RESULTS)[number];
+
+/**
+ * Every label value a labelled counter can take that is known before its first event: each
+ * series is exported at 0 from the start, so `increase()` and `rate()` see the first event
+ * (a series that appears at 1 has no increase to show, and its alert never fires).
+ */
+const KNOWN_LABELS = {
+  checkins: CHECKIN_RESULTS,
+  fetches: ['ok', 'failed'],
+  revisionsRefused: ['fleet', 'state'],
+  renderErrors: ['missing-label', 'no-artifact'],
+  webhooks: ['accepted', 'duplicate', 'ignored', 'bad_signature'],
+} as const;
 
 export class Metrics {
   readonly checkins: Counter<'result'>;
@@ -77,6 +92,9 @@ export class Metrics {
   ) {
     const registers = [registry];
     const now = sources.now ?? Date.now;
+    // process_* and nodejs_* (CPU, memory, open file descriptors, event-loop lag, GC): what a
+    // team looks at first when a replica misbehaves.
+    collectDefaultMetrics({ register: registry });
     const breakdown = sources.breakdownLabels ?? BREAKDOWN_LABELS;
     this.checkins = new Counter({
       name: 'fleetwave_checkins_total',
@@ -261,6 +279,11 @@ export class Metrics {
     for (const decision of ['start', 'promote', 'complete', 'reject', 'wait']) {
       this.decisions.inc({ decision }, 0);
     }
+    for (const result of KNOWN_LABELS.checkins) this.checkins.inc({ result }, 0);
+    for (const result of KNOWN_LABELS.fetches) this.fetches.inc({ result }, 0);
+    for (const kind of KNOWN_LABELS.revisionsRefused) this.revisionsRefused.inc({ kind }, 0);
+    for (const code of KNOWN_LABELS.renderErrors) this.renderErrors.inc({ code }, 0);
+    for (const result of KNOWN_LABELS.webhooks) this.webhooks.inc({ result }, 0);
     this.candidateWave = new Gauge({
       name: 'fleetwave_rollout_candidate_wave',
       help: 'Index of the wave the candidate runs up to (0 is the first wave); -1 when nothing rolls out. Set at each evaluation.',
@@ -302,6 +325,14 @@ export class Metrics {
       labelNames: ['cohort', 'state'],
       registers,
     });
+  }
+
+  /**
+   * The waves of the rollout now served: their rejection counters exist from now on, at 0
+   * until a rejection (a wave's series starts before its first rejection, see KNOWN_LABELS).
+   */
+  waves(names: readonly string[]): void {
+    for (const wave of names) this.rejections.inc({ wave }, 0);
   }
 
   /** The rollout gauges after one evaluation (every replica that evaluates sets its own). */

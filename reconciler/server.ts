@@ -8,10 +8,11 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import { Registry } from 'prom-client';
 import { AgentRegistry } from './agents.ts';
 import { deriveTokenKey } from './auth.ts';
-import type { ServeConfig } from './config.ts';
+import { defaultMaxConnections, type ServeConfig } from './config.ts';
 import type { Reconciler } from './context.ts';
 import { expireWaiter, releaseWaiter, type CheckinWaiter } from './agent-api.ts';
-import { errorBody, handleError } from './errors.ts';
+import { FleetwaveError } from '../core/errors.ts';
+import { clientError, errorBody, handleError } from './errors.ts';
 import { FastPath } from './fastpath.ts';
 import { LongPoll } from './longpoll.ts';
 import { Metrics } from './metrics.ts';
@@ -66,6 +67,7 @@ export async function buildServer(
   const random = deps.random ?? Math.random;
   const registry = deps.registry ?? new Registry();
   const requestId = requestIds();
+  const requestTimeoutMs = (config.requestTimeoutSeconds ?? 30) * 1000;
   const app = Fastify({
     genReqId: requestId,
     logger: deps.logger ?? { level: config.logLevel },
@@ -75,6 +77,28 @@ export async function buildServer(
     // Agent ids (GET /v1/agents/{id}/target) may be 253 characters.
     routerOptions: { maxParamLength: 256 },
     bodyLimit: config.bodyLimit,
+    // The whole request (head and body) must arrive within the timeout on this path as on the
+    // fast path (which reads headersTimeout): a client that sends half a body and stalls is
+    // answered 408 and cut, not held forever. Long-polls are unaffected: the timer stops once
+    // the request has arrived.
+    requestTimeout: requestTimeoutMs,
+    http: {
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(250, Math.min(5000, requestTimeoutMs / 4)),
+    },
+    // Whatever node:http or the router refuse before a route runs answers in the API's one
+    // error shape too (never the URL echoed back).
+    clientErrorHandler: clientError,
+    frameworkErrors: (error, request, reply) => {
+      const answer =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? Object.assign(new Error('a segment of the URL is longer than 256 characters'), {
+              statusCode: 414,
+            })
+          : new FleetwaveError('REQUEST_INVALID', 'the URL is malformed (bad percent-encoding)');
+      handleError(answer, request, reply);
+    },
     ajv: {
       customOptions: {
         coerceTypes: false,
@@ -154,6 +178,7 @@ export async function buildServer(
     branch: config.branch,
     stateBranch: config.stateBranch,
     onChange: (served) => {
+      ctx.metrics.waves(served.stable.model.fleet.spec.waves.map((w) => w.name));
       try {
         ctx.targets = new Targets(served, ctx.targets);
       } catch (e) {
@@ -172,6 +197,7 @@ export async function buildServer(
     log: app.log,
     requestId,
     bodyLimit: config.bodyLimit,
+    maxConnections: config.maxConnections ?? defaultMaxConnections(),
   });
   app.decorate('rollout', engine);
   app.decorate('reconciler', ctx);
@@ -185,6 +211,17 @@ export async function buildServer(
   // Hooks on every request take fastify's callback form: no promise and no microtask each.
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      // fastify would read gzip bytes as JSON and answer "not valid JSON".
+      done(
+        new FleetwaveError(
+          'REQUEST_ENCODING_UNSUPPORTED',
+          `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported; send the body uncompressed`,
+        ),
+      );
+      return;
+    }
     done();
   });
   // One log line per request; the steady stream of agent check-ins only at debug level.

@@ -8,6 +8,7 @@ import type { FleetModel } from '../core/fleet/model.ts';
 import type { RolloutState } from '../core/rollout/state.ts';
 import type { Mirror } from './mirror.ts';
 import type { Metrics } from './metrics.ts';
+import { subjectOf } from './revert.ts';
 import { createState, readState } from './state.ts';
 
 export interface Logger {
@@ -19,6 +20,8 @@ export interface Logger {
 export interface ServedRevision {
   commit: string;
   model: FleetModel;
+  /** The commit's subject line, for people (the status page). */
+  subject?: string;
 }
 
 /** What the agents are served: a valid rollout state and the fleets of its revisions. */
@@ -354,7 +357,7 @@ export class FleetSync {
       errors.push(`${role} revision ${commit} is invalid:`, ...loaded.errors.map((e) => `  ${e}`));
       return undefined;
     }
-    return { commit, model: loaded.model };
+    return { commit, model: loaded.model, subject: await subjectOf(this.mirror.repo, commit) };
   }
 
   private recordStateError(commit: string | null, errors: string[]): void {

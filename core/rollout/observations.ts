@@ -44,6 +44,10 @@ export interface CohortSnapshot {
   /** Sums over reporting agents' latest reports; requests 0 means no error-rate data. */
   errors: number;
   requests: number;
+  /** Agents whose latest report counts requests (> 0): the ones the error rate rests on. */
+  reporting: number;
+  /** The sum of those agents' own error rates (errors / requests, each in [0, 1]). */
+  errorRates: number;
 }
 
 /** Counts accumulated over the rollout, one trial per check-in: what compareToStable tests. */
@@ -64,7 +68,17 @@ export interface FleetObservation {
 }
 
 export function emptySnapshot(): CohortSnapshot {
-  return { agents: 0, applied: 0, silent: 0, failed: 0, degraded: 0, errors: 0, requests: 0 };
+  return {
+    agents: 0,
+    applied: 0,
+    silent: 0,
+    failed: 0,
+    degraded: 0,
+    errors: 0,
+    requests: 0,
+    reporting: 0,
+    errorRates: 0,
+  };
 }
 
 export function emptyTally(): Tally {
@@ -89,8 +103,15 @@ export function cohortOf(sample: AgentSample, wave: number): Cohort {
   return 'neither';
 }
 
+/**
+ * The most errors or requests one report may count (since the agent's previous report). The
+ * check-in schema refuses more; the gates clamp again, so no number from anywhere can make a
+ * sum infinite or a rate NaN.
+ */
+export const MAX_REPORT_COUNT = 1_000_000_000;
+
 function count(n: unknown): number {
-  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : 0;
+  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? Math.min(n, MAX_REPORT_COUNT) : 0;
 }
 
 /** Counts one check-in into `into` (in place: the reconciler does it on every check-in). */
@@ -152,8 +173,15 @@ function add(s: CohortSnapshot, sample: AgentSample, now: number, silentAfterMs:
   if (sample.status === 'failed') s.failed++;
   if (sample.status === 'degraded') s.degraded++;
   const requests = count(sample.requests);
+  const errors = Math.min(count(sample.errors), requests);
   s.requests += requests;
-  s.errors += Math.min(count(sample.errors), requests);
+  s.errors += errors;
+  // The error rate gate averages agents' own rates: an agent is one agent, however many
+  // requests it claims, so one report cannot dilute the others' errors.
+  if (requests > 0) {
+    s.reporting++;
+    s.errorRates += errors / requests;
+  }
 }
 
 /** The candidate and stable cohorts at `now`, from every agent's latest report. */
@@ -176,4 +204,9 @@ export function observeCohorts(
 /** failed + silent over applied: agents that took the candidate and went silent are failures. */
 export function failedRatio(s: CohortSnapshot): number {
   return s.applied === 0 ? 0 : (s.failed + s.silent) / s.applied;
+}
+
+/** The mean of the reporting agents' own error rates; NaN when none reports requests. */
+export function errorRate(s: CohortSnapshot): number {
+  return s.reporting > 0 ? s.errorRates / s.reporting : NaN;
 }

@@ -7,6 +7,7 @@ import type { FleetModel } from '../../core/fleet/model.ts';
 import { DEFAULT_SILENT_POLLS } from '../../core/rollout/decide.ts';
 import type { Reconciler } from '../context.ts';
 import type { RolloutEngine } from '../engine.ts';
+import type { ServedRevision } from '../sync.ts';
 
 /**
  * Silence in counts and the inventory (not gates, which use their wave's silentAfter): no
@@ -25,6 +26,10 @@ export interface WaveCounts {
   agents: number;
   running: { candidate: number; stable: number; other: number };
   health: { ok: number; degraded: number; failed: number; silent: number; unknown: number };
+}
+
+function release(revision: ServedRevision): { version: string; subject: string } {
+  return { version: revision.model.fleet.spec.version, subject: revision.subject ?? '' };
 }
 
 /** Counts are fleet-wide, from the store: the same on every replica. */
@@ -64,12 +69,15 @@ export async function rolloutStatus(ctx: Reconciler): Promise<object> {
   return {
     ready: targets !== undefined,
     stable: rollout?.stable.commit ?? null,
+    // What people recognize a revision by: the release it rolls out and its commit's subject.
+    stableRelease: rollout ? release(rollout.stable) : null,
     candidate: candidate
       ? {
           revision: candidate.commit,
           wave: candidate.wave,
           waveName: targets!.waveNames[candidate.wave] ?? null,
           waveStartedAt: state?.candidate?.waveStartedAt ?? null,
+          ...release(candidate),
         }
       : null,
     paused: state?.paused ?? false,

@@ -122,7 +122,9 @@ export function cohortsQuery(d: Dialect, q: CohortQuery): Query {
     text: `SELECT wave <= ${p(1)} AS in_waves, revision = ${p(2)} AS on_candidate,
         revision = ${p(3)} AS on_stable, failed_revision = ${p(2)} AS failed_candidate, status,
         last_seen < ${p(4)} AS silent, COUNT(*) AS n, SUM(errors) AS errors,
-        SUM(requests) AS requests
+        SUM(requests) AS requests,
+        SUM(CASE WHEN requests > 0 THEN 1 ELSE 0 END) AS reporting,
+        SUM(CASE WHEN requests > 0 THEN errors / requests ELSE 0 END) AS error_rates
       FROM fleetwave_agents GROUP BY 1, 2, 3, 4, 5, 6`,
     values: [q.wave, q.candidate, q.stable, q.silentBefore],
   };
@@ -151,6 +153,8 @@ export interface CohortGroupRow {
   n: number | string;
   errors: number | string | null;
   requests: number | string | null;
+  reporting: number | string | null;
+  error_rates: number | string | null;
 }
 
 export interface TallyResultRow {
@@ -193,6 +197,8 @@ export function cohortsResult(
     if (g.status === 'degraded') cohort.degraded += n;
     cohort.errors += num(g.errors);
     cohort.requests += num(g.requests);
+    cohort.reporting += num(g.reporting);
+    cohort.errorRates += num(g.error_rates);
   }
   for (const r of tallies) {
     if (r.cohort !== 'candidate' && r.cohort !== 'stable') continue;

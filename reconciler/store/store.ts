@@ -4,7 +4,13 @@
 
 import { FleetwaveError } from '../../core/errors.ts';
 import type { Selector } from '../../core/fleet/model.ts';
-import type { CohortSnapshot, HealthStatus, Tally } from '../../core/rollout/observations.ts';
+import {
+  emptySnapshot,
+  emptyTally,
+  type CohortSnapshot,
+  type HealthStatus,
+  type Tally,
+} from '../../core/rollout/observations.ts';
 import type { Labels } from '../../core/target/model.ts';
 
 /** One agent as the store keeps it: its latest report and what it was judged to run. */
@@ -168,19 +174,9 @@ export async function openStore(location: StoreLocation): Promise<AgentStore> {
 }
 
 export function emptyAggregate(): CohortAggregate {
-  const snapshot = (): CohortSnapshot => ({
-    agents: 0,
-    applied: 0,
-    silent: 0,
-    failed: 0,
-    degraded: 0,
-    errors: 0,
-    requests: 0,
-  });
-  const tally = (): Tally => ({ reports: 0, failed: 0, errors: 0, requests: 0 });
   return {
-    candidate: snapshot(),
-    stable: snapshot(),
-    tally: { candidate: tally(), stable: tally() },
+    candidate: emptySnapshot(),
+    stable: emptySnapshot(),
+    tally: { candidate: emptyTally(), stable: emptyTally() },
   };
 }

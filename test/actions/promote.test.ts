@@ -152,6 +152,8 @@ function cohorts(revision: string, wave: number, failed: number): RolloutObserva
     degraded: 0,
     errors: 0,
     requests: agents * 100,
+    reporting: agents,
+    errorRates: 0,
   });
   return {
     revision,

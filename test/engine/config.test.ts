@@ -3,7 +3,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isFleetwaveError } from '../../core/errors.ts';
-import { readServeConfig } from '../../reconciler/config.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FD_RESERVE, defaultMaxConnections, readServeConfig } from '../../reconciler/config.ts';
 
 const BASE = ['--repo', '/tmp/fleet.git', '--insecure-local-demo'];
 
@@ -37,7 +40,36 @@ describe('serve flags of the rollout engine', () => {
     });
   });
 
+  it('caps connections below the open-file limit by default, and reads --max-connections and --request-timeout', async () => {
+    const config = readServeConfig(BASE, {}, '/')!;
+    assert.equal(config.maxConnections, defaultMaxConnections());
+    assert.equal(config.requestTimeoutSeconds, 30);
+    const set = readServeConfig(
+      [...BASE, '--max-connections', '5000', '--request-timeout', '10'],
+      {},
+      '/',
+    )!;
+    assert.equal(set.maxConnections, 5000);
+    assert.equal(set.requestTimeoutSeconds, 10);
+    // The default follows the soft limit of /proc/self/limits, less the descriptors kept for git.
+    const dir = await mkdtemp(join(tmpdir(), 'fw-limits-'));
+    try {
+      const limits = join(dir, 'limits');
+      await writeFile(
+        limits,
+        'Limit                     Soft Limit           Hard Limit           Units\n' +
+          'Max open files            1024                 524288               files\n',
+      );
+      assert.equal(defaultMaxConnections(limits), 1024 - FD_RESERVE);
+      assert.equal(defaultMaxConnections(join(dir, 'none')), 100_000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   const bad: Array<[string[], RegExp]> = [
+    [['--max-connections', '0'], /--max-connections must be a whole number from 1/],
+    [['--request-timeout', 'soon'], /--request-timeout must be a whole number/],
     [['--evaluate-interval', 'often'], /--evaluate-interval must be a whole number/],
     [['--prometheus-url', 'ftp://x'], /--prometheus-url must be an http or https URL/],
     [['--prometheus-url', 'not a url'], /is not a URL/],

@@ -3,7 +3,9 @@
 // in, its /metrics parsed into families, and the names scanned out of every expression.
 
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
 import {
   FleetRepo,
   LINUX_PROD,
@@ -13,7 +15,14 @@ import {
   testConfig,
   type Running,
 } from '../reconciler/helpers.ts';
-import { dashboardQueries, familyOf, families, metricNames, ruleQueries } from './promql.ts';
+import {
+  RULE_TESTS,
+  dashboardQueries,
+  familyOf,
+  families,
+  metricNames,
+  ruleQueries,
+} from './promql.ts';
 
 describe('the PromQL scanner', () => {
   const table: Array<[string, string[]]> = [
@@ -38,12 +47,15 @@ describe('metric names of the dashboard and the rules', { timeout: 60_000 }, () 
   let repo: FleetRepo;
   let server: Running;
   let exposition = '';
+  /** /metrics before any event: no check-in, rejection, refusal or webhook yet. */
+  let atStart = '';
 
   before(async () => {
     repo = await FleetRepo.create();
     server = await startServer(
       testConfig({ repo: repo.origin, dataDir: `${repo.root}/data`, evaluateIntervalSeconds: 1 }),
     );
+    atStart = (await call(`${server.url}/metrics`)).text;
     await server.app.rollout.evaluate();
     for (const id of ['ops-a', 'ops-b', 'ops-c']) {
       const token = await enroll(server.url, id);
@@ -73,6 +85,62 @@ describe('metric names of the dashboard and the rules', { timeout: 60_000 }, () 
     assert.match(exposition, /^fleetwave_checkin_duration_seconds_count 3$/m);
     assert.match(exposition, /^fleetwave_branch_tip_valid 1$/m);
     assert.match(exposition, /^fleetwave_rollout_candidate_wave -1$/m);
+  });
+
+  it('exports every known label value of the labelled counters at 0 before its first event', () => {
+    for (const series of [
+      'fleetwave_rollout_rejections_total{wave="canary"}',
+      'fleetwave_rollout_rejections_total{wave="early"}',
+      'fleetwave_rollout_rejections_total{wave="everyone"}',
+      'fleetwave_revisions_refused_total{kind="fleet"}',
+      'fleetwave_revisions_refused_total{kind="state"}',
+      'fleetwave_render_errors_total{code="missing-label"}',
+      'fleetwave_render_errors_total{code="no-artifact"}',
+      'fleetwave_webhook_deliveries_total{result="accepted"}',
+      'fleetwave_webhook_deliveries_total{result="bad_signature"}',
+      'fleetwave_checkins_total{result="released"}',
+      'fleetwave_git_fetches_total{result="failed"}',
+    ]) {
+      assert.ok(atStart.split('\n').includes(`${series} 0`), `${series} 0 is not exported`);
+    }
+  });
+
+  it("feeds promtool's rule tests counter series the reconciler really exports: from 0", () => {
+    // A series that appears only at its first event has no increase() to show; the tests
+    // must start each counter at 0, as the reconciler does, or they prove alerts that never fire.
+    const start = new Set(atStart.split('\n').filter((l) => l.endsWith(' 0')));
+    let checked = 0;
+    for (const file of readdirSync(RULE_TESTS).filter((f) => f.endsWith('.test.yaml'))) {
+      const doc = parse(readFileSync(`${RULE_TESTS}/${file}`, 'utf8')) as {
+        tests: Array<{ input_series?: Array<{ series: string; values: string }> }>;
+      };
+      for (const input of doc.tests.flatMap((t) => t.input_series ?? [])) {
+        const m = /^(\w+_total)\{(.*)\}$/.exec(input.series);
+        if (!m) continue;
+        checked++;
+        const labels = m[2]!
+          .split(/,(?=\w+=)/)
+          .filter((l) => !/^(job|instance)=/.test(l))
+          .join(',');
+        const exported = labels === '' ? `${m[1]} 0` : `${m[1]}{${labels}} 0`;
+        assert.ok(start.has(exported), `${file}: ${input.series} is not exported at start`);
+        assert.match(input.values, /^0(x\d+)?\b/, `${file}: ${input.series} does not start at 0`);
+      }
+    }
+    assert.ok(checked > 0, 'no counter series in the rule tests');
+  });
+
+  it('exports the default process and Node.js metrics', () => {
+    const served = families(atStart);
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'process_open_fds',
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_heap_size_used_bytes',
+    ]) {
+      assert.ok(served.has(name), `${name} is not exported`);
+    }
   });
 
   for (const [what, queries] of [

@@ -105,6 +105,13 @@ describe('agent API', () => {
       [{ id: 'agent-a', labels: LINUX_PROD, surprise: true }, /additional|surprise/],
       [{ id: 'agent-a', labels: { 'bad key!': 'x' } }, /label key/],
       [[1, 2], /object/],
+      // Counts that would make a gate's arithmetic overflow, or go negative.
+      [
+        { id: 'agent-a', labels: LINUX_PROD, health: { status: 'ok', requests: 1e308 } },
+        /requests/,
+      ],
+      [{ id: 'agent-a', labels: LINUX_PROD, health: { status: 'ok', errors: -1 } }, /errors/],
+      [{ id: 'agent-a', labels: LINUX_PROD, health: { status: 'ok', requests: '5' } }, /requests/],
     ];
     for (const [body, reason] of cases) {
       const res = await checkin(body);

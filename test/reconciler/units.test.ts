@@ -145,11 +145,35 @@ describe('agent credentials', () => {
       const c = token[i] === 'A' ? 'B' : 'A';
       const altered = token.slice(0, i) + c + token.slice(i + 1);
       if (altered === token) continue;
-      const id = verifyAgentToken(key, altered);
-      assert.ok(id === undefined || id === 'agent-1', `altered at ${i}: ${altered}`);
+      // Canonical tokens only: any altered character is another string, never the same token.
+      assert.equal(verifyAgentToken(key, altered), undefined, `altered at ${i}: ${altered}`);
     }
     assert.equal(verifyAgentToken(key, ''), undefined);
     assert.equal(verifyAgentToken(key, 'v1..'), undefined);
+  });
+
+  it('accepts only the canonical spelling: no padding, no +/ alphabet, no stray bits', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,60}$/), (id) => {
+        const token = issueAgentToken(key, id);
+        const [prefix, idPart, macPart] = token.split('.') as [string, string, string];
+        const variants = [
+          `${token}=`,
+          `${prefix}.${idPart}=.${macPart}`,
+          token.replace(/-/g, '+').replace(/_/g, '/'),
+        ];
+        // The last character of a 32-byte MAC in base64url carries 2 unused bits: flip them.
+        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+        const last = alphabet.indexOf(macPart.at(-1)!);
+        for (const bits of [1, 2, 3]) {
+          variants.push(`${prefix}.${idPart}.${macPart.slice(0, -1)}${alphabet[last ^ bits]}`);
+        }
+        for (const v of variants) {
+          if (v === token) continue;
+          assert.equal(verifyAgentToken(key, v), undefined, v);
+        }
+      }),
+    );
   });
 
   it('derives the same key from the same enrollment token (replicas agree)', () => {
@@ -307,7 +331,11 @@ describe('--metric-labels', () => {
   it('breaks agents down by each configured label, the rest of its values as other', async () => {
     const registry = new Registry();
     const store = SqliteStore.open(':memory:');
-    const row = (id: string, labels: Record<string, string>, status: 'failed' | null): AgentRow => ({
+    const row = (
+      id: string,
+      labels: Record<string, string>,
+      status: 'failed' | null,
+    ): AgentRow => ({
       id,
       labels,
       wave: 0,

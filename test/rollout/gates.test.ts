@@ -111,15 +111,35 @@ describe('agent gates', () => {
     {
       name: 'error rate over the max fails',
       gates: { maxErrorRate: 0.02 },
-      candidate: { agents: 50, applied: 48, errors: 31, requests: 100 },
+      candidate: {
+        agents: 50,
+        applied: 48,
+        errors: 31,
+        requests: 100,
+        reporting: 1,
+        errorRates: 0.31,
+      },
       expect: { maxErrorRate: 'fail' },
       message: /error rate 0\.31 > 0\.02/,
     },
     {
       name: 'error rate under the max passes',
       gates: { maxErrorRate: 0.02 },
-      candidate: { agents: 50, applied: 48, errors: 1, requests: 100 },
+      candidate: {
+        agents: 50,
+        applied: 48,
+        errors: 1,
+        requests: 100,
+        reporting: 1,
+        errorRates: 0.01,
+      },
       expect: { maxErrorRate: 'pass' },
+    },
+    {
+      name: 'a ratio of no agents (minAgents 0) waits: 0/0 is not a pass',
+      gates: { minAgents: 0, maxSilentRatio: 0.1, maxFailedRatio: 0.1 },
+      candidate: { agents: 50, applied: 0 },
+      expect: { minAgents: 'pass', maxSilentRatio: 'wait', maxFailedRatio: 'wait' },
     },
     {
       name: 'error rate without requests waits',

@@ -46,6 +46,8 @@ describe('observeCohorts', () => {
       degraded: 0,
       errors: 51,
       requests: 200,
+      reporting: 2,
+      errorRates: 0.51,
     });
     assert.equal(failedRatio(candidate), 2 / 3); // the silent agent counts as a failure
   });

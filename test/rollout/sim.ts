@@ -179,6 +179,8 @@ export function simulateRollout(seed: number, kind: CandidateKind): RolloutOutco
           degraded: 0,
           errors: 0,
           requests: 0,
+          reporting: 0,
+          errorRates: 0,
         },
         stable: {
           agents: total - agents,
@@ -188,6 +190,8 @@ export function simulateRollout(seed: number, kind: CandidateKind): RolloutOutco
           degraded: 0,
           errors: 0,
           requests: 0,
+          reporting: 0,
+          errorRates: 0,
         },
         tally: { candidate: tally.candidate, stable: tally.stable },
       };

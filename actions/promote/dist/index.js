@@ -81075,6 +81075,22 @@ var ERROR_CODES = {
     kind: "stalled",
     summary: "A request body is larger than the server accepts."
   },
+  REQUEST_TIMEOUT: {
+    kind: "transient",
+    summary: "A request did not arrive completely within the request timeout."
+  },
+  REQUEST_ENCODING_UNSUPPORTED: {
+    kind: "stalled",
+    summary: "A request body has a Content-Encoding (gzip, …) the server does not read."
+  },
+  TOO_MANY_CONNECTIONS: {
+    kind: "waiting",
+    summary: "The server has as many open connections as --max-connections allows."
+  },
+  TOO_MANY_BODIES: {
+    kind: "waiting",
+    summary: "The server is receiving as many unauthenticated request bodies as it may at once."
+  },
   NOT_FOUND: { kind: "stalled", summary: "No such route or agent." },
   TOO_MANY_WAITERS: {
     kind: "waiting",
@@ -81216,6 +81232,9 @@ function selectCandidate(history, state) {
 function failedRatio(s) {
   return s.applied === 0 ? 0 : (s.failed + s.silent) / s.applied;
 }
+function errorRate(s) {
+  return s.reporting > 0 ? s.errorRates / s.reporting : NaN;
+}
 
 // core/rollout/gates/gate.ts
 function num(n) {
@@ -81270,6 +81289,16 @@ function agentGates(ctx) {
     }
   }
   const limit = (gate, what, value, max, sample) => {
+    if (!Number.isFinite(value)) {
+      out.push({
+        gate,
+        verdict: "wait",
+        message: sample === 0 ? `no agent runs the candidate yet: no ${what} to judge` : `${what} is ${value}, not a number to judge (${sample} agents)`,
+        threshold: max,
+        sample
+      });
+      return;
+    }
     out.push({
       gate,
       verdict: value > max ? "fail" : "pass",
@@ -81281,7 +81310,10 @@ function agentGates(ctx) {
   };
   if (gates.maxFailedRatio !== void 0) {
     if (!enough) out.push(tooFew("maxFailedRatio", gates.maxFailedRatio));
-    else limit("maxFailedRatio", "failed ratio", failedRatio(c3), gates.maxFailedRatio, c3.applied);
+    else {
+      const ratio = c3.applied === 0 ? NaN : failedRatio(c3);
+      limit("maxFailedRatio", "failed ratio", ratio, gates.maxFailedRatio, c3.applied);
+    }
   }
   if (gates.maxSilentRatio !== void 0) {
     if (!enough) out.push(tooFew("maxSilentRatio", gates.maxSilentRatio));
@@ -81296,7 +81328,7 @@ function agentGates(ctx) {
   }
   if (gates.maxErrorRate !== void 0) {
     if (!enough) out.push(tooFew("maxErrorRate", gates.maxErrorRate));
-    else if (c3.requests === 0) {
+    else if (c3.reporting === 0) {
       out.push({
         gate: "maxErrorRate",
         verdict: "wait",
@@ -81305,15 +81337,20 @@ function agentGates(ctx) {
         sample: 0
       });
     } else {
-      const rate = c3.errors / c3.requests;
-      out.push({
-        gate: "maxErrorRate",
-        verdict: rate > gates.maxErrorRate ? "fail" : "pass",
-        message: `error rate ${num(rate)} ${rate > gates.maxErrorRate ? ">" : "<="} ${num(gates.maxErrorRate)} (${c3.applied - c3.silent} agents, ${c3.requests} requests)`,
-        value: rate,
-        threshold: gates.maxErrorRate,
-        sample: c3.applied - c3.silent
-      });
+      const rate = errorRate(c3);
+      const max = gates.maxErrorRate;
+      if (!Number.isFinite(rate)) {
+        limit("maxErrorRate", "error rate", rate, max, c3.reporting);
+      } else {
+        out.push({
+          gate: "maxErrorRate",
+          verdict: rate > max ? "fail" : "pass",
+          message: `error rate ${num(rate)} ${rate > max ? ">" : "<="} ${num(max)} (mean of ${c3.reporting} agents' rates, ${c3.requests} requests)`,
+          value: rate,
+          threshold: max,
+          sample: c3.reporting
+        });
+      }
     }
   }
   return out;
@@ -81370,6 +81407,17 @@ function compareGate(ctx) {
   const cand = counts2(c3);
   const stab = counts2(s);
   const gate = "compareToStable";
+  const numbers = [cand.events, cand.trials, stab.events, stab.trials];
+  if (!numbers.every((n) => Number.isFinite(n) && n >= 0)) {
+    return [
+      {
+        gate,
+        verdict: "wait",
+        message: `${spec.metric}: the counts are not numbers to compare (candidate ${cand.events}/${cand.trials}, stable ${stab.events}/${stab.trials})`,
+        threshold: spec.tolerance
+      }
+    ];
+  }
   if (cand.trials < MIN_TRIALS || stab.trials < MIN_TRIALS) {
     return [
       {
@@ -81382,12 +81430,12 @@ function compareGate(ctx) {
     ];
   }
   const r2 = compareProportions(cand, stab, spec.tolerance, spec.alpha ?? DEFAULT_ALPHA);
-  const numbers = `${spec.metric} ${num(r2.candidate)} vs stable ${num(r2.stable)} (difference ${num(r2.difference)}, tolerance ${num(spec.tolerance)}, always-valid p ${num(r2.pValue)}, alpha ${num(r2.alpha)}; ${cand.trials} vs ${stab.trials} trials)`;
+  const shown = `${spec.metric} ${num(r2.candidate)} vs stable ${num(r2.stable)} (difference ${num(r2.difference)}, tolerance ${num(spec.tolerance)}, always-valid p ${num(r2.pValue)}, alpha ${num(r2.alpha)}; ${cand.trials} vs ${stab.trials} trials)`;
   return [
     {
       gate,
       verdict: r2.worse ? "fail" : "pass",
-      message: r2.worse ? `candidate worse than stable: ${numbers}` : `no evidence of harm: ${numbers}`,
+      message: r2.worse ? `candidate worse than stable: ${shown}` : `no evidence of harm: ${shown}`,
       value: r2.difference,
       threshold: spec.tolerance,
       sample: cand.trials
@@ -87306,7 +87354,8 @@ var GitRepository = class _GitRepository {
         allowEnvironment: Object.keys(fullEnv),
         ...configFromEnv ? { unsafe: { allowUnsafeConfigPaths: true, allowUnsafeConfigEnvCount: true } } : {}
       }).env(fullEnv);
-      await git.raw(["rev-parse", "--git-dir"]);
+      const r2 = await runGit(dir, fullEnv, ["rev-parse", "--git-dir"]);
+      if (r2.code !== 0) throw new Error(r2.stderr);
     } catch (e) {
       const why = existsSync2(dir) ? firstLine2(e) : "no such directory";
       throw new FleetwaveError("GIT_FAILED", `${dir} is not a git repository (${why})`, {
@@ -87323,41 +87372,34 @@ var GitRepository = class _GitRepository {
         `${JSON.stringify(rev)} is not a revision (a revision cannot start with "-")`
       );
     }
-    try {
-      const out = await this.git.raw([
-        "rev-parse",
-        "--verify",
-        "--quiet",
-        "--end-of-options",
-        `${rev}^{commit}`
-      ]);
-      const sha = out.trim();
-      if (!SHA4.test(sha)) throw new Error(`unexpected rev-parse output ${JSON.stringify(out)}`);
-      return sha;
-    } catch (e) {
+    const r2 = await this.exec([
+      "rev-parse",
+      "--verify",
+      "--quiet",
+      "--end-of-options",
+      `${rev}^{commit}`
+    ]);
+    const sha = r2.stdout.trim();
+    if (r2.code === 127) {
+      throw new FleetwaveError("GIT_FAILED", `cannot resolve "${rev}": ${lastLine(r2.stderr)}`);
+    }
+    if (r2.code !== 0 || !SHA4.test(sha)) {
       throw new FleetwaveError(
         "GIT_REVISION_NOT_FOUND",
-        `revision "${rev}" does not exist in ${this.dir}`,
-        {
-          cause: e
-        }
+        `revision "${rev}" does not exist in ${this.dir}`
       );
     }
+    return sha;
   }
   /** Every entry below `path` at `commit`, recursively, with blob sizes. */
   async listTree(commit, path) {
     if (!SHA4.test(commit))
       throw new FleetwaveError("GIT_FAILED", `listTree needs a full commit id, got ${commit}`);
-    const out = await this.git.raw([
-      "ls-tree",
-      "-r",
-      "-z",
-      "--long",
-      "--full-tree",
-      commit,
-      "--",
-      path
-    ]);
+    const r2 = await this.exec(["ls-tree", "-r", "-z", "--long", "--full-tree", commit, "--", path]);
+    if (r2.code !== 0) {
+      throw new FleetwaveError("GIT_FAILED", `git ls-tree failed: ${lastLine(r2.stderr)}`);
+    }
+    const out = r2.stdout;
     const entries = [];
     for (const record of out.split("\0")) {
       if (record === "") continue;
@@ -87380,25 +87422,11 @@ var GitRepository = class _GitRepository {
     for (const oid of oids) {
       if (!SHA4.test(oid)) throw new FleetwaveError("GIT_FAILED", `not an object id: ${oid}`);
     }
-    const chunks = [];
-    const child = spawn("git", ["cat-file", "--batch"], {
-      cwd: this.dir,
-      env: this.env,
-      stdio: ["pipe", "pipe", "pipe"]
-    });
-    let stderr = "";
-    child.stdout.on("data", (c3) => chunks.push(c3));
-    child.stderr.on("data", (c3) => stderr += c3.toString());
-    const done = new Promise((resolve2, reject) => {
-      child.on("error", reject);
-      child.on("close", (code2) => resolve2(code2 ?? 1));
-    });
-    child.stdin.on("error", () => {
-    });
-    child.stdin.end(oids.join("\n") + "\n");
-    const code = await done;
-    if (code !== 0) throw new FleetwaveError("GIT_FAILED", `git cat-file failed: ${stderr.trim()}`);
-    const all = Buffer.concat(chunks);
+    const r2 = await this.exec(["cat-file", "--batch"], { input: oids.join("\n") + "\n" }, true);
+    if (r2.code !== 0) {
+      throw new FleetwaveError("GIT_FAILED", `git cat-file failed: ${r2.stderr.trim()}`);
+    }
+    const all = r2.bytes;
     let at2 = 0;
     while (at2 < all.length) {
       const nl = all.indexOf(10, at2);
@@ -87425,9 +87453,8 @@ var GitRepository = class _GitRepository {
     if (r2.code !== 0) throw new FleetwaveError("GIT_FAILED", `git init failed: ${r2.stderr.trim()}`);
     return _GitRepository.open(dir, env);
   }
-  /** Runs git with arguments as an array; `input` goes to stdin; never throws on exit codes. */
-  async exec(args, options = {}) {
-    return runGit(this.dir, { ...this.env, ...options.env }, args, options.input);
+  async exec(args, options = {}, binary = false) {
+    return runGit(this.dir, { ...this.env, ...options.env }, args, options.input, binary);
   }
   /** The commit ids of `refs` (full names like refs/heads/main) on `remote`; missing ones are absent. */
   async lsRemote(remote, refs) {
@@ -87583,27 +87610,38 @@ ${r2.stderr}`;
     throw new FleetwaveError("GIT_FETCH_FAILED", `git push failed: ${lastLine(r2.stderr)}`);
   }
 };
-function runGit(cwd, env, args, input) {
+function runGit(cwd, env, args, input, binary = false) {
   return new Promise((resolve2) => {
-    const child = spawn("git", args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    const failed = (e) => resolve2({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}`, bytes: EMPTY });
+    let child;
+    try {
+      child = spawn("git", args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    } catch (e) {
+      failed(e);
+      return;
+    }
+    child.on("error", failed);
+    const { stdin, stdout, stderr } = child;
+    if (!stdin || !stdout || !stderr) return;
     const out = [];
     const err = [];
-    child.stdout.on("data", (c3) => out.push(c3));
-    child.stderr.on("data", (c3) => err.push(c3));
-    child.on("error", (e) => resolve2({ code: 127, stdout: "", stderr: e.message }));
-    child.on(
-      "close",
-      (code) => resolve2({
+    stdout.on("data", (c3) => out.push(c3));
+    stderr.on("data", (c3) => err.push(c3));
+    child.on("close", (code) => {
+      const bytes = Buffer.concat(out);
+      resolve2({
         code: code ?? 1,
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8")
-      })
-    );
-    child.stdin.on("error", () => {
+        stdout: binary ? "" : bytes.toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+        bytes
+      });
     });
-    child.stdin.end(input ?? "");
+    stdin.on("error", () => {
+    });
+    stdin.end(input ?? "");
   });
 }
+var EMPTY = Buffer.alloc(0);
 function checkRemote(remote) {
   if (remote === "" || remote.startsWith("-") || /[\0\n]/.test(remote)) {
     throw new FleetwaveError("GIT_FAILED", `not a git remote: ${JSON.stringify(remote)}`);

@@ -54464,6 +54464,22 @@ var ERROR_CODES = {
     kind: "stalled",
     summary: "A request body is larger than the server accepts."
   },
+  REQUEST_TIMEOUT: {
+    kind: "transient",
+    summary: "A request did not arrive completely within the request timeout."
+  },
+  REQUEST_ENCODING_UNSUPPORTED: {
+    kind: "stalled",
+    summary: "A request body has a Content-Encoding (gzip, …) the server does not read."
+  },
+  TOO_MANY_CONNECTIONS: {
+    kind: "waiting",
+    summary: "The server has as many open connections as --max-connections allows."
+  },
+  TOO_MANY_BODIES: {
+    kind: "waiting",
+    summary: "The server is receiving as many unauthenticated request bodies as it may at once."
+  },
   NOT_FOUND: { kind: "stalled", summary: "No such route or agent." },
   TOO_MANY_WAITERS: {
     kind: "waiting",
@@ -65944,7 +65960,8 @@ var GitRepository = class _GitRepository {
         allowEnvironment: Object.keys(fullEnv),
         ...configFromEnv ? { unsafe: { allowUnsafeConfigPaths: true, allowUnsafeConfigEnvCount: true } } : {}
       }).env(fullEnv);
-      await git.raw(["rev-parse", "--git-dir"]);
+      const r2 = await runGit(dir, fullEnv, ["rev-parse", "--git-dir"]);
+      if (r2.code !== 0) throw new Error(r2.stderr);
     } catch (e) {
       const why = existsSync3(dir) ? firstLine2(e) : "no such directory";
       throw new FleetwaveError("GIT_FAILED", `${dir} is not a git repository (${why})`, {
@@ -65961,41 +65978,34 @@ var GitRepository = class _GitRepository {
         `${JSON.stringify(rev)} is not a revision (a revision cannot start with "-")`
       );
     }
-    try {
-      const out = await this.git.raw([
-        "rev-parse",
-        "--verify",
-        "--quiet",
-        "--end-of-options",
-        `${rev}^{commit}`
-      ]);
-      const sha = out.trim();
-      if (!SHA2.test(sha)) throw new Error(`unexpected rev-parse output ${JSON.stringify(out)}`);
-      return sha;
-    } catch (e) {
+    const r2 = await this.exec([
+      "rev-parse",
+      "--verify",
+      "--quiet",
+      "--end-of-options",
+      `${rev}^{commit}`
+    ]);
+    const sha = r2.stdout.trim();
+    if (r2.code === 127) {
+      throw new FleetwaveError("GIT_FAILED", `cannot resolve "${rev}": ${lastLine(r2.stderr)}`);
+    }
+    if (r2.code !== 0 || !SHA2.test(sha)) {
       throw new FleetwaveError(
         "GIT_REVISION_NOT_FOUND",
-        `revision "${rev}" does not exist in ${this.dir}`,
-        {
-          cause: e
-        }
+        `revision "${rev}" does not exist in ${this.dir}`
       );
     }
+    return sha;
   }
   /** Every entry below `path` at `commit`, recursively, with blob sizes. */
   async listTree(commit, path) {
     if (!SHA2.test(commit))
       throw new FleetwaveError("GIT_FAILED", `listTree needs a full commit id, got ${commit}`);
-    const out = await this.git.raw([
-      "ls-tree",
-      "-r",
-      "-z",
-      "--long",
-      "--full-tree",
-      commit,
-      "--",
-      path
-    ]);
+    const r2 = await this.exec(["ls-tree", "-r", "-z", "--long", "--full-tree", commit, "--", path]);
+    if (r2.code !== 0) {
+      throw new FleetwaveError("GIT_FAILED", `git ls-tree failed: ${lastLine(r2.stderr)}`);
+    }
+    const out = r2.stdout;
     const entries = [];
     for (const record of out.split("\0")) {
       if (record === "") continue;
@@ -66018,25 +66028,11 @@ var GitRepository = class _GitRepository {
     for (const oid of oids) {
       if (!SHA2.test(oid)) throw new FleetwaveError("GIT_FAILED", `not an object id: ${oid}`);
     }
-    const chunks = [];
-    const child = spawn("git", ["cat-file", "--batch"], {
-      cwd: this.dir,
-      env: this.env,
-      stdio: ["pipe", "pipe", "pipe"]
-    });
-    let stderr = "";
-    child.stdout.on("data", (c3) => chunks.push(c3));
-    child.stderr.on("data", (c3) => stderr += c3.toString());
-    const done = new Promise((resolve3, reject) => {
-      child.on("error", reject);
-      child.on("close", (code3) => resolve3(code3 ?? 1));
-    });
-    child.stdin.on("error", () => {
-    });
-    child.stdin.end(oids.join("\n") + "\n");
-    const code2 = await done;
-    if (code2 !== 0) throw new FleetwaveError("GIT_FAILED", `git cat-file failed: ${stderr.trim()}`);
-    const all = Buffer.concat(chunks);
+    const r2 = await this.exec(["cat-file", "--batch"], { input: oids.join("\n") + "\n" }, true);
+    if (r2.code !== 0) {
+      throw new FleetwaveError("GIT_FAILED", `git cat-file failed: ${r2.stderr.trim()}`);
+    }
+    const all = r2.bytes;
     let at2 = 0;
     while (at2 < all.length) {
       const nl = all.indexOf(10, at2);
@@ -66063,9 +66059,8 @@ var GitRepository = class _GitRepository {
     if (r2.code !== 0) throw new FleetwaveError("GIT_FAILED", `git init failed: ${r2.stderr.trim()}`);
     return _GitRepository.open(dir, env);
   }
-  /** Runs git with arguments as an array; `input` goes to stdin; never throws on exit codes. */
-  async exec(args, options = {}) {
-    return runGit(this.dir, { ...this.env, ...options.env }, args, options.input);
+  async exec(args, options = {}, binary = false) {
+    return runGit(this.dir, { ...this.env, ...options.env }, args, options.input, binary);
   }
   /** The commit ids of `refs` (full names like refs/heads/main) on `remote`; missing ones are absent. */
   async lsRemote(remote, refs) {
@@ -66221,27 +66216,38 @@ ${r2.stderr}`;
     throw new FleetwaveError("GIT_FETCH_FAILED", `git push failed: ${lastLine(r2.stderr)}`);
   }
 };
-function runGit(cwd, env, args, input) {
+function runGit(cwd, env, args, input, binary = false) {
   return new Promise((resolve3) => {
-    const child = spawn("git", args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    const failed = (e) => resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}`, bytes: EMPTY });
+    let child;
+    try {
+      child = spawn("git", args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    } catch (e) {
+      failed(e);
+      return;
+    }
+    child.on("error", failed);
+    const { stdin, stdout, stderr } = child;
+    if (!stdin || !stdout || !stderr) return;
     const out = [];
     const err = [];
-    child.stdout.on("data", (c3) => out.push(c3));
-    child.stderr.on("data", (c3) => err.push(c3));
-    child.on("error", (e) => resolve3({ code: 127, stdout: "", stderr: e.message }));
-    child.on(
-      "close",
-      (code2) => resolve3({
+    stdout.on("data", (c3) => out.push(c3));
+    stderr.on("data", (c3) => err.push(c3));
+    child.on("close", (code2) => {
+      const bytes = Buffer.concat(out);
+      resolve3({
         code: code2 ?? 1,
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8")
-      })
-    );
-    child.stdin.on("error", () => {
+        stdout: binary ? "" : bytes.toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+        bytes
+      });
     });
-    child.stdin.end(input ?? "");
+    stdin.on("error", () => {
+    });
+    stdin.end(input ?? "");
   });
 }
+var EMPTY = Buffer.alloc(0);
 function checkRemote(remote) {
   if (remote === "" || remote.startsWith("-") || /[\0\n]/.test(remote)) {
     throw new FleetwaveError("GIT_FAILED", `not a git remote: ${JSON.stringify(remote)}`);

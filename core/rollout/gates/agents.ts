@@ -3,7 +3,7 @@
 // minAgents (default 1) agents run the candidate: no verdict on three machines.
 
 import { parseDuration } from '../../fleet/duration.ts';
-import { failedRatio } from '../observations.ts';
+import { errorRate, failedRatio } from '../observations.ts';
 import { num, type GateContext, type GateResult } from './gate.ts';
 
 export function agentGates(ctx: GateContext): GateResult[] {
@@ -56,6 +56,20 @@ export function agentGates(ctx: GateContext): GateResult[] {
   }
 
   const limit = (gate: string, what: string, value: number, max: number, sample: number) => {
+    // `NaN > max` is false: a value that is not a number is no evidence, never a pass.
+    if (!Number.isFinite(value)) {
+      out.push({
+        gate,
+        verdict: 'wait',
+        message:
+          sample === 0
+            ? `no agent runs the candidate yet: no ${what} to judge`
+            : `${what} is ${value}, not a number to judge (${sample} agents)`,
+        threshold: max,
+        sample,
+      });
+      return;
+    }
     out.push({
       gate,
       verdict: value > max ? 'fail' : 'pass',
@@ -68,7 +82,11 @@ export function agentGates(ctx: GateContext): GateResult[] {
 
   if (gates.maxFailedRatio !== undefined) {
     if (!enough) out.push(tooFew('maxFailedRatio', gates.maxFailedRatio));
-    else limit('maxFailedRatio', 'failed ratio', failedRatio(c), gates.maxFailedRatio, c.applied);
+    else {
+      // failedRatio() is 0 for no agents; here that would be a pass on no evidence.
+      const ratio = c.applied === 0 ? NaN : failedRatio(c);
+      limit('maxFailedRatio', 'failed ratio', ratio, gates.maxFailedRatio, c.applied);
+    }
   }
 
   if (gates.maxSilentRatio !== undefined) {
@@ -85,7 +103,7 @@ export function agentGates(ctx: GateContext): GateResult[] {
 
   if (gates.maxErrorRate !== undefined) {
     if (!enough) out.push(tooFew('maxErrorRate', gates.maxErrorRate));
-    else if (c.requests === 0) {
+    else if (c.reporting === 0) {
       out.push({
         gate: 'maxErrorRate',
         verdict: 'wait',
@@ -94,15 +112,20 @@ export function agentGates(ctx: GateContext): GateResult[] {
         sample: 0,
       });
     } else {
-      const rate = c.errors / c.requests;
-      out.push({
-        gate: 'maxErrorRate',
-        verdict: rate > gates.maxErrorRate ? 'fail' : 'pass',
-        message: `error rate ${num(rate)} ${rate > gates.maxErrorRate ? '>' : '<='} ${num(gates.maxErrorRate)} (${c.applied - c.silent} agents, ${c.requests} requests)`,
-        value: rate,
-        threshold: gates.maxErrorRate,
-        sample: c.applied - c.silent,
-      });
+      const rate = errorRate(c);
+      const max = gates.maxErrorRate;
+      if (!Number.isFinite(rate)) {
+        limit('maxErrorRate', 'error rate', rate, max, c.reporting);
+      } else {
+        out.push({
+          gate: 'maxErrorRate',
+          verdict: rate > max ? 'fail' : 'pass',
+          message: `error rate ${num(rate)} ${rate > max ? '>' : '<='} ${num(max)} (mean of ${c.reporting} agents' rates, ${c.requests} requests)`,
+          value: rate,
+          threshold: max,
+          sample: c.reporting,
+        });
+      }
     }
   }
   return out;

@@ -17,6 +17,18 @@ export function compareGate(ctx: GateContext): GateResult[] {
   const cand = counts(c);
   const stab = counts(s);
   const gate = 'compareToStable';
+  const numbers = [cand.events, cand.trials, stab.events, stab.trials];
+  if (!numbers.every((n) => Number.isFinite(n) && n >= 0)) {
+    // NaN compares false with everything, so the test would find "no evidence of harm".
+    return [
+      {
+        gate,
+        verdict: 'wait',
+        message: `${spec.metric}: the counts are not numbers to compare (candidate ${cand.events}/${cand.trials}, stable ${stab.events}/${stab.trials})`,
+        threshold: spec.tolerance,
+      },
+    ];
+  }
   if (cand.trials < MIN_TRIALS || stab.trials < MIN_TRIALS) {
     return [
       {
@@ -29,7 +41,7 @@ export function compareGate(ctx: GateContext): GateResult[] {
     ];
   }
   const r = compareProportions(cand, stab, spec.tolerance, spec.alpha ?? DEFAULT_ALPHA);
-  const numbers =
+  const shown =
     `${spec.metric} ${num(r.candidate)} vs stable ${num(r.stable)} ` +
     `(difference ${num(r.difference)}, tolerance ${num(spec.tolerance)}, ` +
     `always-valid p ${num(r.pValue)}, alpha ${num(r.alpha)}; ${cand.trials} vs ${stab.trials} trials)`;
@@ -37,9 +49,7 @@ export function compareGate(ctx: GateContext): GateResult[] {
     {
       gate,
       verdict: r.worse ? 'fail' : 'pass',
-      message: r.worse
-        ? `candidate worse than stable: ${numbers}`
-        : `no evidence of harm: ${numbers}`,
+      message: r.worse ? `candidate worse than stable: ${shown}` : `no evidence of harm: ${shown}`,
       value: r.difference,
       threshold: spec.tolerance,
       sample: cand.trials,
