@@ -195,12 +195,12 @@ for (const engine of ENGINES) {
           const expected = observeCohorts(samples, { wave: k, now: 8000, silentAfterMs: 3000 });
           const got = await store.cohorts({ candidate: C, stable: S, wave: k, silentBefore: 5000 });
           // Sums of rates in another order differ in the last bits: compare those to 1e-9.
-          const round = (c: typeof got.candidate) => ({
+          const to9 = (c: typeof got.candidate) => ({
             ...c,
             errorRates: Number(c.errorRates.toFixed(9)),
           });
-          assert.deepEqual(round(got.candidate), round(expected.candidate));
-          assert.deepEqual(round(got.stable), round(expected.stable));
+          assert.deepEqual(to9(got.candidate), to9(expected.candidate));
+          assert.deepEqual(to9(got.stable), to9(expected.stable));
         }),
         { numRuns: 40, seed: 20261205 },
       );
