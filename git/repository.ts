@@ -292,6 +292,18 @@ export class GitRepository {
     throw new FleetwaveError('GIT_FAILED', `git merge-base failed: ${lastLine(r.stderr)}`);
   }
 
+  /** The best common ancestor of two commits, or undefined when their histories never meet. */
+  async mergeBase(a: string, b: string): Promise<string | undefined> {
+    for (const c of [a, b]) {
+      if (!SHA.test(c)) throw new FleetwaveError('GIT_FAILED', `mergeBase needs commit ids: ${c}`);
+    }
+    const r = await this.exec(['merge-base', a, b]);
+    const sha = r.stdout.trim();
+    if (r.code === 0 && SHA.test(sha)) return sha;
+    if (r.code === 1 && r.stderr.trim() === '') return undefined;
+    throw new FleetwaveError('GIT_FAILED', `git merge-base failed: ${lastLine(r.stderr)}`);
+  }
+
   /** Up to `max` commits from `commit` following first parents, newest first. */
   async firstParents(commit: string, max: number): Promise<string[]> {
     if (!SHA.test(commit)) throw new FleetwaveError('GIT_FAILED', `not a commit id: ${commit}`);
