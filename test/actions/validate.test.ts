@@ -189,7 +189,7 @@ describe('actions/validate after the base branch moved on', () => {
       run.summary,
     );
     assert.match(run.summary, /`agent\.logLevel` \| `"info"` \| `"debug"`/);
-    assert.doesNotMatch(run.summary, /1\.1\.0/, 'main\'s 1.1.0 is not this pull request\'s');
+    assert.doesNotMatch(run.summary, /1\.1\.0/, "main's 1.1.0 is not this pull request's");
   });
 });
 

@@ -56861,12 +56861,13 @@ function probableKind(value2) {
   if (KINDS.includes(kind)) return kind;
   return didYouMean(kind, KINDS);
 }
-function validateSchema(parsed, kind) {
+function validateSchema(parsed, kind, faults) {
   const validate2 = compiled()[kind];
   if (validate2(parsed.value)) return [];
   const out = [];
   const seen = /* @__PURE__ */ new Set();
   const errors = validate2.errors ?? [];
+  for (const e of errors) faults?.push({ path: pointerToPath(e.instancePath), keyword: e.keyword });
   const typos = new Set(
     errors.flatMap((e) => {
       if (e.keyword !== "additionalProperties") return [];
@@ -57077,6 +57078,23 @@ function secretKeyProblem(provider, key) {
 }
 
 // core/fleet/semantic.ts
+var SHALLOW = /* @__PURE__ */ new Set(["additionalProperties", "required"]);
+function sound(d2, path) {
+  for (const f3 of d2.faults) {
+    const n2 = Math.min(f3.path.length, path.length);
+    if (!f3.path.slice(0, n2).every((s, i) => s === path[i])) continue;
+    if (f3.path.length >= path.length || !SHALLOW.has(f3.keyword)) return false;
+  }
+  return valueAt(d2, path) !== void 0;
+}
+function valueAt(d2, path) {
+  let v2 = d2.parsed.value;
+  for (const s of path) {
+    if (typeof v2 !== "object" || v2 === null || !Object.hasOwn(v2, s)) return void 0;
+    v2 = v2[s];
+  }
+  return v2;
+}
 var Reporter = class {
   out = [];
   root;
@@ -57103,7 +57121,7 @@ function where(d2, path) {
   const p2 = locate(d2.parsed, path);
   return `${d2.parsed.file.display}:${p2.line}:${p2.col}`;
 }
-function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
+function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set(), partial = []) {
   const r2 = new Reporter(root);
   const fleets = docs.filter(
     (d2) => d2.doc.kind === "Fleet"
@@ -57114,7 +57132,10 @@ function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
   const layers = docs.filter(
     (d2) => d2.doc.kind === "ConfigLayer"
   );
-  checkUniqueNames(r2, docs);
+  checkUniqueNames(r2, [
+    ...docs,
+    ...partial.filter((d2) => sound(d2, ["metadata", "name"]) && sound(d2, ["kind"]))
+  ]);
   if (fleets.length === 0 && !incomplete.has("Fleet")) {
     r2.fleetLevel(
       "no Fleet document: a fleet needs exactly one (fleet.yaml with kind: Fleet)",
@@ -57142,19 +57163,22 @@ function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
     } else versions.set(rel.doc.spec.version, rel);
     checkRelease(r2, rel);
   }
-  const fleet = fleets[0];
-  if (fleet) {
-    const version = fleet.doc.spec.version;
+  const checkVersion = (fleet2) => {
+    const version = fleet2.doc.spec.version;
     if (!versions.has(version) && !incomplete.has("Release")) {
       const hint = didYouMean(version, [...versions.keys()]);
       const known = versions.size > 0 ? ` (known: ${[...versions.keys()].sort().join(", ")})` : " (there are no Release documents)";
       r2.at(
-        fleet,
+        fleet2,
         ["spec", "version"],
         `version "${version}" has no Release${hint ? `; did you mean "${hint}"?` : known}`,
         "unknown-version"
       );
     }
+  };
+  const fleet = fleets[0];
+  if (fleet) {
+    checkVersion(fleet);
     checkWaves(r2, fleet);
     secrets(r2, fleet, fleet.doc.spec, ["spec"]);
   }
@@ -57164,8 +57188,30 @@ function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
     checkValues(r2, layer);
     secrets(r2, layer, layer.doc.spec.values, ["spec", "values"]);
   }
+  for (const d2 of partial) {
+    const spec = valueAt(d2, ["spec"]);
+    if (typeof spec !== "object" || spec === null || Array.isArray(spec)) continue;
+    const isSound = (path) => sound(d2, path);
+    if (d2.doc.kind === "Fleet") {
+      const f3 = d2;
+      if (fleets.length === 0 && isSound(["spec", "version"])) checkVersion(f3);
+      if (Array.isArray(valueAt(d2, ["spec", "waves"]))) checkWaves(r2, f3, isSound);
+      secrets(r2, f3, spec, ["spec"]);
+    } else if (d2.doc.kind === "Release") {
+      checkRelease(r2, d2, isSound);
+    } else {
+      const layer = d2;
+      if (isSound(["spec", "selector"]))
+        checkSelector(r2, layer, layer.doc.spec.selector, ["spec", "selector"]);
+      if (isSound(["spec", "values"])) {
+        checkValues(r2, layer);
+        secrets(r2, layer, layer.doc.spec.values, ["spec", "values"]);
+      }
+    }
+  }
   return r2.out;
 }
+var WHOLE2 = () => true;
 function checkUniqueNames(r2, docs) {
   const seen = /* @__PURE__ */ new Map();
   let fleets = 0;
@@ -57187,11 +57233,16 @@ function checkSelector(r2, d2, selector, base) {
   for (const p2 of selectorProblems(selector))
     r2.at(d2, [...base, ...p2.path], p2.message, "selector", p2.at);
 }
-function checkWaves(r2, fleet) {
+function checkWaves(r2, fleet, isSound = WHOLE2) {
   const waves = fleet.doc.spec.waves;
   const names = /* @__PURE__ */ new Map();
   waves.forEach((wave, i) => {
     const base = ["spec", "waves", i];
+    if (!isSound(base)) {
+      if (isSound([...base, "selector"]))
+        checkSelector(r2, fleet, wave.selector, [...base, "selector"]);
+      return;
+    }
     const first = names.get(wave.name);
     if (first !== void 0) {
       r2.at(
@@ -57254,7 +57305,7 @@ function checkWaves(r2, fleet) {
     }
   });
   const last = waves[waves.length - 1];
-  if (last) {
+  if (last && isSound(["spec", "waves", waves.length - 1])) {
     const i = waves.length - 1;
     if (last.selector) {
       r2.at(
@@ -57275,7 +57326,7 @@ function checkWaves(r2, fleet) {
     }
   }
 }
-function checkRelease(r2, rel) {
+function checkRelease(r2, rel, isSound = WHOLE2) {
   const seen = /* @__PURE__ */ new Map();
   const reported = /* @__PURE__ */ new Set();
   const url = (path, value2, what) => {
@@ -57284,7 +57335,9 @@ function checkRelease(r2, rel) {
     r2.at(rel, path, problem2, "invalid-url");
     reported.add(path.join("\0"));
   };
-  rel.doc.spec.artifacts.forEach((a, i) => {
+  const artifacts = Array.isArray(rel.doc.spec.artifacts) ? rel.doc.spec.artifacts : [];
+  artifacts.forEach((a, i) => {
+    if (!isSound(["spec", "artifacts", i])) return;
     const key = `${a.os}/${a.arch}`;
     const first = seen.get(key);
     if (first !== void 0) {
@@ -57297,7 +57350,11 @@ function checkRelease(r2, rel) {
     } else seen.set(key, i);
     url(["spec", "artifacts", i, "url"], a.url, "artifact URLs");
   });
-  checkSignatures(r2, rel, url);
+  const signatures = [
+    "signature" in rel.doc.spec ? ["spec", "signature"] : ["spec"],
+    ["spec", "artifacts"]
+  ];
+  if (signatures.every(isSound)) checkSignatures(r2, rel, url);
   for (const f3 of findSecrets(rel.doc.spec, ["spec"])) {
     if (!reported.has(f3.path.join("\0"))) r2.at(rel, f3.path, f3.message, "plaintext-secret", f3.at);
   }
@@ -57443,6 +57500,8 @@ function validateFleet(source, limits = DEFAULT_LIMITS) {
   const diagnostics = [...source.diagnostics];
   const files = [...source.files].sort((a, b3) => a.name < b3.name ? -1 : a.name > b3.name ? 1 : 0);
   const checked = [];
+  const partial = [];
+  const schemaProblemsAt = /* @__PURE__ */ new Set();
   const incomplete = /* @__PURE__ */ new Set();
   let documentCount = 0;
   const anyKind = () => KINDS.forEach((k2) => incomplete.add(k2));
@@ -57461,16 +57520,19 @@ function validateFleet(source, limits = DEFAULT_LIMITS) {
         continue;
       }
       checkModeline(parsed, kind, diagnostics);
-      const problems = validateSchema(parsed, kind);
+      const faults = [];
+      const problems = validateSchema(parsed, kind, faults);
       diagnostics.push(...problems);
-      if (problems.length > 0) {
-        incomplete.add(kind);
-        continue;
-      }
       const doc = {
         ...parsed.value,
         origin: { file: file.display, name: file.name, index: parsed.index }
       };
+      if (problems.length > 0) {
+        incomplete.add(kind);
+        partial.push({ doc, parsed, faults });
+        for (const p2 of problems) schemaProblemsAt.add(`${p2.file}:${p2.line}:${p2.col}`);
+        continue;
+      }
       checked.push({ doc, parsed });
     }
   }
@@ -57485,7 +57547,11 @@ function validateFleet(source, limits = DEFAULT_LIMITS) {
       message: "no fleet documents found: expected fleet.yaml, releases/*.yaml and config/*.yaml"
     });
   } else if (documentCount > 0 || checked.length > 0) {
-    diagnostics.push(...checkSemantics(source.root, checked, incomplete));
+    diagnostics.push(
+      ...checkSemantics(source.root, checked, incomplete, partial).filter(
+        (d2) => !schemaProblemsAt.has(`${d2.file}:${d2.line}:${d2.col}`)
+      )
+    );
   }
   diagnostics.sort(compareDiagnostics);
   const errorCount = diagnostics.filter((d2) => d2.severity === "error").length;
