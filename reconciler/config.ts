@@ -1,10 +1,10 @@
 // The reconciler's settings, read once from flags and environment into one typed value.
 
 import { isAbsolute, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { FleetwaveError } from '../core/errors.ts';
 import { labelKeyProblem } from '../core/fleet/selector.ts';
 import { MAX_LABEL_VALUES } from './metrics.ts';
+import { parseFlags } from '../cli/options.ts';
 
 /** Labels `--metric-labels` may name: each multiplies the series by its values. */
 const MAX_METRIC_LABELS = 8;
@@ -169,7 +169,7 @@ export function readServeConfig(
   env: NodeJS.ProcessEnv,
   cwd: string,
 ): ServeConfig | undefined {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args,
     allowPositionals: true,
     options: {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { README, fencedBlocks } from './helpers/readme.ts';
 
 const DEMO = fileURLToPath(new URL('../demo/main.ts', import.meta.url));
 
@@ -25,6 +26,25 @@ describe('npm start -- --once', () => {
       /main has the revert: [0-9a-f]{7} Revert "Upgrade metrics-agent to 2\.5\.0"/,
     );
     assert.match(output, /== the story went as expected/);
+
+    // The README's excerpt is what the demo prints, line by line and in order; only commit
+    // ids, times and counts may differ from run to run.
+    const excerpt = fencedBlocks(README).find((b) => b.lines[0]?.startsWith('== 2. a bad release'));
+    assert.ok(excerpt, "the README's demo excerpt");
+    const printed = output.split('\n');
+    let at = 0;
+    for (const line of excerpt.lines) {
+      const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const pattern = new RegExp(
+        `^${line
+          .split(/(\b[0-9a-f]{7}\b|\d+)/)
+          .map((t, i) => (i % 2 === 0 ? escape(t) : /^\d+$/.test(t) ? '\\d+' : '[0-9a-f]{7}'))
+          .join('')}$`,
+      );
+      const found = printed.findIndex((l, i) => i >= at && pattern.test(l));
+      assert.ok(found >= 0, `the demo printed no line like ${JSON.stringify(line)}:\n${output}`);
+      at = found + 1;
+    }
   });
 
   it('explains its options and refuses nonsense', () => {

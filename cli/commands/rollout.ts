@@ -2,7 +2,6 @@
 // reconciler's HTTP API. Actions are written to the state branch by the reconciler.
 
 import { hostname, userInfo } from 'node:os';
-import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import {
   FleetwaveError,
@@ -11,7 +10,7 @@ import {
   ERROR_CODES,
 } from '../../core/errors.ts';
 import { EXIT, type CommandIO } from '../io.ts';
-import { choice } from '../options.ts';
+import { choice, parseFlags } from '../options.ts';
 
 export type RolloutCommand = 'status' | 'pause' | 'resume' | 'promote' | 'rollback';
 
@@ -148,7 +147,7 @@ function statusText(s: StatusJson): string {
 
 export function rolloutCommand(name: RolloutCommand) {
   return async (args: string[], io: CommandIO): Promise<number> => {
-    const { values, positionals } = parseArgs({
+    const { values, positionals } = parseFlags({
       args,
       allowPositionals: false,
       options: {

@@ -3,12 +3,12 @@
 
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { FleetwaveError } from '../../core/errors.ts';
 import { checkFaults, type Fault } from '../../simulate/faults.ts';
 import { startSimulation, type SimulationStats } from '../../simulate/fleet.ts';
 import { EXIT, type CommandIO } from '../io.ts';
+import { parseFlags } from '../options.ts';
 
 export const SIMULATE_HELP = `Usage: fleetwave simulate --url URL --agents N [options]
 
@@ -72,7 +72,7 @@ export async function readFaults(path: string, cwd: string): Promise<Fault[]> {
 }
 
 export async function simulateCommand(args: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args,
     allowPositionals: true,
     options: {
