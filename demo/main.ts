@@ -167,11 +167,20 @@ async function main(): Promise<number> {
         const m = /listening on (http:\/\/[^\s]+)/.exec(seen);
         if (m) resolve(m[1]!.replace(/\/$/, ''));
       });
-      server!.once('exit', (code) =>
+      // Its own words say why (a port in use names --port); the exit code alone says nothing.
+      server!.once('exit', (code) => {
+        const why = seen
+          .split('\n')
+          .filter((l) => l.startsWith('fleetwave serve: '))
+          .at(-1);
         reject(
-          new Error(`the reconciler exited with ${code}; see ${join(root, 'reconciler.log')}`),
-        ),
-      );
+          new Error(
+            why
+              ? `the reconciler did not start: ${why.slice('fleetwave serve: '.length)}`
+              : `the reconciler exited with ${code}; see ${join(root, 'reconciler.log')}`,
+          ),
+        );
+      });
     });
     say.line(`reconciler      ${address}  (status page: ${address}/)`);
     await until('the reconciler to be ready', 60_000, async () =>

@@ -240,7 +240,10 @@ export class GitRepository {
     checkRemote(remote);
     const r = await this.exec(['ls-remote', '--end-of-options', remote, ...refs]);
     if (r.code !== 0) {
-      throw new FleetwaveError('GIT_FETCH_FAILED', `git ls-remote failed: ${lastLine(r.stderr)}`);
+      throw new FleetwaveError(
+        'GIT_FETCH_FAILED',
+        `git ls-remote failed: ${wholeMessage(r.stderr)}`,
+      );
     }
     const found = new Map<string, string>();
     for (const line of r.stdout.split('\n')) {
@@ -269,7 +272,7 @@ export class GitRepository {
       ...refspecs,
     ]);
     if (r.code !== 0) {
-      throw new FleetwaveError('GIT_FETCH_FAILED', `git fetch failed: ${lastLine(r.stderr)}`);
+      throw new FleetwaveError('GIT_FETCH_FAILED', `git fetch failed: ${wholeMessage(r.stderr)}`);
     }
   }
 
@@ -450,6 +453,22 @@ function checkRemote(remote: string): void {
   if (remote === '' || remote.startsWith('-') || /[\0\n]/.test(remote)) {
     throw new FleetwaveError('GIT_FAILED', `not a git remote: ${JSON.stringify(remote)}`);
   }
+}
+
+/**
+ * git's whole message on one line, for a remote that cannot be read: its last line alone says
+ * "and the repository exists." Credentials in URLs are masked, since the message reaches
+ * logs and /v1/status.
+ */
+function wholeMessage(text: string): string {
+  const message = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .join(' ')
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s']*@/gi, '$1***@');
+  if (message === '') return 'no output';
+  return message.length > 1000 ? `${message.slice(0, 1000)}…` : message;
 }
 
 function lastLine(text: string): string {

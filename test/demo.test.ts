@@ -4,6 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { README, fencedBlocks } from './helpers/readme.ts';
@@ -44,6 +46,31 @@ describe('npm start -- --once', () => {
       const found = printed.findIndex((l, i) => i >= at && pattern.test(l));
       assert.ok(found >= 0, `the demo printed no line like ${JSON.stringify(line)}:\n${output}`);
       at = found + 1;
+    }
+  });
+
+  it('says a port in use is in use and names --port, not only an exit code', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const { port } = taken.address() as { port: number };
+    try {
+      const r = spawnSync(process.execPath, [DEMO, '--once', '--port', String(port)], {
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      // A failed story keeps its directory for inspection; this test removes it.
+      const kept = /^kept (\S+)$/m.exec(r.stdout)?.[1];
+      if (kept) await rm(kept, { recursive: true, force: true });
+      assert.equal(r.status, 1);
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `the reconciler did not start: cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use by another process; pick another with --port`,
+        ),
+      );
+      assert.doesNotMatch(r.stdout, /exited with 70/);
+    } finally {
+      await new Promise((r) => taken.close(r));
     }
   });
 

@@ -87492,7 +87492,10 @@ var GitRepository = class _GitRepository {
     checkRemote(remote);
     const r2 = await this.exec(["ls-remote", "--end-of-options", remote, ...refs]);
     if (r2.code !== 0) {
-      throw new FleetwaveError("GIT_FETCH_FAILED", `git ls-remote failed: ${lastLine(r2.stderr)}`);
+      throw new FleetwaveError(
+        "GIT_FETCH_FAILED",
+        `git ls-remote failed: ${wholeMessage(r2.stderr)}`
+      );
     }
     const found = /* @__PURE__ */ new Map();
     for (const line of r2.stdout.split("\n")) {
@@ -87520,7 +87523,7 @@ var GitRepository = class _GitRepository {
       ...refspecs
     ]);
     if (r2.code !== 0) {
-      throw new FleetwaveError("GIT_FETCH_FAILED", `git fetch failed: ${lastLine(r2.stderr)}`);
+      throw new FleetwaveError("GIT_FETCH_FAILED", `git fetch failed: ${wholeMessage(r2.stderr)}`);
     }
   }
   /** The commit a local ref points to, or undefined when it does not exist. */
@@ -87677,6 +87680,11 @@ function checkRemote(remote) {
   if (remote === "" || remote.startsWith("-") || /[\0\n]/.test(remote)) {
     throw new FleetwaveError("GIT_FAILED", `not a git remote: ${JSON.stringify(remote)}`);
   }
+}
+function wholeMessage(text) {
+  const message = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "").join(" ").replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s']*@/gi, "$1***@");
+  if (message === "") return "no output";
+  return message.length > 1e3 ? `${message.slice(0, 1e3)}…` : message;
 }
 function lastLine(text) {
   const lines = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "");
