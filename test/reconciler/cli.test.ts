@@ -128,6 +128,15 @@ describe('fleetwave serve', () => {
       );
       assert.match(line.msg, /nothing is served until it can be read/);
       assert.doesNotMatch(line.msg, /last good/);
+
+      // `fleetwave status` says why nothing is served, and in which field of /v1/status.
+      const status = fleetwave(['status', '--url', `http://127.0.0.1:${port}`]);
+      assert.equal(status.status, 0, status.stderr);
+      assert.match(status.stdout, /^ready: +no, nothing is served yet$/m);
+      assert.match(
+        status.stdout,
+        /^ERROR git\.remote\.lastError: git ls-remote failed: fatal: .*does not appear to be a git repository.* \(\d+ failed fetch(es)? in a row\)$/m,
+      );
     } finally {
       child.kill('SIGTERM');
       await exited;
