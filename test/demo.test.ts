@@ -81,5 +81,8 @@ describe('npm start -- --once', () => {
     const bad = spawnSync(process.execPath, [DEMO, '--agents', 'many'], { encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--agents must be a whole number/);
+    const typo = spawnSync(process.execPath, [DEMO, '--agnets', '300'], { encoding: 'utf8' });
+    assert.equal(typo.status, 2);
+    assert.equal(typo.stderr, 'npm start: unknown option --agnets; did you mean --agents?\n');
   });
 });
