@@ -53,6 +53,8 @@ describe('fleetwave validate', () => {
       cwd: REPO_ROOT,
       encoding: 'utf8',
       timeout: 60_000,
+      // npm turns on V8's compile cache, which would leave a node-compile-cache dir in /tmp.
+      env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' },
     });
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
     assert.match(r.stderr, /fleet: valid/);
