@@ -55641,7 +55641,8 @@ function headline(p2) {
   if (p2.agentSource === "inventory") {
     return `**${n(p2.agents.changed)} of ${n(p2.agents.total)} agents** get a new target (${version}).`;
   }
-  return `**${p2.groups.length} group${p2.groups.length === 1 ? "" : "s"} of agents** get a new target (${version}); pass an inventory to count agents.`;
+  const one = p2.groups.length === 1;
+  return `**${p2.groups.length} group${one ? "" : "s"} of agents** get${one ? "s" : ""} a new target (${version}); pass an inventory to count agents.`;
 }
 function planMarkdown(p2) {
   const out = [
