@@ -5,9 +5,11 @@ import { FleetwaveError, type ErrorCode } from '../core/errors.ts';
 import { EXIT, type CommandIO } from './io.ts';
 
 // Errors that mean "could not run as asked" (exit 2) rather than "found problems" (exit 1).
-// A git failure (not a repository, git missing) says nothing about the fleet: it is one of them.
+// A git failure (not a repository, git missing) says nothing about the fleet: it is one of them;
+// so is a wrong or missing setting of `serve`.
 const USAGE_ERRORS = new Set<ErrorCode>([
   'USAGE',
+  'CONFIG_INVALID',
   'FLEET_NOT_FOUND',
   'GIT_REVISION_NOT_FOUND',
   'GIT_FAILED',

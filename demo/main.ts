@@ -10,8 +10,9 @@ import { createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { parseFlags } from '../cli/options.ts';
+import { isFleetwaveError } from '../core/errors.ts';
 import { startSimulation, type Simulation } from '../simulate/fleet.ts';
 import { editFleetFile, writeDemoFleet } from './fleet.ts';
 import { Narrator, type Status } from './narrator.ts';
@@ -82,15 +83,23 @@ async function until<T>(
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      once: { type: 'boolean', default: false },
-      agents: { type: 'string', default: '1000' },
-      port: { type: 'string', default: '8080' },
-      keep: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseFlags({
+      options: {
+        once: { type: 'boolean', default: false },
+        agents: { type: 'string', default: '1000' },
+        port: { type: 'string', default: '8080' },
+        keep: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    if (!isFleetwaveError(e) && !(e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS'))
+      throw e;
+    process.stderr.write(`npm start: ${(e as Error).message}\n`);
+    return 2;
+  }
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -167,11 +176,20 @@ async function main(): Promise<number> {
         const m = /listening on (http:\/\/[^\s]+)/.exec(seen);
         if (m) resolve(m[1]!.replace(/\/$/, ''));
       });
-      server!.once('exit', (code) =>
+      // Its own words say why (a port in use names --port); the exit code alone says nothing.
+      server!.once('exit', (code) => {
+        const why = seen
+          .split('\n')
+          .filter((l) => l.startsWith('fleetwave serve: '))
+          .at(-1);
         reject(
-          new Error(`the reconciler exited with ${code}; see ${join(root, 'reconciler.log')}`),
-        ),
-      );
+          new Error(
+            why
+              ? `the reconciler did not start: ${why.slice('fleetwave serve: '.length)}`
+              : `the reconciler exited with ${code}; see ${join(root, 'reconciler.log')}`,
+          ),
+        );
+      });
     });
     say.line(`reconciler      ${address}  (status page: ${address}/)`);
     await until('the reconciler to be ready', 60_000, async () =>

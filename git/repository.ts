@@ -235,7 +235,10 @@ export class GitRepository {
     checkRemote(remote);
     const r = await this.exec(['ls-remote', '--end-of-options', remote, ...refs]);
     if (r.code !== 0) {
-      throw new FleetwaveError('GIT_FETCH_FAILED', `git ls-remote failed: ${lastLine(r.stderr)}`);
+      throw new FleetwaveError(
+        'GIT_FETCH_FAILED',
+        `git ls-remote failed: ${wholeMessage(r.stderr)}`,
+      );
     }
     const found = new Map<string, string>();
     for (const line of r.stdout.split('\n')) {
@@ -264,7 +267,7 @@ export class GitRepository {
       ...refspecs,
     ]);
     if (r.code !== 0) {
-      throw new FleetwaveError('GIT_FETCH_FAILED', `git fetch failed: ${lastLine(r.stderr)}`);
+      throw new FleetwaveError('GIT_FETCH_FAILED', `git fetch failed: ${wholeMessage(r.stderr)}`);
     }
   }
 
@@ -284,6 +287,18 @@ export class GitRepository {
     const r = await this.exec(['merge-base', '--is-ancestor', ancestor, descendant]);
     if (r.code === 0) return true;
     if (r.code === 1) return false;
+    throw new FleetwaveError('GIT_FAILED', `git merge-base failed: ${lastLine(r.stderr)}`);
+  }
+
+  /** The best common ancestor of two commits, or undefined when their histories never meet. */
+  async mergeBase(a: string, b: string): Promise<string | undefined> {
+    for (const c of [a, b]) {
+      if (!SHA.test(c)) throw new FleetwaveError('GIT_FAILED', `mergeBase needs commit ids: ${c}`);
+    }
+    const r = await this.exec(['merge-base', a, b]);
+    const sha = r.stdout.trim();
+    if (r.code === 0 && SHA.test(sha)) return sha;
+    if (r.code === 1 && r.stderr.trim() === '') return undefined;
     throw new FleetwaveError('GIT_FAILED', `git merge-base failed: ${lastLine(r.stderr)}`);
   }
 
@@ -452,6 +467,22 @@ function checkRemote(remote: string): void {
   if (remote === '' || remote.startsWith('-') || /[\0\n]/.test(remote)) {
     throw new FleetwaveError('GIT_FAILED', `not a git remote: ${JSON.stringify(remote)}`);
   }
+}
+
+/**
+ * git's whole message on one line, for a remote that cannot be read: its last line alone says
+ * "and the repository exists." Credentials in URLs are masked, since the message reaches
+ * logs and /v1/status.
+ */
+function wholeMessage(text: string): string {
+  const message = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .join(' ')
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s']*@/gi, '$1***@');
+  if (message === '') return 'no output';
+  return message.length > 1000 ? `${message.slice(0, 1000)}…` : message;
 }
 
 function lastLine(text: string): string {

@@ -2,13 +2,13 @@
 
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { FleetwaveError } from '../core/errors.ts';
 import { hostname } from 'node:os';
 import { parseDuration } from '../core/fleet/duration.ts';
 import { labelKeyProblem } from '../core/fleet/selector.ts';
 import { parseStoreUrl, type StoreLocation } from './store/store.ts';
 import { MAX_LABEL_VALUES } from './metrics.ts';
+import { parseFlags } from '../cli/options.ts';
 
 /** Labels `--metric-labels` may name: each multiplies the series by its values. */
 const MAX_METRIC_LABELS = 8;
@@ -219,7 +219,7 @@ export function readServeConfig(
   env: NodeJS.ProcessEnv,
   cwd: string,
 ): ServeConfig | undefined {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args,
     allowPositionals: true,
     options: {

@@ -203,7 +203,9 @@ export class FleetSync {
       remote.consecutiveFailures++;
       this.log.warn(
         { remote: remote.url, err: remote.lastError, failures: remote.consecutiveFailures },
-        'fetching the fleet repository failed; still serving the last good rollout',
+        this.servedRollout
+          ? 'fetching the fleet repository failed; still serving the last good rollout'
+          : `cannot read the fleet repository ${remote.url}: ${remote.lastError}; nothing is served until it can be read (retrying every ${this.intervalMs / 1000} s)`,
       );
       return;
     }
@@ -212,10 +214,7 @@ export class FleetSync {
       await this.applyState(tips.state);
     } catch (e) {
       // Git failing locally (disk, a missing object): transient, logged, retried next interval.
-      this.log.error(
-        { err: (e as Error).message },
-        'sync failed; still serving the last good rollout',
-      );
+      this.log.error({ err: (e as Error).message }, `sync failed; ${this.fallback()}`);
       this.recordStateError(null, [(e as Error).message]);
     }
   }
@@ -365,8 +364,15 @@ export class FleetSync {
     this.metrics.revisionsRefused.inc({ kind: 'state' });
     this.log.error(
       { stateCommit: commit, errors: errors.slice(0, 20) },
-      'the rollout state cannot be served; still serving the last good rollout',
+      `the rollout state cannot be served; ${this.fallback()}`,
     );
+  }
+
+  /** What agents get meanwhile: there is no last good rollout before the first one. */
+  private fallback(): string {
+    return this.servedRollout
+      ? 'still serving the last good rollout'
+      : 'nothing is served until a valid rollout is read';
   }
 
   private setRevisionInfo(): void {

@@ -53,6 +53,11 @@ export interface SimulationStats {
 export interface Simulation {
   stop(): Promise<void>;
   stats(): SimulationStats;
+  /**
+   * Settles with the reason when the simulation gives up by itself: the reconciler refused
+   * enrollment (401/403), which no retry mends. Never settles otherwise.
+   */
+  readonly refused: Promise<AgentError>;
 }
 
 interface SimAgent {
@@ -89,6 +94,8 @@ export function startSimulation(options: SimulationOptions): Simulation {
     crashes: 0,
   }));
   const counters = { checkins: 0, errors: 0, lastError: undefined as string | undefined };
+  let refuse: (e: AgentError) => void = () => {};
+  const refused = new Promise<AgentError>((resolve) => (refuse = resolve));
   const requestsPerReport = options.requestsPerReport ?? 100;
   const request = {
     dispatcher,
@@ -139,12 +146,17 @@ export function startSimulation(options: SimulationOptions): Simulation {
     while (!controller.signal.aborted) {
       const started = clock.now();
       let delay = 0;
+      let enrolling = false;
       try {
-        agent.token ??= await enroll(
-          options.url,
-          { id: agent.id, labels: agent.labels, enrollToken: options.enrollToken },
-          request,
-        );
+        if (agent.token === undefined) {
+          enrolling = true;
+          agent.token = await enroll(
+            options.url,
+            { id: agent.id, labels: agent.labels, enrollToken: options.enrollToken },
+            request,
+          );
+          enrolling = false;
+        }
         const wait =
           longPoll && !goSilent
             ? (options.waitSeconds ?? agent.current?.pollAfterSeconds ?? 30)
@@ -175,6 +187,13 @@ export function startSimulation(options: SimulationOptions): Simulation {
         }
       } catch (e) {
         if (controller.signal.aborted) return;
+        // A missing or wrong enrollment token is refused for every agent, for ever: stop and
+        // say so rather than retry.
+        if (enrolling && e instanceof AgentError && (e.status === 401 || e.status === 403)) {
+          refuse(e);
+          controller.abort();
+          return;
+        }
         counters.errors++;
         counters.lastError = e instanceof Error ? e.message : String(e);
         if (e instanceof AgentError && e.status === 401) delete agent.token;
@@ -193,6 +212,7 @@ export function startSimulation(options: SimulationOptions): Simulation {
   const loops = agents.map((agent, i) => live(agent, i));
 
   return {
+    refused,
     async stop() {
       controller.abort();
       await Promise.allSettled(loops);

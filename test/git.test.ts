@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { rm } from 'node:fs/promises';
+import { after, describe, it } from 'node:test';
 import { GitRepository, gitEnvironment } from '../git/repository.ts';
-import { exampleFleetRepo } from './helpers/git.ts';
+import { exampleFleetRepo as newExampleFleetRepo } from './helpers/git.ts';
+
+const repos: string[] = [];
+after(async () => {
+  for (const dir of repos) await rm(dir, { recursive: true, force: true });
+});
+
+async function exampleFleetRepo(): Promise<string> {
+  const dir = await newExampleFleetRepo();
+  repos.push(dir);
+  return dir;
+}
 
 describe('GitRepository', () => {
   it('opens a repository when the operator sets GIT_CONFIG_GLOBAL or GIT_CONFIG_COUNT', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, writeFile, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -38,8 +38,11 @@ describe('fleetwave validate', () => {
       ].join('\n'),
     );
     const r = fleetwave(['validate'], { cwd: dir });
+    await rm(dir, { recursive: true, force: true });
     assert.equal(r.status, 1);
+    // The schema error does not hide what else is wrong with the same document.
     assert.deepEqual(r.stdout.trim().split('\n'), [
+      'fleet/fleet.yaml:6:12: error: version "1.0" has no Release (there are no Release documents)',
       'fleet/fleet.yaml:10:7: error: unknown key "percnt" in spec.waves[0]; did you mean "percent"?',
     ]);
   });
@@ -50,6 +53,8 @@ describe('fleetwave validate', () => {
       cwd: REPO_ROOT,
       encoding: 'utf8',
       timeout: 60_000,
+      // npm turns on V8's compile cache, which would leave a node-compile-cache dir in /tmp.
+      env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' },
     });
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
     assert.match(r.stderr, /fleet: valid/);

@@ -5,7 +5,6 @@ import { readFile } from 'node:fs/promises';
 import { arch, hostname, platform } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
-import { parseArgs } from 'node:util';
 import { Agent as HttpAgent } from 'undici';
 import { FleetwaveError } from '../../core/errors.ts';
 import { labelKeyProblem, labelValueProblem } from '../../core/fleet/selector.ts';
@@ -16,6 +15,7 @@ import { trustedKey } from '../../agent/signature.ts';
 import { DEFAULT_KEY_REF } from '../../core/fleet/signature.ts';
 import { DEFAULT_SECRET_DIR } from '../../agent/secrets.ts';
 import { EXIT, type CommandIO } from '../io.ts';
+import { parseFlags } from '../options.ts';
 
 export const AGENT_HELP = `Usage: fleetwave agent --url URL [--url URL…] [options]
 
@@ -135,7 +135,7 @@ export async function readAgentOptions(
   args: string[],
   io: CommandIO,
 ): Promise<AgentOptions | undefined> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args,
     allowPositionals: true,
     options: {

@@ -1,11 +1,10 @@
 // fleetwave agents --url URL [filters]: the agents inventory of a reconciler (fleet-wide, from
 // its store), every page followed; `fleetwave agents forget ID` removes one agent.
 
-import { parseArgs } from 'node:util';
 import { FleetwaveError } from '../../core/errors.ts';
 import type { AgentView } from '../../reconciler/routes/inventory.ts';
 import { EXIT, type CommandIO } from '../io.ts';
-import { choice } from '../options.ts';
+import { choice, parseFlags } from '../options.ts';
 import { callApi } from './rollout.ts';
 
 export const AGENTS_HELP = `Usage: fleetwave agents --url URL [options]
@@ -61,7 +60,7 @@ function table(agents: AgentView[]): string {
 }
 
 export async function agentsCommand(args: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args,
     allowPositionals: true,
     options: {

@@ -1,6 +1,5 @@
 // fleetwave plan --base REV --head REV [--repo PATH] [--path DIR] [--inventory FILE] [--format markdown|json|text]
 
-import { parseArgs } from 'node:util';
 import { isAbsolute, join } from 'node:path';
 import { formatText } from '../../core/diagnostics.ts';
 import { FleetwaveError } from '../../core/errors.ts';
@@ -11,7 +10,7 @@ import { GitRepository } from '../../git/repository.ts';
 import { readInventory } from '../../source/inventory.ts';
 import { readFleetAtRevision } from '../../source/revision.ts';
 import { EXIT, type CommandIO } from '../io.ts';
-import { choice } from '../options.ts';
+import { choice, parseFlags } from '../options.ts';
 
 export const HELP = `Usage: fleetwave plan --base REV --head REV [options]
 
@@ -32,7 +31,7 @@ Exit status: 0 planned, 1 a side is not a valid fleet, 2 usage error (e.g. unkno
 `;
 
 export async function planCommand(args: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args,
     allowPositionals: false,
     options: {

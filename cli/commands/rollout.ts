@@ -2,7 +2,6 @@
 // reconciler's HTTP API. Actions are written to the state branch by the reconciler.
 
 import { hostname, userInfo } from 'node:os';
-import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import {
   FleetwaveError,
@@ -11,7 +10,7 @@ import {
   ERROR_CODES,
 } from '../../core/errors.ts';
 import { EXIT, type CommandIO } from '../io.ts';
-import { choice } from '../options.ts';
+import { choice, parseFlags } from '../options.ts';
 
 export type RolloutCommand = 'status' | 'pause' | 'resume' | 'promote' | 'rollback';
 
@@ -108,7 +107,49 @@ interface StatusJson {
     lastError: { message: string } | null;
   };
   history?: Array<{ commit: string; at: string; subject: string }>;
-  git?: { state?: { lastError: { errors: string[] } | null } };
+  ready?: boolean;
+  git?: {
+    remote?: { reachable: boolean | null; lastError: string | null; consecutiveFailures: number };
+    branch?: {
+      name: string;
+      lastAttempted: { revision: string; valid: boolean; errors: string[] } | null;
+      forcePush: { from: string; to: string; at: string } | null;
+    };
+    state?: { lastError: { errors: string[] } | null };
+  };
+}
+
+/**
+ * Every problem the status reports, each with the field of /v1/status that holds it, so that
+ * `--format json` (or the API) shows the whole of it.
+ */
+function problems(s: StatusJson): Array<{ field: string; message: string }> {
+  const out: Array<{ field: string; message: string }> = [];
+  const remote = s.git?.remote;
+  if (remote?.reachable === false && remote.lastError)
+    out.push({
+      field: 'git.remote.lastError',
+      message: `${remote.lastError} (${remote.consecutiveFailures} failed fetch${remote.consecutiveFailures === 1 ? '' : 'es'} in a row)`,
+    });
+  const attempted = s.git?.branch?.lastAttempted;
+  if (attempted && !attempted.valid)
+    out.push({
+      field: 'git.branch.lastAttempted.errors',
+      message: `the tip ${attempted.revision.slice(0, 12)} of ${s.git!.branch!.name} is invalid and not served: ${attempted.errors.join('; ')}`,
+    });
+  const force = s.git?.branch?.forcePush;
+  if (force)
+    out.push({
+      field: 'git.branch.forcePush',
+      message: `history was rewritten at ${force.at}: ${force.from.slice(0, 12)} -> ${force.to.slice(0, 12)}`,
+    });
+  const stateError = s.git?.state?.lastError;
+  if (stateError)
+    out.push({ field: 'git.state.lastError.errors', message: stateError.errors.join('; ') });
+  if (s.rollout?.stalled) out.push({ field: 'rollout.stalled', message: s.rollout.stalled });
+  if (s.rollout?.lastError)
+    out.push({ field: 'rollout.lastError.message', message: s.rollout.lastError.message });
+  return out;
 }
 
 function statusText(s: StatusJson): string {
@@ -120,10 +161,8 @@ function statusText(s: StatusJson): string {
       : 'candidate: none',
   );
   if (s.paused) lines.push('paused:    yes');
-  const stateError = s.git?.state?.lastError;
-  if (stateError) lines.push(`STATE ERROR: ${stateError.errors.join('; ')}`);
-  if (s.rollout?.stalled) lines.push(`STALLED: ${s.rollout.stalled}`);
-  if (s.rollout?.lastError) lines.push(`last error: ${s.rollout.lastError.message}`);
+  if (s.ready === false) lines.push('ready:     no, nothing is served yet');
+  for (const p of problems(s)) lines.push(`ERROR ${p.field}: ${p.message}`);
   for (const w of s.waves) {
     lines.push(
       `  wave ${w.name.padEnd(12)} ${String(w.agents).padStart(6)} agents  candidate ${w.running.candidate}  stable ${w.running.stable}  other ${w.running.other}`,
@@ -148,7 +187,7 @@ function statusText(s: StatusJson): string {
 
 export function rolloutCommand(name: RolloutCommand) {
   return async (args: string[], io: CommandIO): Promise<number> => {
-    const { values, positionals } = parseArgs({
+    const { values, positionals } = parseFlags({
       args,
       allowPositionals: false,
       options: {

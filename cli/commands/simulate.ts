@@ -3,12 +3,12 @@
 
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { FleetwaveError } from '../../core/errors.ts';
 import { checkFaults, type Fault } from '../../simulate/faults.ts';
 import { startSimulation, type SimulationStats } from '../../simulate/fleet.ts';
 import { EXIT, type CommandIO } from '../io.ts';
+import { parseFlags } from '../options.ts';
 
 export const SIMULATE_HELP = `Usage: fleetwave simulate --url URL --agents N [options]
 
@@ -19,7 +19,8 @@ and fail as a fault model says.
 Options:
   --url URL             the reconciler (required)
   --agents N            how many agents (required; 1 to 200000)
-  --enroll-token TOKEN  the enrollment token (env FLEETWAVE_ENROLL_TOKEN)
+  --enroll-token TOKEN  the enrollment token (env FLEETWAVE_ENROLL_TOKEN); a missing or
+                        refused token stops the simulation with an error
   --seed N              seed of labels and fates (default: 1)
   --faults FILE         YAML or JSON list of faults, the first matching a target decides:
                           - match: {version: 2.5.0}          # or configPath/configValue
@@ -72,7 +73,7 @@ export async function readFaults(path: string, cwd: string): Promise<Fault[]> {
 }
 
 export async function simulateCommand(args: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args,
     allowPositionals: true,
     options: {
@@ -102,10 +103,11 @@ export async function simulateCommand(args: string[], io: CommandIO): Promise<nu
   const agents = whole('--agents', values.agents, 0, 200_000);
   const faults = values.faults === undefined ? [] : await readFaults(values.faults, io.cwd);
   const every = Math.max(1, whole('--every', values.every, 5, 3600));
+  const enrollToken = values['enroll-token'] ?? (io.env.FLEETWAVE_ENROLL_TOKEN || undefined);
   const simulation = startSimulation({
     url: values.url,
     agents,
-    enrollToken: values['enroll-token'] ?? io.env.FLEETWAVE_ENROLL_TOKEN,
+    enrollToken,
     seed: whole('--seed', values.seed, 1, 2 ** 31),
     faults,
     rampSeconds: whole('--ramp', values.ramp, 10, 3600),
@@ -118,7 +120,7 @@ export async function simulateCommand(args: string[], io: CommandIO): Promise<nu
     () => io.stderr(`simulate: ${formatStats(simulation.stats())}\n`),
     every * 1000,
   );
-  return new Promise<number>((done) => {
+  return new Promise<number>((done, fail) => {
     const shutdown = (): void => {
       process.removeListener('SIGTERM', shutdown);
       process.removeListener('SIGINT', shutdown);
@@ -130,5 +132,22 @@ export async function simulateCommand(args: string[], io: CommandIO): Promise<nu
     };
     process.once('SIGTERM', shutdown);
     process.once('SIGINT', shutdown);
+    void simulation.refused.then(async (e) => {
+      process.removeListener('SIGTERM', shutdown);
+      process.removeListener('SIGINT', shutdown);
+      clearInterval(timer);
+      await simulation.stop();
+      fail(
+        enrollToken === undefined
+          ? new FleetwaveError(
+              'USAGE',
+              `the reconciler refused to enroll agents without an enrollment token (${e.message}): give it with --enroll-token or FLEETWAVE_ENROLL_TOKEN`,
+            )
+          : new FleetwaveError(
+              'UNAUTHENTICATED',
+              `the reconciler refused the enrollment token (${e.message}): check --enroll-token or FLEETWAVE_ENROLL_TOKEN`,
+            ),
+      );
+    });
   });
 }

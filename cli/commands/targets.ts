@@ -1,6 +1,5 @@
 // fleetwave targets [DIR] --inventory FILE [--format json|text] [--revision REV [--repo PATH]]
 
-import { parseArgs } from 'node:util';
 import { formatText } from '../../core/diagnostics.ts';
 import { FleetwaveError } from '../../core/errors.ts';
 import { validateFleet } from '../../core/fleet/validate.ts';
@@ -11,7 +10,7 @@ import { readFleetDirectory } from '../../source/directory.ts';
 import { readInventory } from '../../source/inventory.ts';
 import { readFleetAtRevision } from '../../source/revision.ts';
 import { EXIT, type CommandIO } from '../io.ts';
-import { choice } from '../options.ts';
+import { choice, parseFlags } from '../options.ts';
 
 export const HELP = `Usage: fleetwave targets [DIR] --inventory FILE [options]
 
@@ -37,7 +36,7 @@ inventory has errors), 2 usage error.
 export const WORKDIR_REVISION = 'workdir';
 
 export async function targetsCommand(args: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args,
     allowPositionals: true,
     options: {

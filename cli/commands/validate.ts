@@ -1,7 +1,6 @@
 // fleetwave validate [DIR] [--format text|json|github] [--revision REV [--repo PATH]]
 
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { formatGithub, formatText, type Diagnostic } from '../../core/diagnostics.ts';
 import { FleetwaveError } from '../../core/errors.ts';
 import { validateFleet, type ValidationResult } from '../../core/fleet/validate.ts';
@@ -9,7 +8,7 @@ import { readFleetDirectory } from '../../source/directory.ts';
 import { readFleetAtRevision } from '../../source/revision.ts';
 import { GitRepository } from '../../git/repository.ts';
 import { EXIT, type CommandIO } from '../io.ts';
-import { choice } from '../options.ts';
+import { choice, parseFlags } from '../options.ts';
 
 export const HELP = `Usage: fleetwave validate [DIR] [options]
 
@@ -26,7 +25,7 @@ Exit status: 0 valid, 1 invalid, 2 usage error.
 `;
 
 export async function validateCommand(args: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args,
     allowPositionals: true,
     options: {

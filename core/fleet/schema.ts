@@ -333,12 +333,27 @@ export function probableKind(value: unknown): Kind | undefined {
   return didYouMean(kind, KINDS) as Kind | undefined;
 }
 
-export function validateSchema(parsed: ParsedDocument, kind: Kind): Diagnostic[] {
+/** Where a document breaks its schema: the node and the JSON Schema keyword it breaks. */
+export interface SchemaFault {
+  path: Path;
+  keyword: string;
+}
+
+/**
+ * The schema's diagnostics of one document; `faults`, when given, receives every node that
+ * breaks the schema, so that checks beyond the schema can still run on the other nodes.
+ */
+export function validateSchema(
+  parsed: ParsedDocument,
+  kind: Kind,
+  faults?: SchemaFault[],
+): Diagnostic[] {
   const validate = compiled()[kind];
   if (validate(parsed.value)) return [];
   const out: Diagnostic[] = [];
   const seen = new Set<string>();
   const errors = validate.errors ?? [];
+  for (const e of errors) faults?.push({ path: pointerToPath(e.instancePath), keyword: e.keyword });
   // A misspelt key ("percnt") also makes the real one ("percent") missing: say it once, as the typo.
   const typos = new Set(
     errors.flatMap((e) => {

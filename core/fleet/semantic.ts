@@ -1,5 +1,6 @@
 // Everything a JSON Schema cannot say: references between documents, uniqueness, the shape of
-// the wave list, selectors, interpolations, secrets, artifact URLs.
+// the wave list, selectors, interpolations, secrets, artifact URLs. A document that breaks its
+// schema is still checked wherever its nodes are sound, so every problem shows at once.
 
 import type { Diagnostic, DiagnosticCode } from '../diagnostics.ts';
 import { parseDuration } from './duration.ts';
@@ -14,6 +15,7 @@ import type {
   Selector,
 } from './model.ts';
 import { diagnosticAt, locate, locateInScalar, type ParsedDocument, type Path } from './parse.ts';
+import type { SchemaFault } from './schema.ts';
 import { findSecrets } from './secrets.ts';
 import { selectorProblems } from './selector.ts';
 import { expandSignatureUrl, namesArtifact, signatureUrlProblems } from './signature.ts';
@@ -22,6 +24,38 @@ import { didYouMean } from './suggest.ts';
 export interface CheckedDocument {
   doc: AnyDocument;
   parsed: ParsedDocument;
+}
+
+/** A document that breaks its schema at `faults`; its `doc` is typed only where it is sound. */
+export interface PartialDocument extends CheckedDocument {
+  faults: readonly SchemaFault[];
+}
+
+// Faults that say nothing about a mapping's values: an unknown or a missing key leaves the
+// values under the other keys as sound as they were.
+const SHALLOW = new Set(['additionalProperties', 'required']);
+
+/**
+ * Whether the node at `path` exists and matches its schema: no fault at it or below it, and
+ * none above it but for unknown or missing keys. A sound node is typed as the model says.
+ */
+function sound(d: PartialDocument, path: Path): boolean {
+  for (const f of d.faults) {
+    const n = Math.min(f.path.length, path.length);
+    if (!f.path.slice(0, n).every((s, i) => s === path[i])) continue;
+    if (f.path.length >= path.length || !SHALLOW.has(f.keyword)) return false;
+  }
+  return valueAt(d, path) !== undefined;
+}
+
+/** The raw value at `path`, whatever its type, or undefined. */
+function valueAt(d: CheckedDocument, path: Path): unknown {
+  let v: unknown = d.parsed.value;
+  for (const s of path) {
+    if (typeof v !== 'object' || v === null || !Object.hasOwn(v, s)) return undefined;
+    v = (v as Record<string | number, unknown>)[s];
+  }
+  return v;
 }
 
 class Reporter {
@@ -70,6 +104,7 @@ export function checkSemantics(
   root: string,
   docs: CheckedDocument[],
   incomplete: ReadonlySet<Kind> = new Set(),
+  partial: readonly PartialDocument[] = [],
 ): Diagnostic[] {
   const r = new Reporter(root);
   const fleets = docs.filter(
@@ -82,7 +117,10 @@ export function checkSemantics(
     (d): d is CheckedDocument & { doc: ConfigLayerDocument } => d.doc.kind === 'ConfigLayer',
   );
 
-  checkUniqueNames(r, docs);
+  checkUniqueNames(r, [
+    ...docs,
+    ...partial.filter((d) => sound(d, ['metadata', 'name']) && sound(d, ['kind'])),
+  ]);
   if (fleets.length === 0 && !incomplete.has('Fleet')) {
     r.fleetLevel(
       'no Fleet document: a fleet needs exactly one (fleet.yaml with kind: Fleet)',
@@ -112,8 +150,7 @@ export function checkSemantics(
     checkRelease(r, rel);
   }
 
-  const fleet = fleets[0];
-  if (fleet) {
+  const checkVersion = (fleet: CheckedDocument & { doc: FleetDocument }): void => {
     const version = fleet.doc.spec.version;
     if (!versions.has(version) && !incomplete.has('Release')) {
       const hint = didYouMean(version, [...versions.keys()]);
@@ -128,6 +165,10 @@ export function checkSemantics(
         'unknown-version',
       );
     }
+  };
+  const fleet = fleets[0];
+  if (fleet) {
+    checkVersion(fleet);
     checkWaves(r, fleet);
     secrets(r, fleet, fleet.doc.spec, ['spec']);
   }
@@ -138,8 +179,34 @@ export function checkSemantics(
     checkValues(r, layer);
     secrets(r, layer, layer.doc.spec.values, ['spec', 'values']);
   }
+
+  for (const d of partial) {
+    const spec = valueAt(d, ['spec']);
+    if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) continue;
+    const isSound: Sound = (path) => sound(d, path);
+    if (d.doc.kind === 'Fleet') {
+      const f = d as PartialDocument & { doc: FleetDocument };
+      if (fleets.length === 0 && isSound(['spec', 'version'])) checkVersion(f);
+      if (Array.isArray(valueAt(d, ['spec', 'waves']))) checkWaves(r, f, isSound);
+      secrets(r, f, spec, ['spec']);
+    } else if (d.doc.kind === 'Release') {
+      checkRelease(r, d as PartialDocument & { doc: ReleaseDocument }, isSound);
+    } else {
+      const layer = d as PartialDocument & { doc: ConfigLayerDocument };
+      if (isSound(['spec', 'selector']))
+        checkSelector(r, layer, layer.doc.spec.selector!, ['spec', 'selector']);
+      if (isSound(['spec', 'values'])) {
+        checkValues(r, layer);
+        secrets(r, layer, layer.doc.spec.values, ['spec', 'values']);
+      }
+    }
+  }
   return r.out;
 }
+
+/** Whether the node at a path is sound; always, for a document that matches its schema. */
+type Sound = (path: Path) => boolean;
+const WHOLE: Sound = () => true;
 
 function checkUniqueNames(r: Reporter, docs: CheckedDocument[]): void {
   const seen = new Map<string, CheckedDocument>();
@@ -165,11 +232,21 @@ function checkSelector(r: Reporter, d: CheckedDocument, selector: Selector, base
     r.at(d, [...base, ...p.path], p.message, 'selector', p.at);
 }
 
-function checkWaves(r: Reporter, fleet: CheckedDocument & { doc: FleetDocument }): void {
+function checkWaves(
+  r: Reporter,
+  fleet: CheckedDocument & { doc: FleetDocument },
+  isSound: Sound = WHOLE,
+): void {
   const waves = fleet.doc.spec.waves;
   const names = new Map<string, number>();
   waves.forEach((wave, i) => {
     const base = ['spec', 'waves', i];
+    if (!isSound(base)) {
+      // A wave with an unknown or missing key: its selector can still be checked.
+      if (isSound([...base, 'selector']))
+        checkSelector(r, fleet, wave.selector!, [...base, 'selector']);
+      return;
+    }
     const first = names.get(wave.name);
     if (first !== undefined) {
       r.at(
@@ -232,7 +309,7 @@ function checkWaves(r: Reporter, fleet: CheckedDocument & { doc: FleetDocument }
     }
   });
   const last = waves[waves.length - 1];
-  if (last) {
+  if (last && isSound(['spec', 'waves', waves.length - 1])) {
     const i = waves.length - 1;
     if (last.selector) {
       r.at(
@@ -254,7 +331,11 @@ function checkWaves(r: Reporter, fleet: CheckedDocument & { doc: FleetDocument }
   }
 }
 
-function checkRelease(r: Reporter, rel: CheckedDocument & { doc: ReleaseDocument }): void {
+function checkRelease(
+  r: Reporter,
+  rel: CheckedDocument & { doc: ReleaseDocument },
+  isSound: Sound = WHOLE,
+): void {
   const seen = new Map<string, number>();
   // A URL already reported (e.g. for credentials) is not reported again as a plaintext secret.
   const reported = new Set<string>();
@@ -264,7 +345,9 @@ function checkRelease(r: Reporter, rel: CheckedDocument & { doc: ReleaseDocument
     r.at(rel, path, problem, 'invalid-url');
     reported.add(path.join('\0'));
   };
-  rel.doc.spec.artifacts.forEach((a, i) => {
+  const artifacts = Array.isArray(rel.doc.spec.artifacts) ? rel.doc.spec.artifacts : [];
+  artifacts.forEach((a, i) => {
+    if (!isSound(['spec', 'artifacts', i])) return;
     const key = `${a.os}/${a.arch}`;
     const first = seen.get(key);
     if (first !== undefined) {
@@ -277,7 +360,11 @@ function checkRelease(r: Reporter, rel: CheckedDocument & { doc: ReleaseDocument
     } else seen.set(key, i);
     url(['spec', 'artifacts', i, 'url'], a.url, 'artifact URLs');
   });
-  checkSignatures(r, rel, url);
+  const signatures = [
+    'signature' in rel.doc.spec ? ['spec', 'signature'] : ['spec'],
+    ['spec', 'artifacts'],
+  ];
+  if (signatures.every(isSound)) checkSignatures(r, rel, url);
   for (const f of findSecrets(rel.doc.spec, ['spec'])) {
     if (!reported.has(f.path.join('\0'))) r.at(rel, f.path, f.message, 'plaintext-secret', f.at);
   }

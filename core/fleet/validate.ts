@@ -11,8 +11,8 @@ import {
   type ReleaseDocument,
 } from './model.ts';
 import { diagnosticAt, parseFile, positionOf, type ParsedDocument } from './parse.ts';
-import { SCHEMA_FILES, kindOf, probableKind, validateSchema } from './schema.ts';
-import { checkSemantics, type CheckedDocument } from './semantic.ts';
+import { SCHEMA_FILES, kindOf, probableKind, validateSchema, type SchemaFault } from './schema.ts';
+import { checkSemantics, type CheckedDocument, type PartialDocument } from './semantic.ts';
 import { DEFAULT_LIMITS, type FleetSource, type Limits } from './source.ts';
 
 export interface ValidationResult {
@@ -60,6 +60,10 @@ export function validateFleet(
   const diagnostics: Diagnostic[] = [...source.diagnostics];
   const files = [...source.files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const checked: CheckedDocument[] = [];
+  // Documents that break their schema: checked beyond it wherever they are sound.
+  const partial: PartialDocument[] = [];
+  // Where the schema already found a problem: one problem per node is enough.
+  const schemaProblemsAt = new Set<string>();
   // Kinds with a document that failed its schema: cross-document checks about them would only
   // repeat that failure ("no Release for version 1.2" when the Release has a typo).
   const incomplete = new Set<Kind>();
@@ -84,16 +88,19 @@ export function validateFleet(
         continue;
       }
       checkModeline(parsed, kind, diagnostics);
-      const problems = validateSchema(parsed, kind);
+      const faults: SchemaFault[] = [];
+      const problems = validateSchema(parsed, kind, faults);
       diagnostics.push(...problems);
-      if (problems.length > 0) {
-        incomplete.add(kind);
-        continue;
-      }
       const doc = {
         ...(parsed.value as object),
         origin: { file: file.display, name: file.name, index: parsed.index },
       } as AnyDocument;
+      if (problems.length > 0) {
+        incomplete.add(kind);
+        partial.push({ doc, parsed, faults });
+        for (const p of problems) schemaProblemsAt.add(`${p.file}:${p.line}:${p.col}`);
+        continue;
+      }
       checked.push({ doc, parsed });
     }
   }
@@ -109,7 +116,11 @@ export function validateFleet(
       message: 'no fleet documents found: expected fleet.yaml, releases/*.yaml and config/*.yaml',
     });
   } else if (documentCount > 0 || checked.length > 0) {
-    diagnostics.push(...checkSemantics(source.root, checked, incomplete));
+    diagnostics.push(
+      ...checkSemantics(source.root, checked, incomplete, partial).filter(
+        (d) => !schemaProblemsAt.has(`${d.file}:${d.line}:${d.col}`),
+      ),
+    );
   }
 
   diagnostics.sort(compareDiagnostics);

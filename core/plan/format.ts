@@ -49,7 +49,8 @@ function headline(p: Plan): string {
   if (p.agentSource === 'inventory') {
     return `**${n(p.agents.changed)} of ${n(p.agents.total)} agents** get a new target (${version}).`;
   }
-  return `**${p.groups.length} group${p.groups.length === 1 ? '' : 's'} of agents** get a new target (${version}); pass an inventory to count agents.`;
+  const one = p.groups.length === 1;
+  return `**${p.groups.length} group${one ? '' : 's'} of agents** get${one ? 's' : ''} a new target (${version}); pass an inventory to count agents.`;
 }
 
 export function planMarkdown(p: Plan): string {

@@ -135,6 +135,16 @@ function synthesize(
   return combos.map((labels) => ({ id: '<agent.id>', labels }));
 }
 
+/**
+ * Whether an agent receives something new: a different etag. An agent that cannot be rendered
+ * on either side (no artifact for its platform, a missing label) gets no target before or
+ * after, so nothing new reaches it, whatever the two errors say.
+ */
+function targetChanges(before: RenderResult, after: RenderResult): boolean {
+  if (before.ok && after.ok) return before.target.etag !== after.target.etag;
+  return before.ok || after.ok;
+}
+
 function outcome(r: RenderResult): GroupPlan['before'] {
   return r.ok ? { version: r.target.version, etag: r.target.etag } : { error: r.error.message };
 }
@@ -215,7 +225,7 @@ export function plan(
       acc.waves.add(placement.wave);
       const b = before.render(agent);
       const a = after.render(agent);
-      const differs = !(b.ok && a.ok && b.target.etag === a.target.etag);
+      const differs = targetChanges(b, a);
       perWave[placement.index]!.agents++;
       if (differs) {
         perWave[placement.index]!.changed++;
@@ -236,7 +246,7 @@ export function plan(
     const agent = acc.representative;
     const b = before.render(agent);
     const a = after.render(agent);
-    if (b.ok && a.ok && b.target.etag === a.target.etag) {
+    if (!targetChanges(b, a)) {
       unchangedGroups++;
       continue;
     }

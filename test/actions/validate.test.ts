@@ -165,6 +165,34 @@ describe('actions/validate on a valid change', () => {
   });
 });
 
+describe('actions/validate after the base branch moved on', () => {
+  it('plans from the merge base: only what the pull request changes, not what main merged since', async () => {
+    const repo = await Repo.create(fleetFiles(DIR, ORBIT));
+    cleanup.push(repo.dir);
+    const fork = git(repo.dir, ['rev-parse', 'HEAD']).trim();
+    // The pull request: debug logs, on its own branch.
+    git(repo.dir, ['checkout', '-q', '-b', 'debug-logs']);
+    const layer = `${DIR}/config/00-base.yaml`;
+    const head = await repo.commit(
+      { [layer]: fleetFiles(DIR, { ...ORBIT, values: ['agent:', '  logLevel: debug'] })[layer]! },
+      'debug logs',
+    );
+    // Meanwhile main rolls out 1.1.0.
+    git(repo.dir, ['checkout', '-q', 'main']);
+    const base = await repo.commit(fleetFiles(DIR, { ...ORBIT, version: '1.1.0' }), '1.1.0');
+    git(repo.dir, ['checkout', '-q', 'debug-logs']);
+
+    const run = await validate(repo, { number: 12, base, head }, { comment: 'false' });
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    assert.ok(
+      run.summary.includes(`fleetwave plan: \`${fork.slice(0, 7)}\` → \`${head.slice(0, 7)}\``),
+      run.summary,
+    );
+    assert.match(run.summary, /`agent\.logLevel` \| `"info"` \| `"debug"`/);
+    assert.doesNotMatch(run.summary, /1\.1\.0/, "main's 1.1.0 is not this pull request's");
+  });
+});
+
 describe('actions/validate on a broken fleet', () => {
   it('annotates every error at its file, line and column, fails, and says so in the comment', async () => {
     const repo = await Repo.create(fleetFiles(DIR, ORBIT));

@@ -100,7 +100,8 @@ async function buildRelease(work: string): Promise<string> {
       '--sourceMap',
       'false',
     ],
-    { cwd: ROOT, stdio: 'pipe' },
+    // tsc turns on V8's compile cache, which would leave a node-compile-cache dir in /tmp.
+    { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' } },
   );
   await cp(
     join(ROOT, 'reconciler/page/status.html'),

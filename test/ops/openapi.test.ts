@@ -240,7 +240,13 @@ describe('the OpenAPI document', () => {
       cwd: ROOT,
       encoding: 'utf8',
       stdio: 'pipe',
-      env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+      env: {
+        ...process.env,
+        REDOCLY_TELEMETRY: 'off',
+        REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true',
+        // redocly turns on V8's compile cache, which would leave a node-compile-cache dir in /tmp.
+        NODE_DISABLE_COMPILE_CACHE: '1',
+      },
     });
     assert.doesNotMatch(out, /warning|error/i, out);
   });

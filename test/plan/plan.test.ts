@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import type { Plan } from '../../core/plan/plan.ts';
 import { fleetwave } from '../helpers/cli.ts';
 import { commitAll, exampleFleetRepo } from '../helpers/git.ts';
@@ -25,6 +25,7 @@ describe('fleetwave plan', () => {
     inventory = join(repo, 'inventory.json');
     await writeFile(inventory, JSON.stringify(syntheticAgents(3000, 7)));
   });
+  after(() => rm(repo, { recursive: true, force: true }));
 
   it('counts, per wave, the agents that get a new target, grouped by what they receive', () => {
     const r = fleetwave(
@@ -138,5 +139,71 @@ describe('fleetwave plan', () => {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /head HEAD \([0-9a-f]{12}\) is not a valid fleet: 1 error/);
     assert.match(r.stderr, /fleet\/fleet\.yaml:\d+:\d+: error: version "9\.9\.9" has no Release/);
+  });
+});
+
+describe('fleetwave plan of agents that cannot be rendered on either side', () => {
+  let repo: string;
+  before(async () => {
+    repo = await exampleFleetRepo();
+    // The example fleet's releases have no windows/arm64 artifact: such agents get no target
+    // before this config change and none after it.
+    await edit(join(repo, 'fleet/config/10-env-prod.yaml'), 'logLevel: warn', 'logLevel: error');
+    commitAll(repo, 'quieter prod logs');
+    await writeFile(
+      join(repo, 'inventory.json'),
+      JSON.stringify([
+        { id: 'web-1', labels: { env: 'prod', region: 'eu-west-1', os: 'linux', arch: 'amd64' } },
+        { id: 'win-1', labels: { env: 'prod', region: 'eu-west-1', os: 'windows', arch: 'arm64' } },
+        { id: 'win-2', labels: { env: 'staging', os: 'windows', arch: 'arm64' } },
+      ]),
+    );
+  });
+  after(() => rm(repo, { recursive: true, force: true }));
+
+  it('does not count them as getting a new target', () => {
+    const r = fleetwave(['plan', '--base', 'HEAD~1', '--head', 'HEAD', '--format', 'json'], {
+      cwd: repo,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const plan = JSON.parse(r.stdout) as Plan;
+    assert.deepEqual(
+      plan.groups.filter((g) => 'error' in g.before || 'error' in g.after),
+      [],
+      'a group whose agents get no target on either side is no change',
+    );
+    assert.ok(plan.groups.length > 0 && plan.groups.every((g) => g.labels['env'] === 'prod'));
+  });
+
+  it('with an inventory, counts only the agent whose target changes', () => {
+    const r = fleetwave(
+      [
+        'plan',
+        '--base',
+        'HEAD~1',
+        '--head',
+        'HEAD',
+        '--inventory',
+        'inventory.json',
+        '--format',
+        'json',
+      ],
+      { cwd: repo },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const plan = JSON.parse(r.stdout) as Plan;
+    assert.equal(plan.agents.changed, 1);
+    assert.equal(
+      plan.waves.reduce((s, w) => s + (w.changed ?? 0), 0),
+      1,
+    );
+    assert.deepEqual(
+      plan.agents.errors.map((e) => [e.id, e.code]),
+      [
+        ['win-1', 'no-artifact'],
+        ['win-2', 'no-artifact'],
+      ],
+      'they are still named as agents without a target',
+    );
   });
 });

@@ -3,6 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, fleetwave } from '../helpers/cli.ts';
 import { FleetRepo, LINUX_PROD, call, freePort } from './helpers.ts';
@@ -18,7 +20,7 @@ describe('fleetwave serve', () => {
 
   it('refuses to start without tokens, saying which', () => {
     const r = fleetwave(['serve', '--repo', repo.origin, '--data-dir', `${repo.root}/data0`]);
-    assert.notEqual(r.status, 0);
+    assert.equal(r.status, 2, 'a usage error, as in every command');
     assert.match(
       r.stderr,
       /refusing to start without --enroll-token \(or FLEETWAVE_ENROLL_TOKEN\) and --admin-token/,
@@ -36,11 +38,109 @@ describe('fleetwave serve', () => {
       '--admin-token',
       'x'.repeat(20),
     ]);
-    assert.notEqual(short.status, 0);
+    assert.equal(short.status, 2);
     assert.match(short.stderr, /--enroll-token must be at least 16 characters/);
     const norepo = fleetwave(['serve', '--insecure-local-demo']);
-    assert.notEqual(norepo.status, 0);
+    assert.equal(norepo.status, 2);
     assert.match(norepo.stderr, /--repo/);
+  });
+
+  it('suggests the flag that was meant, and exits 2', () => {
+    const r = fleetwave(['serve', '--repo', repo.origin, '--prot', '8080']);
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, 'fleetwave serve: unknown option --prot; did you mean --port?\n');
+  });
+
+  it('says a port in use is in use, names --port, and exits 2', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const { port } = taken.address() as { port: number };
+    try {
+      const r = fleetwave([
+        'serve',
+        '--repo',
+        repo.origin,
+        '--data-dir',
+        `${repo.root}/data-port`,
+        '--port',
+        String(port),
+        '--insecure-local-demo',
+        '--log-level',
+        'error',
+      ]);
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use by another process; pick another with --port`,
+        ),
+      );
+      assert.doesNotMatch(r.stderr, /unexpected error/);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  });
+
+  it("says a repository it cannot read cannot be read, in git's words, not that it serves a last good rollout", async () => {
+    const port = await freePort();
+    const missing = join(repo.root, 'nope.git');
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'serve',
+        '--repo',
+        missing,
+        '--data-dir',
+        `${repo.root}/data-nope`,
+        '--port',
+        String(port),
+        '--insecure-local-demo',
+        '--log-level',
+        'warn',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      const line = await new Promise<{ msg: string }>((resolve, reject) => {
+        let buffered = '';
+        child.stdout.on('data', (c: Buffer) => {
+          buffered += c.toString();
+          for (const l of buffered.split('\n').filter((x) => x.startsWith('{'))) {
+            const parsed = JSON.parse(l) as { msg: string };
+            if (parsed.msg.includes('fleet repository')) resolve(parsed);
+          }
+        });
+        child.once('exit', () => reject(new Error(`serve exited: ${out}`)));
+      });
+      assert.match(
+        line.msg,
+        new RegExp(`^cannot read the fleet repository ${missing.replace(/[.]/g, '\\.')}: `),
+      );
+      // git's whole message, not its last line alone ("and the repository exists.").
+      assert.match(line.msg, /does not appear to be a git repository/);
+      assert.match(
+        line.msg,
+        /Could not read from remote repository\. Please make sure you have the correct access rights and the repository exists\./,
+      );
+      assert.match(line.msg, /nothing is served until it can be read/);
+      assert.doesNotMatch(line.msg, /last good/);
+
+      // `fleetwave status` says why nothing is served, and in which field of /v1/status.
+      const status = fleetwave(['status', '--url', `http://127.0.0.1:${port}`]);
+      assert.equal(status.status, 0, status.stderr);
+      assert.match(status.stdout, /^ready: +no, nothing is served yet$/m);
+      assert.match(
+        status.stdout,
+        /^ERROR git\.remote\.lastError: git ls-remote failed: fatal: .*does not appear to be a git repository.* \(\d+ failed fetch(es)? in a row\)$/m,
+      );
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
   });
 
   it('starts with --insecure-local-demo, serves, and stops on SIGTERM', async () => {

@@ -3,10 +3,12 @@
 // configured share report failures.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fateOf, matches, checkFaults, type Fault } from '../../simulate/faults.ts';
 import { startSimulation, type Simulation } from '../../simulate/fleet.ts';
 import { makeTarget } from '../agent/fixtures/targets.ts';
+import { CLI } from '../helpers/cli.ts';
 import { until } from '../agent/helpers.ts';
 import {
   ENROLL_TOKEN,
@@ -123,5 +125,52 @@ describe('simulated fleet against a real reconciler', { timeout: 120_000 }, () =
     const rate = errors / (healthy.length * 100);
     assert.ok(rate > 0.03 && rate < 0.07, `error rate ${rate}`);
     assert.equal(stats.errors, 0, stats.lastError);
+  });
+});
+
+describe('fleetwave simulate against a reconciler that wants an enrollment token', () => {
+  let repo: FleetRepo;
+  let server: Running;
+  before(async () => {
+    repo = await FleetRepo.create();
+    server = await startServer(testConfig({ repo: repo.origin, dataDir: `${repo.root}/data` }));
+  });
+  after(async () => {
+    await server?.close();
+    await repo?.cleanup();
+  });
+
+  // The reconciler runs in this process: the CLI must not block it (no spawnSync).
+  function simulate(args: string[]): Promise<{ code: number | null; stderr: string }> {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.FLEETWAVE_ENROLL_TOKEN;
+    const child = spawn(process.execPath, [CLI, 'simulate', '--url', server.url, ...args], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    return new Promise((resolve) =>
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stderr });
+      }),
+    );
+  }
+
+  it('without a token: stops with a clear error instead of retrying for ever', async () => {
+    const r = await simulate(['--agents', '3', '--ramp', '0']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /the reconciler refused to enroll agents without an enrollment token \(.*401.*\): give it with --enroll-token or FLEETWAVE_ENROLL_TOKEN/,
+    );
+  });
+
+  it('with a wrong token: says the token was refused', async () => {
+    const r = await simulate(['--agents', '3', '--ramp', '0', '--enroll-token', 'x'.repeat(24)]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /the reconciler refused the enrollment token/);
   });
 });

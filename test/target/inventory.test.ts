@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -266,6 +266,7 @@ describe('readInventory', () => {
       cwd: dir,
       limits: { ...DEFAULT_INVENTORY_LIMITS, maxBytes: 16 },
     });
+    await rm(dir, { recursive: true, force: true });
     assert.deepEqual(inv.diagnostics.map(formatText), [
       'big.json: error: the inventory is 122 bytes; it may be at most 16 bytes',
     ]);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { etagOf } from '../../core/target/etag.ts';
 import type { Content, RenderError, Target } from '../../core/target/model.ts';
 import { fleetwave } from '../helpers/cli.ts';
@@ -17,6 +17,18 @@ interface Entry {
 }
 
 const parseJson = (stdout: string) => JSON.parse(stdout) as Entry[];
+
+const scratch: string[] = [];
+after(async () => {
+  for (const dir of scratch) await rm(dir, { recursive: true, force: true });
+});
+
+/** A temp dir removed when the file's tests are done. */
+async function scratchDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'fw-targets-'));
+  scratch.push(dir);
+  return dir;
+}
 
 describe('fleetwave targets', () => {
   it('renders the example inventory over the example fleet, as text', () => {
@@ -87,7 +99,7 @@ describe('fleetwave targets', () => {
   });
 
   it('renders 5,000 generated agents from a JSON inventory, every wave populated', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'fw-targets-'));
+    const dir = await scratchDir();
     const agents = syntheticAgents(5_000, 11);
     await writeFile(join(dir, 'inventory.json'), JSON.stringify(agents));
     const r = fleetwave([
@@ -204,7 +216,7 @@ describe('fleetwave targets', () => {
   });
 
   it('reports inventory problems at their line and renders nothing', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'fw-targets-'));
+    const dir = await scratchDir();
     await writeFile(
       join(dir, 'bad.yaml'),
       ['- id: a', '  labels: {os: linux}', '- id: a', '- id: b', '  labels: {cores: 8}', ''].join(
@@ -256,7 +268,7 @@ describe('fleetwave targets', () => {
 
 /** A small fleet no other test uses: one wave, one platform, a layer that interpolates a label. */
 async function writeFleet(options: { version?: string } = {}): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'fw-targets-'));
+  const dir = await scratchDir();
   await mkdir(join(dir, 'fleet', 'releases'), { recursive: true });
   await mkdir(join(dir, 'fleet', 'config'));
   await writeFile(

@@ -83075,12 +83075,13 @@ function probableKind(value) {
   if (KINDS.includes(kind)) return kind;
   return didYouMean(kind, KINDS);
 }
-function validateSchema(parsed, kind) {
+function validateSchema(parsed, kind, faults) {
   const validate2 = compiled()[kind];
   if (validate2(parsed.value)) return [];
   const out = [];
   const seen = /* @__PURE__ */ new Set();
   const errors = validate2.errors ?? [];
+  for (const e of errors) faults?.push({ path: pointerToPath(e.instancePath), keyword: e.keyword });
   const typos = new Set(
     errors.flatMap((e) => {
       if (e.keyword !== "additionalProperties") return [];
@@ -83422,6 +83423,23 @@ function expandSignatureUrl(template, artifact) {
 }
 
 // core/fleet/semantic.ts
+var SHALLOW = /* @__PURE__ */ new Set(["additionalProperties", "required"]);
+function sound(d2, path) {
+  for (const f3 of d2.faults) {
+    const n = Math.min(f3.path.length, path.length);
+    if (!f3.path.slice(0, n).every((s, i) => s === path[i])) continue;
+    if (f3.path.length >= path.length || !SHALLOW.has(f3.keyword)) return false;
+  }
+  return valueAt(d2, path) !== void 0;
+}
+function valueAt(d2, path) {
+  let v2 = d2.parsed.value;
+  for (const s of path) {
+    if (typeof v2 !== "object" || v2 === null || !Object.hasOwn(v2, s)) return void 0;
+    v2 = v2[s];
+  }
+  return v2;
+}
 var Reporter = class {
   out = [];
   root;
@@ -83448,7 +83466,7 @@ function where(d2, path) {
   const p2 = locate(d2.parsed, path);
   return `${d2.parsed.file.display}:${p2.line}:${p2.col}`;
 }
-function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
+function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set(), partial = []) {
   const r2 = new Reporter(root);
   const fleets = docs.filter(
     (d2) => d2.doc.kind === "Fleet"
@@ -83459,7 +83477,10 @@ function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
   const layers = docs.filter(
     (d2) => d2.doc.kind === "ConfigLayer"
   );
-  checkUniqueNames(r2, docs);
+  checkUniqueNames(r2, [
+    ...docs,
+    ...partial.filter((d2) => sound(d2, ["metadata", "name"]) && sound(d2, ["kind"]))
+  ]);
   if (fleets.length === 0 && !incomplete.has("Fleet")) {
     r2.fleetLevel(
       "no Fleet document: a fleet needs exactly one (fleet.yaml with kind: Fleet)",
@@ -83487,19 +83508,22 @@ function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
     } else versions.set(rel.doc.spec.version, rel);
     checkRelease(r2, rel);
   }
-  const fleet = fleets[0];
-  if (fleet) {
-    const version = fleet.doc.spec.version;
+  const checkVersion = (fleet2) => {
+    const version = fleet2.doc.spec.version;
     if (!versions.has(version) && !incomplete.has("Release")) {
       const hint = didYouMean(version, [...versions.keys()]);
       const known = versions.size > 0 ? ` (known: ${[...versions.keys()].sort().join(", ")})` : " (there are no Release documents)";
       r2.at(
-        fleet,
+        fleet2,
         ["spec", "version"],
         `version "${version}" has no Release${hint ? `; did you mean "${hint}"?` : known}`,
         "unknown-version"
       );
     }
+  };
+  const fleet = fleets[0];
+  if (fleet) {
+    checkVersion(fleet);
     checkWaves(r2, fleet);
     secrets(r2, fleet, fleet.doc.spec, ["spec"]);
   }
@@ -83509,8 +83533,30 @@ function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
     checkValues(r2, layer);
     secrets(r2, layer, layer.doc.spec.values, ["spec", "values"]);
   }
+  for (const d2 of partial) {
+    const spec = valueAt(d2, ["spec"]);
+    if (typeof spec !== "object" || spec === null || Array.isArray(spec)) continue;
+    const isSound = (path) => sound(d2, path);
+    if (d2.doc.kind === "Fleet") {
+      const f3 = d2;
+      if (fleets.length === 0 && isSound(["spec", "version"])) checkVersion(f3);
+      if (Array.isArray(valueAt(d2, ["spec", "waves"]))) checkWaves(r2, f3, isSound);
+      secrets(r2, f3, spec, ["spec"]);
+    } else if (d2.doc.kind === "Release") {
+      checkRelease(r2, d2, isSound);
+    } else {
+      const layer = d2;
+      if (isSound(["spec", "selector"]))
+        checkSelector(r2, layer, layer.doc.spec.selector, ["spec", "selector"]);
+      if (isSound(["spec", "values"])) {
+        checkValues(r2, layer);
+        secrets(r2, layer, layer.doc.spec.values, ["spec", "values"]);
+      }
+    }
+  }
   return r2.out;
 }
+var WHOLE2 = () => true;
 function checkUniqueNames(r2, docs) {
   const seen = /* @__PURE__ */ new Map();
   let fleets = 0;
@@ -83532,11 +83578,16 @@ function checkSelector(r2, d2, selector, base) {
   for (const p2 of selectorProblems(selector))
     r2.at(d2, [...base, ...p2.path], p2.message, "selector", p2.at);
 }
-function checkWaves(r2, fleet) {
+function checkWaves(r2, fleet, isSound = WHOLE2) {
   const waves = fleet.doc.spec.waves;
   const names = /* @__PURE__ */ new Map();
   waves.forEach((wave, i) => {
     const base = ["spec", "waves", i];
+    if (!isSound(base)) {
+      if (isSound([...base, "selector"]))
+        checkSelector(r2, fleet, wave.selector, [...base, "selector"]);
+      return;
+    }
     const first = names.get(wave.name);
     if (first !== void 0) {
       r2.at(
@@ -83599,7 +83650,7 @@ function checkWaves(r2, fleet) {
     }
   });
   const last = waves[waves.length - 1];
-  if (last) {
+  if (last && isSound(["spec", "waves", waves.length - 1])) {
     const i = waves.length - 1;
     if (last.selector) {
       r2.at(
@@ -83620,7 +83671,7 @@ function checkWaves(r2, fleet) {
     }
   }
 }
-function checkRelease(r2, rel) {
+function checkRelease(r2, rel, isSound = WHOLE2) {
   const seen = /* @__PURE__ */ new Map();
   const reported = /* @__PURE__ */ new Set();
   const url = (path, value, what) => {
@@ -83629,7 +83680,9 @@ function checkRelease(r2, rel) {
     r2.at(rel, path, problem, "invalid-url");
     reported.add(path.join("\0"));
   };
-  rel.doc.spec.artifacts.forEach((a, i) => {
+  const artifacts = Array.isArray(rel.doc.spec.artifacts) ? rel.doc.spec.artifacts : [];
+  artifacts.forEach((a, i) => {
+    if (!isSound(["spec", "artifacts", i])) return;
     const key = `${a.os}/${a.arch}`;
     const first = seen.get(key);
     if (first !== void 0) {
@@ -83642,7 +83695,11 @@ function checkRelease(r2, rel) {
     } else seen.set(key, i);
     url(["spec", "artifacts", i, "url"], a.url, "artifact URLs");
   });
-  checkSignatures(r2, rel, url);
+  const signatures = [
+    "signature" in rel.doc.spec ? ["spec", "signature"] : ["spec"],
+    ["spec", "artifacts"]
+  ];
+  if (signatures.every(isSound)) checkSignatures(r2, rel, url);
   for (const f3 of findSecrets(rel.doc.spec, ["spec"])) {
     if (!reported.has(f3.path.join("\0"))) r2.at(rel, f3.path, f3.message, "plaintext-secret", f3.at);
   }
@@ -83788,6 +83845,8 @@ function validateFleet(source, limits = DEFAULT_LIMITS) {
   const diagnostics = [...source.diagnostics];
   const files = [...source.files].sort((a, b3) => a.name < b3.name ? -1 : a.name > b3.name ? 1 : 0);
   const checked = [];
+  const partial = [];
+  const schemaProblemsAt = /* @__PURE__ */ new Set();
   const incomplete = /* @__PURE__ */ new Set();
   let documentCount = 0;
   const anyKind = () => KINDS.forEach((k2) => incomplete.add(k2));
@@ -83806,16 +83865,19 @@ function validateFleet(source, limits = DEFAULT_LIMITS) {
         continue;
       }
       checkModeline(parsed, kind, diagnostics);
-      const problems = validateSchema(parsed, kind);
+      const faults = [];
+      const problems = validateSchema(parsed, kind, faults);
       diagnostics.push(...problems);
-      if (problems.length > 0) {
-        incomplete.add(kind);
-        continue;
-      }
       const doc = {
         ...parsed.value,
         origin: { file: file.display, name: file.name, index: parsed.index }
       };
+      if (problems.length > 0) {
+        incomplete.add(kind);
+        partial.push({ doc, parsed, faults });
+        for (const p2 of problems) schemaProblemsAt.add(`${p2.file}:${p2.line}:${p2.col}`);
+        continue;
+      }
       checked.push({ doc, parsed });
     }
   }
@@ -83830,7 +83892,11 @@ function validateFleet(source, limits = DEFAULT_LIMITS) {
       message: "no fleet documents found: expected fleet.yaml, releases/*.yaml and config/*.yaml"
     });
   } else if (documentCount > 0 || checked.length > 0) {
-    diagnostics.push(...checkSemantics(source.root, checked, incomplete));
+    diagnostics.push(
+      ...checkSemantics(source.root, checked, incomplete, partial).filter(
+        (d2) => !schemaProblemsAt.has(`${d2.file}:${d2.line}:${d2.col}`)
+      )
+    );
   }
   diagnostics.sort(compareDiagnostics);
   const errorCount = diagnostics.filter((d2) => d2.severity === "error").length;
@@ -87461,7 +87527,10 @@ var GitRepository = class _GitRepository {
     checkRemote(remote);
     const r2 = await this.exec(["ls-remote", "--end-of-options", remote, ...refs]);
     if (r2.code !== 0) {
-      throw new FleetwaveError("GIT_FETCH_FAILED", `git ls-remote failed: ${lastLine(r2.stderr)}`);
+      throw new FleetwaveError(
+        "GIT_FETCH_FAILED",
+        `git ls-remote failed: ${wholeMessage(r2.stderr)}`
+      );
     }
     const found = /* @__PURE__ */ new Map();
     for (const line of r2.stdout.split("\n")) {
@@ -87489,7 +87558,7 @@ var GitRepository = class _GitRepository {
       ...refspecs
     ]);
     if (r2.code !== 0) {
-      throw new FleetwaveError("GIT_FETCH_FAILED", `git fetch failed: ${lastLine(r2.stderr)}`);
+      throw new FleetwaveError("GIT_FETCH_FAILED", `git fetch failed: ${wholeMessage(r2.stderr)}`);
     }
   }
   /** The commit a local ref points to, or undefined when it does not exist. */
@@ -87507,6 +87576,17 @@ var GitRepository = class _GitRepository {
     const r2 = await this.exec(["merge-base", "--is-ancestor", ancestor, descendant]);
     if (r2.code === 0) return true;
     if (r2.code === 1) return false;
+    throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine(r2.stderr)}`);
+  }
+  /** The best common ancestor of two commits, or undefined when their histories never meet. */
+  async mergeBase(a, b3) {
+    for (const c3 of [a, b3]) {
+      if (!SHA4.test(c3)) throw new FleetwaveError("GIT_FAILED", `mergeBase needs commit ids: ${c3}`);
+    }
+    const r2 = await this.exec(["merge-base", a, b3]);
+    const sha = r2.stdout.trim();
+    if (r2.code === 0 && SHA4.test(sha)) return sha;
+    if (r2.code === 1 && r2.stderr.trim() === "") return void 0;
     throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine(r2.stderr)}`);
   }
   /** Up to `max` commits from `commit` following first parents, newest first. */
@@ -87646,6 +87726,11 @@ function checkRemote(remote) {
   if (remote === "" || remote.startsWith("-") || /[\0\n]/.test(remote)) {
     throw new FleetwaveError("GIT_FAILED", `not a git remote: ${JSON.stringify(remote)}`);
   }
+}
+function wholeMessage(text) {
+  const message = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "").join(" ").replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s']*@/gi, "$1***@");
+  if (message === "") return "no output";
+  return message.length > 1e3 ? `${message.slice(0, 1e3)}…` : message;
 }
 function lastLine(text) {
   const lines = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "");

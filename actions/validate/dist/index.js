@@ -55411,6 +55411,10 @@ function synthesize(space, max) {
   }
   return combos.map((labels) => ({ id: "<agent.id>", labels }));
 }
+function targetChanges(before, after) {
+  if (before.ok && after.ok) return before.target.etag !== after.target.etag;
+  return before.ok || after.ok;
+}
 function outcome(r2) {
   return r2.ok ? { version: r2.target.version, etag: r2.target.etag } : { error: r2.error.message };
 }
@@ -55473,7 +55477,7 @@ ${after.groupOf(agent)}`;
       acc.waves.add(placement.wave);
       const b3 = before.render(agent);
       const a = after.render(agent);
-      const differs = !(b3.ok && a.ok && b3.target.etag === a.target.etag);
+      const differs = targetChanges(b3, a);
       perWave[placement.index].agents++;
       if (differs) {
         perWave[placement.index].changed++;
@@ -55491,7 +55495,7 @@ ${after.groupOf(agent)}`;
     const agent = acc.representative;
     const b3 = before.render(agent);
     const a = after.render(agent);
-    if (b3.ok && a.ok && b3.target.etag === a.target.etag) {
+    if (!targetChanges(b3, a)) {
       unchangedGroups++;
       continue;
     }
@@ -55661,7 +55665,8 @@ function headline(p2) {
   if (p2.agentSource === "inventory") {
     return `**${n(p2.agents.changed)} of ${n(p2.agents.total)} agents** get a new target (${version}).`;
   }
-  return `**${p2.groups.length} group${p2.groups.length === 1 ? "" : "s"} of agents** get a new target (${version}); pass an inventory to count agents.`;
+  const one = p2.groups.length === 1;
+  return `**${p2.groups.length} group${one ? "" : "s"} of agents** get${one ? "s" : ""} a new target (${version}); pass an inventory to count agents.`;
 }
 function planMarkdown(p2) {
   const out = [
@@ -56881,12 +56886,13 @@ function probableKind(value2) {
   if (KINDS.includes(kind)) return kind;
   return didYouMean(kind, KINDS);
 }
-function validateSchema(parsed, kind) {
+function validateSchema(parsed, kind, faults) {
   const validate2 = compiled()[kind];
   if (validate2(parsed.value)) return [];
   const out = [];
   const seen = /* @__PURE__ */ new Set();
   const errors = validate2.errors ?? [];
+  for (const e of errors) faults?.push({ path: pointerToPath(e.instancePath), keyword: e.keyword });
   const typos = new Set(
     errors.flatMap((e) => {
       if (e.keyword !== "additionalProperties") return [];
@@ -57097,6 +57103,23 @@ function secretKeyProblem(provider, key) {
 }
 
 // core/fleet/semantic.ts
+var SHALLOW = /* @__PURE__ */ new Set(["additionalProperties", "required"]);
+function sound(d2, path) {
+  for (const f3 of d2.faults) {
+    const n2 = Math.min(f3.path.length, path.length);
+    if (!f3.path.slice(0, n2).every((s, i) => s === path[i])) continue;
+    if (f3.path.length >= path.length || !SHALLOW.has(f3.keyword)) return false;
+  }
+  return valueAt(d2, path) !== void 0;
+}
+function valueAt(d2, path) {
+  let v2 = d2.parsed.value;
+  for (const s of path) {
+    if (typeof v2 !== "object" || v2 === null || !Object.hasOwn(v2, s)) return void 0;
+    v2 = v2[s];
+  }
+  return v2;
+}
 var Reporter = class {
   out = [];
   root;
@@ -57123,7 +57146,7 @@ function where(d2, path) {
   const p2 = locate(d2.parsed, path);
   return `${d2.parsed.file.display}:${p2.line}:${p2.col}`;
 }
-function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
+function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set(), partial = []) {
   const r2 = new Reporter(root);
   const fleets = docs.filter(
     (d2) => d2.doc.kind === "Fleet"
@@ -57134,7 +57157,10 @@ function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
   const layers = docs.filter(
     (d2) => d2.doc.kind === "ConfigLayer"
   );
-  checkUniqueNames(r2, docs);
+  checkUniqueNames(r2, [
+    ...docs,
+    ...partial.filter((d2) => sound(d2, ["metadata", "name"]) && sound(d2, ["kind"]))
+  ]);
   if (fleets.length === 0 && !incomplete.has("Fleet")) {
     r2.fleetLevel(
       "no Fleet document: a fleet needs exactly one (fleet.yaml with kind: Fleet)",
@@ -57162,19 +57188,22 @@ function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
     } else versions.set(rel.doc.spec.version, rel);
     checkRelease(r2, rel);
   }
-  const fleet = fleets[0];
-  if (fleet) {
-    const version = fleet.doc.spec.version;
+  const checkVersion = (fleet2) => {
+    const version = fleet2.doc.spec.version;
     if (!versions.has(version) && !incomplete.has("Release")) {
       const hint = didYouMean(version, [...versions.keys()]);
       const known = versions.size > 0 ? ` (known: ${[...versions.keys()].sort().join(", ")})` : " (there are no Release documents)";
       r2.at(
-        fleet,
+        fleet2,
         ["spec", "version"],
         `version "${version}" has no Release${hint ? `; did you mean "${hint}"?` : known}`,
         "unknown-version"
       );
     }
+  };
+  const fleet = fleets[0];
+  if (fleet) {
+    checkVersion(fleet);
     checkWaves(r2, fleet);
     secrets(r2, fleet, fleet.doc.spec, ["spec"]);
   }
@@ -57184,8 +57213,30 @@ function checkSemantics(root, docs, incomplete = /* @__PURE__ */ new Set()) {
     checkValues(r2, layer);
     secrets(r2, layer, layer.doc.spec.values, ["spec", "values"]);
   }
+  for (const d2 of partial) {
+    const spec = valueAt(d2, ["spec"]);
+    if (typeof spec !== "object" || spec === null || Array.isArray(spec)) continue;
+    const isSound = (path) => sound(d2, path);
+    if (d2.doc.kind === "Fleet") {
+      const f3 = d2;
+      if (fleets.length === 0 && isSound(["spec", "version"])) checkVersion(f3);
+      if (Array.isArray(valueAt(d2, ["spec", "waves"]))) checkWaves(r2, f3, isSound);
+      secrets(r2, f3, spec, ["spec"]);
+    } else if (d2.doc.kind === "Release") {
+      checkRelease(r2, d2, isSound);
+    } else {
+      const layer = d2;
+      if (isSound(["spec", "selector"]))
+        checkSelector(r2, layer, layer.doc.spec.selector, ["spec", "selector"]);
+      if (isSound(["spec", "values"])) {
+        checkValues(r2, layer);
+        secrets(r2, layer, layer.doc.spec.values, ["spec", "values"]);
+      }
+    }
+  }
   return r2.out;
 }
+var WHOLE2 = () => true;
 function checkUniqueNames(r2, docs) {
   const seen = /* @__PURE__ */ new Map();
   let fleets = 0;
@@ -57207,11 +57258,16 @@ function checkSelector(r2, d2, selector, base) {
   for (const p2 of selectorProblems(selector))
     r2.at(d2, [...base, ...p2.path], p2.message, "selector", p2.at);
 }
-function checkWaves(r2, fleet) {
+function checkWaves(r2, fleet, isSound = WHOLE2) {
   const waves = fleet.doc.spec.waves;
   const names = /* @__PURE__ */ new Map();
   waves.forEach((wave, i) => {
     const base = ["spec", "waves", i];
+    if (!isSound(base)) {
+      if (isSound([...base, "selector"]))
+        checkSelector(r2, fleet, wave.selector, [...base, "selector"]);
+      return;
+    }
     const first = names.get(wave.name);
     if (first !== void 0) {
       r2.at(
@@ -57274,7 +57330,7 @@ function checkWaves(r2, fleet) {
     }
   });
   const last = waves[waves.length - 1];
-  if (last) {
+  if (last && isSound(["spec", "waves", waves.length - 1])) {
     const i = waves.length - 1;
     if (last.selector) {
       r2.at(
@@ -57295,7 +57351,7 @@ function checkWaves(r2, fleet) {
     }
   }
 }
-function checkRelease(r2, rel) {
+function checkRelease(r2, rel, isSound = WHOLE2) {
   const seen = /* @__PURE__ */ new Map();
   const reported = /* @__PURE__ */ new Set();
   const url = (path, value2, what) => {
@@ -57304,7 +57360,9 @@ function checkRelease(r2, rel) {
     r2.at(rel, path, problem2, "invalid-url");
     reported.add(path.join("\0"));
   };
-  rel.doc.spec.artifacts.forEach((a, i) => {
+  const artifacts = Array.isArray(rel.doc.spec.artifacts) ? rel.doc.spec.artifacts : [];
+  artifacts.forEach((a, i) => {
+    if (!isSound(["spec", "artifacts", i])) return;
     const key = `${a.os}/${a.arch}`;
     const first = seen.get(key);
     if (first !== void 0) {
@@ -57317,7 +57375,11 @@ function checkRelease(r2, rel) {
     } else seen.set(key, i);
     url(["spec", "artifacts", i, "url"], a.url, "artifact URLs");
   });
-  checkSignatures(r2, rel, url);
+  const signatures = [
+    "signature" in rel.doc.spec ? ["spec", "signature"] : ["spec"],
+    ["spec", "artifacts"]
+  ];
+  if (signatures.every(isSound)) checkSignatures(r2, rel, url);
   for (const f3 of findSecrets(rel.doc.spec, ["spec"])) {
     if (!reported.has(f3.path.join("\0"))) r2.at(rel, f3.path, f3.message, "plaintext-secret", f3.at);
   }
@@ -57463,6 +57525,8 @@ function validateFleet(source, limits = DEFAULT_LIMITS) {
   const diagnostics = [...source.diagnostics];
   const files = [...source.files].sort((a, b3) => a.name < b3.name ? -1 : a.name > b3.name ? 1 : 0);
   const checked = [];
+  const partial = [];
+  const schemaProblemsAt = /* @__PURE__ */ new Set();
   const incomplete = /* @__PURE__ */ new Set();
   let documentCount = 0;
   const anyKind = () => KINDS.forEach((k2) => incomplete.add(k2));
@@ -57481,16 +57545,19 @@ function validateFleet(source, limits = DEFAULT_LIMITS) {
         continue;
       }
       checkModeline(parsed, kind, diagnostics);
-      const problems = validateSchema(parsed, kind);
+      const faults = [];
+      const problems = validateSchema(parsed, kind, faults);
       diagnostics.push(...problems);
-      if (problems.length > 0) {
-        incomplete.add(kind);
-        continue;
-      }
       const doc = {
         ...parsed.value,
         origin: { file: file.display, name: file.name, index: parsed.index }
       };
+      if (problems.length > 0) {
+        incomplete.add(kind);
+        partial.push({ doc, parsed, faults });
+        for (const p2 of problems) schemaProblemsAt.add(`${p2.file}:${p2.line}:${p2.col}`);
+        continue;
+      }
       checked.push({ doc, parsed });
     }
   }
@@ -57505,7 +57572,11 @@ function validateFleet(source, limits = DEFAULT_LIMITS) {
       message: "no fleet documents found: expected fleet.yaml, releases/*.yaml and config/*.yaml"
     });
   } else if (documentCount > 0 || checked.length > 0) {
-    diagnostics.push(...checkSemantics(source.root, checked, incomplete));
+    diagnostics.push(
+      ...checkSemantics(source.root, checked, incomplete, partial).filter(
+        (d2) => !schemaProblemsAt.has(`${d2.file}:${d2.line}:${d2.col}`)
+      )
+    );
   }
   diagnostics.sort(compareDiagnostics);
   const errorCount = diagnostics.filter((d2) => d2.severity === "error").length;
@@ -66067,7 +66138,10 @@ var GitRepository = class _GitRepository {
     checkRemote(remote);
     const r2 = await this.exec(["ls-remote", "--end-of-options", remote, ...refs]);
     if (r2.code !== 0) {
-      throw new FleetwaveError("GIT_FETCH_FAILED", `git ls-remote failed: ${lastLine(r2.stderr)}`);
+      throw new FleetwaveError(
+        "GIT_FETCH_FAILED",
+        `git ls-remote failed: ${wholeMessage(r2.stderr)}`
+      );
     }
     const found = /* @__PURE__ */ new Map();
     for (const line of r2.stdout.split("\n")) {
@@ -66095,7 +66169,7 @@ var GitRepository = class _GitRepository {
       ...refspecs
     ]);
     if (r2.code !== 0) {
-      throw new FleetwaveError("GIT_FETCH_FAILED", `git fetch failed: ${lastLine(r2.stderr)}`);
+      throw new FleetwaveError("GIT_FETCH_FAILED", `git fetch failed: ${wholeMessage(r2.stderr)}`);
     }
   }
   /** The commit a local ref points to, or undefined when it does not exist. */
@@ -66113,6 +66187,17 @@ var GitRepository = class _GitRepository {
     const r2 = await this.exec(["merge-base", "--is-ancestor", ancestor, descendant]);
     if (r2.code === 0) return true;
     if (r2.code === 1) return false;
+    throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine(r2.stderr)}`);
+  }
+  /** The best common ancestor of two commits, or undefined when their histories never meet. */
+  async mergeBase(a, b3) {
+    for (const c3 of [a, b3]) {
+      if (!SHA2.test(c3)) throw new FleetwaveError("GIT_FAILED", `mergeBase needs commit ids: ${c3}`);
+    }
+    const r2 = await this.exec(["merge-base", a, b3]);
+    const sha = r2.stdout.trim();
+    if (r2.code === 0 && SHA2.test(sha)) return sha;
+    if (r2.code === 1 && r2.stderr.trim() === "") return void 0;
     throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine(r2.stderr)}`);
   }
   /** Up to `max` commits from `commit` following first parents, newest first. */
@@ -66252,6 +66337,11 @@ function checkRemote(remote) {
   if (remote === "" || remote.startsWith("-") || /[\0\n]/.test(remote)) {
     throw new FleetwaveError("GIT_FAILED", `not a git remote: ${JSON.stringify(remote)}`);
   }
+}
+function wholeMessage(text) {
+  const message = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "").join(" ").replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s']*@/gi, "$1***@");
+  if (message === "") return "no output";
+  return message.length > 1e3 ? `${message.slice(0, 1e3)}…` : message;
 }
 function lastLine(text) {
   const lines = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "");
@@ -66411,21 +66501,43 @@ async function planChange(options) {
       reason: `the workspace is not a git repository (run actions/checkout first): ${e.message}`
     };
   }
+  const missing = (label, rev) => ({
+    ok: false,
+    reason: `the ${label} commit ${rev.slice(0, 12)} is not in the checkout; check it out with \`fetch-depth: 0\``
+  });
+  let base = options.base;
+  if (options.fromMergeBase) {
+    const commits = [];
+    for (const [label, rev] of [
+      ["base", options.base],
+      ["head", options.head]
+    ]) {
+      try {
+        commits.push(await repo.resolveCommit(rev));
+      } catch (e) {
+        if (isFleetwaveError(e, "GIT_REVISION_NOT_FOUND")) return missing(label, rev);
+        throw e;
+      }
+    }
+    const found = await repo.mergeBase(commits[0], commits[1]);
+    if (!found) {
+      return {
+        ok: false,
+        reason: `the base ${options.base.slice(0, 12)} and head ${options.head.slice(0, 12)} have no common ancestor in the checkout; check it out with \`fetch-depth: 0\``
+      };
+    }
+    base = found;
+  }
   const sides = [];
   for (const [label, rev] of [
-    ["base", options.base],
+    ["base", base],
     ["head", options.head]
   ]) {
     let source;
     try {
       source = await readFleetAtRevision(repo, rev, options.path);
     } catch (e) {
-      if (isFleetwaveError(e, "GIT_REVISION_NOT_FOUND")) {
-        return {
-          ok: false,
-          reason: `the ${label} commit ${rev.slice(0, 12)} is not in the checkout; check it out with \`fetch-depth: 0\``
-        };
-      }
+      if (isFleetwaveError(e, "GIT_REVISION_NOT_FOUND")) return missing(label, rev);
       if (isFleetwaveError(e, "FLEET_NOT_FOUND")) {
         return {
           ok: false,
@@ -66629,6 +66741,7 @@ async function validate(inputs) {
       workspace: context3.workspace,
       path: inputs.path,
       ...range,
+      fromMergeBase: pr2 !== void 0,
       ...agents ? { agents } : {}
     });
     if (!report.plan.ok) warning(`no plan: ${report.plan.reason}`);

@@ -1,6 +1,7 @@
 // The validate action: the fleet of the pull request's head, checked from the work tree, with
-// every error annotated at its line; the plan of base..head from git; the job summary; one sticky
-// comment. One catch: anything unexpected ends in core.setFailed with a message, not a trace.
+// every error annotated at its line; the plan of the change from git (a pull request's from its
+// merge base); the job summary; one sticky comment. One catch: anything unexpected ends in
+// core.setFailed with a message, not a trace.
 
 import { EOL } from 'node:os';
 import * as core from '@actions/core';
@@ -103,6 +104,7 @@ async function validate(inputs: ValidateInputs): Promise<void> {
       workspace: context.workspace,
       path: inputs.path,
       ...range,
+      fromMergeBase: pr !== undefined,
       ...(agents ? { agents } : {}),
     });
     if (!report.plan.ok) core.warning(`no plan: ${report.plan.reason}`);
