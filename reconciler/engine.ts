@@ -21,6 +21,7 @@ import type { GateResult } from '../core/rollout/gates/gate.ts';
 import type { QueryOutcome } from '../core/rollout/gates/prometheus.ts';
 import type { FleetObservation } from '../core/rollout/observations.ts';
 import { serializeRolloutState, type RolloutState } from '../core/rollout/state.ts';
+import { sameTargets } from '../core/target/same.ts';
 import type { Reconciler } from './context.ts';
 import { ensurePullRequest } from './github.ts';
 import { runPrometheusGates } from './prometheus.ts';
@@ -256,6 +257,8 @@ export class RolloutEngine {
         wave: base.policy.waves[decision.wave]?.name ?? String(decision.wave),
       });
     }
+    // A new candidate may change no agent's target (a revert, a comment): decide on it now.
+    if (decision.kind === 'start') this.trigger();
     return 'written';
   }
 
@@ -383,6 +386,10 @@ export class RolloutEngine {
     const observations: Observations = {
       history: await branchHistory(this.ctx.mirror, base.branchTip, base.state),
     };
+    const candidate = base.served.candidate;
+    if (candidate && candidate.commit === base.state.candidate?.revision) {
+      observations.sameTargets = sameTargets(candidate.model, base.served.stable.model);
+    }
     let fleet: FleetObservation | undefined;
     try {
       fleet = await this.observeCandidate(base.served, base.policy);

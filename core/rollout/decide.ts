@@ -29,6 +29,11 @@ export interface Observations {
   prometheus?: Readonly<Record<string, QueryOutcome>>;
   /** Why there are no fresh observations of the fleet (its store is down): gates wait. */
   unavailable?: string;
+  /**
+   * The candidate gives every agent the same target as stable (core/target/same.ts): nothing
+   * to watch, so it completes at once, without waves, bakes or approvals.
+   */
+  sameTargets?: boolean;
 }
 
 export interface Evidence {
@@ -42,7 +47,7 @@ export interface Evidence {
 export type Decision =
   | { kind: 'start'; revision: string; supersedes?: string; skipped: Skipped[] }
   | { kind: 'promote'; revision: string; wave: number; evidence: Evidence }
-  | { kind: 'complete'; revision: string; evidence: Evidence }
+  | { kind: 'complete'; revision: string; evidence: Evidence; unchanged?: true }
   | { kind: 'reject'; revision: string; wave: number; reason: string; evidence: Evidence }
   | { kind: 'wait'; reason: string; evidence?: Evidence; approval?: { wave: number } };
 
@@ -109,6 +114,14 @@ export function decide(
     return {
       kind: 'wait',
       reason: `candidate wave ${k} is past the stable policy's ${policy.waves.length} waves`,
+    };
+  }
+  if (observations.sameTargets === true) {
+    return {
+      kind: 'complete',
+      revision: current.revision,
+      evidence: { wave: wave.name, gates: [] },
+      unchanged: true,
     };
   }
   const fleet = observations.fleet;
@@ -240,6 +253,12 @@ export function describeDecision(decision: Decision, policy: RolloutPolicy): str
         gateLines(decision.evidence)
       );
     case 'complete':
+      if (decision.unchanged) {
+        return (
+          `fleetwave: ${short(decision.revision)} is stable\n\n` +
+          `it gives every agent the same target as stable: no wave to walk, nothing to watch\n`
+        );
+      }
       return (
         `fleetwave: ${short(decision.revision)} is stable\n\n` +
         `gates of the last wave ${decision.evidence.wave} passed:\n` +

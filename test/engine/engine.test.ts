@@ -92,9 +92,22 @@ describe('rollout engine (push reverts)', () => {
     );
     assert.equal(s.rollout.reverts.find((r) => r.revision === bad)?.state, 'pushed');
     assert.equal(stateLog(repo).at(-1), `fleetwave: reject ${bad.slice(0, 12)} at wave canary`);
-    // The revert is a revision like any other: it rolls out (a no-op for the agents).
-    const done = await until((s) => s.stable === tip);
+    // The revert gives every agent the target it runs already: it completes at once, the
+    // evaluation after its start, without walking the waves or baking.
+    const clock = rig.clock;
+    await server.app.reconciler.sync.sync();
+    await server.app.rollout.evaluate(); // start
+    await server.app.rollout.evaluate(); // complete
+    const done = await status();
+    assert.equal(done.stable, tip);
+    assert.equal(done.candidate, null);
+    assert.equal(rig.clock, clock, 'no time passed');
     assert.equal(done.rejected.length, 1);
+    assert.deepEqual(stateLog(repo).slice(-2), [
+      `fleetwave: start ${tip.slice(0, 12)} on wave canary`,
+      `fleetwave: ${tip.slice(0, 12)} is stable`,
+    ]);
+    assert.match(done.history[0]!.body, /same target as stable/);
   });
 
   it('a newer commit supersedes the candidate', async () => {

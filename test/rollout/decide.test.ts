@@ -143,6 +143,32 @@ describe('decide', () => {
     assert.match((d as { reason: string }).reason, /^canary: baking: 5m of 15m/);
   });
 
+  it('completes at once a candidate that changes no agent, even while baking, without observations', () => {
+    const d = decide(
+      POLICY,
+      state({ candidate: candidateAt(C, 0, 0) }),
+      { history, sameTargets: true },
+      T0,
+    );
+    assert.equal(d.kind, 'complete');
+    assert.equal((d as { unchanged?: true }).unchanged, true);
+    assert.match(describeDecision(d, POLICY), /is stable\n\nit gives every agent the same target/);
+    const paused = decide(
+      POLICY,
+      state({ candidate: candidateAt(C, 0, 0), paused: true }),
+      { history, sameTargets: true },
+      T0,
+    );
+    assert.equal(paused.kind, 'wait', 'a paused rollout still waits');
+    const changed = decide(
+      POLICY,
+      state({ candidate: candidateAt(C, 0, 0) }),
+      { history, sameTargets: false, fleet: fleet() },
+      T0,
+    );
+    assert.equal(changed.kind, 'wait', 'a change walks the waves');
+  });
+
   it('waits without observations of this candidate at this wave', () => {
     const d = decide(
       POLICY,

@@ -81581,6 +81581,14 @@ function decide(policy, state, observations, now) {
       reason: `candidate wave ${k2} is past the stable policy's ${policy.waves.length} waves`
     };
   }
+  if (observations.sameTargets === true) {
+    return {
+      kind: "complete",
+      revision: current.revision,
+      evidence: { wave: wave.name, gates: [] },
+      unchanged: true
+    };
+  }
   const fleet = observations.fleet;
   if (!fleet || fleet.revision !== current.revision || fleet.wave !== k2) {
     return {
@@ -81693,6 +81701,12 @@ candidate: ${decision.revision}
 gates of wave ${decision.evidence.wave} passed:
 ` + gateLines(decision.evidence);
     case "complete":
+      if (decision.unchanged) {
+        return `fleetwave: ${short(decision.revision)} is stable
+
+it gives every agent the same target as stable: no wave to walk, nothing to watch
+`;
+      }
       return `fleetwave: ${short(decision.revision)} is stable
 
 gates of the last wave ${decision.evidence.wave} passed:
