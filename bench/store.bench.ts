@@ -99,7 +99,7 @@ async function measure(
         revision: C,
         wave: 1,
         cohort: 'candidate',
-        tally: { reports: 10, failed: 1, errors: 2, requests: 1000 },
+        tally: { reports: 10, failed: 1, errors: 2, requests: 1000, rated: 10, errorRates: 0.02 },
       },
     ],
     NOW,

@@ -2,7 +2,12 @@
 // check-ins without a round trip to the store. Every report marks the agent dirty; reports.ts
 // writes dirty agents to the shared store in batches, off the check-in's path.
 
-import { tallyReport, type HealthStatus, type Tally } from '../core/rollout/observations.ts';
+import {
+  emptyTally,
+  tallyReport,
+  type HealthStatus,
+  type Tally,
+} from '../core/rollout/observations.ts';
 import type { Labels } from '../core/target/model.ts';
 
 export type { HealthStatus };
@@ -74,7 +79,7 @@ export class AgentRegistry {
       else record.health = report.health;
     }
     const health = report.health;
-    tallyReport((record.pending ??= { reports: 0, failed: 0, errors: 0, requests: 0 }), {
+    tallyReport((record.pending ??= emptyTally()), {
       status: health?.status,
       errors: health?.['errors'],
       requests: health?.['requests'],

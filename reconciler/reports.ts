@@ -8,7 +8,7 @@
 
 import { silentAfterMs } from '../core/rollout/decide.ts';
 import type { RolloutPolicy } from '../core/rollout/decide.ts';
-import { cohortOfJudged } from '../core/rollout/observations.ts';
+import { addTally, cohortOfJudged, emptyTally } from '../core/rollout/observations.ts';
 import type { AgentRecord, AgentRegistry, PendingTally } from './agents.ts';
 import type { Metrics } from './metrics.ts';
 import type {
@@ -241,11 +241,8 @@ export class Reports {
             ? cohortOfJudged({ ...j, status: record.health?.status }, rollout)
             : 'neither';
         if (cohort !== 'neither') {
-          const t = tallies.get(cohort) ?? { reports: 0, failed: 0, errors: 0, requests: 0 };
-          t.reports += pending.reports;
-          t.failed += pending.failed;
-          t.errors += pending.errors;
-          t.requests += pending.requests;
+          const t = tallies.get(cohort) ?? emptyTally();
+          addTally(t, pending);
           tallies.set(cohort, t);
         }
       }
@@ -314,11 +311,7 @@ export class Reports {
       for (const id of dirty) agents.dirty.add(id);
       if (rejudged.length > 0) this.rejudgeAll = true;
       for (const [record, pending] of taken) {
-        const t = (record.pending ??= { reports: 0, failed: 0, errors: 0, requests: 0 });
-        t.reports += pending.reports;
-        t.failed += pending.failed;
-        t.errors += pending.errors;
-        t.requests += pending.requests;
+        addTally((record.pending ??= emptyTally()), pending);
       }
       this.status.buffered = agents.dirty.size;
       this.o.metrics.storeBuffered.set(agents.dirty.size);

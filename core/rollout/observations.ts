@@ -56,6 +56,11 @@ export interface Tally {
   failed: number;
   errors: number;
   requests: number;
+  /** Check-ins that counted requests (> 0), and the sum of their own error rates: the error
+   * rate compareToStable tests is their mean, so one report weighs one check-in, however many
+   * requests it claims. */
+  rated: number;
+  errorRates: number;
 }
 
 /** What was observed of the fleet for one candidate at one wave. */
@@ -82,7 +87,7 @@ export function emptySnapshot(): CohortSnapshot {
 }
 
 export function emptyTally(): Tally {
-  return { reports: 0, failed: 0, errors: 0, requests: 0 };
+  return { reports: 0, failed: 0, errors: 0, requests: 0, rated: 0, errorRates: 0 };
 }
 
 export type Cohort = 'candidate' | 'stable' | 'neither';
@@ -120,10 +125,25 @@ export function tallyReport(
   report: { status?: HealthStatus | undefined; errors?: unknown; requests?: unknown },
 ): void {
   const requests = count(report.requests);
+  const errors = Math.min(count(report.errors), requests);
   into.reports++;
   if (report.status === 'failed') into.failed++;
-  into.errors += Math.min(count(report.errors), requests);
+  into.errors += errors;
   into.requests += requests;
+  if (requests > 0) {
+    into.rated++;
+    into.errorRates += errors / requests;
+  }
+}
+
+/** Adds `more` into `into` (in place). */
+export function addTally(into: Tally, more: Tally): void {
+  into.reports += more.reports;
+  into.failed += more.failed;
+  into.errors += more.errors;
+  into.requests += more.requests;
+  into.rated += more.rated;
+  into.errorRates += more.errorRates;
 }
 
 /** Adds one check-in to a cohort's tally (a new object; tallies are values). */

@@ -189,10 +189,10 @@ export class PostgresStore implements AgentStore {
   async addTallies(replica: string, rows: readonly TallyRow[], at: number): Promise<void> {
     if (rows.length === 0) return;
     await this.query(
-      `INSERT INTO fleetwave_tallies (revision, wave, cohort, replica, reports, failed, errors, requests, updated_at)
-       SELECT revision, wave, cohort, $4::text, reports, failed, errors, requests, $9::int8
-       FROM unnest($1::text[], $2::int[], $3::text[], $5::int8[], $6::int8[], $7::float8[], $8::float8[])
-         AS u(revision, wave, cohort, reports, failed, errors, requests)
+      `INSERT INTO fleetwave_tallies (revision, wave, cohort, replica, reports, failed, errors, requests, rated, error_rates, updated_at)
+       SELECT revision, wave, cohort, $4::text, reports, failed, errors, requests, rated, error_rates, $9::int8
+       FROM unnest($1::text[], $2::int[], $3::text[], $5::int8[], $6::int8[], $7::float8[], $8::float8[], $10::int8[], $11::float8[])
+         AS u(revision, wave, cohort, reports, failed, errors, requests, rated, error_rates)
        ${TALLY_UPSERT}`,
       [
         rows.map((r) => r.revision),
@@ -204,6 +204,8 @@ export class PostgresStore implements AgentStore {
         rows.map((r) => r.tally.errors),
         rows.map((r) => r.tally.requests),
         at,
+        rows.map((r) => r.tally.rated),
+        rows.map((r) => r.tally.errorRates),
       ],
     );
   }

@@ -76,6 +76,8 @@ export function migrations(d: Dialect): string[][] {
         failed ${d.bigint} NOT NULL,
         errors ${d.double} NOT NULL,
         requests ${d.double} NOT NULL,
+        rated ${d.bigint} NOT NULL,
+        error_rates ${d.double} NOT NULL,
         updated_at ${d.bigint} NOT NULL,
         PRIMARY KEY (revision, wave, cohort, replica)
       )`,
@@ -103,6 +105,8 @@ export const TALLY_UPSERT = `ON CONFLICT (revision, wave, cohort, replica) DO UP
   failed = fleetwave_tallies.failed + excluded.failed,
   errors = fleetwave_tallies.errors + excluded.errors,
   requests = fleetwave_tallies.requests + excluded.requests,
+  rated = fleetwave_tallies.rated + excluded.rated,
+  error_rates = fleetwave_tallies.error_rates + excluded.error_rates,
   updated_at = excluded.updated_at`;
 
 export interface Query {
@@ -134,7 +138,7 @@ export function cohortsQuery(d: Dialect, q: CohortQuery): Query {
 export function talliesQuery(d: Dialect, q: CohortQuery): Query {
   return {
     text: `SELECT cohort, SUM(reports) AS reports, SUM(failed) AS failed, SUM(errors) AS errors,
-        SUM(requests) AS requests
+        SUM(requests) AS requests, SUM(rated) AS rated, SUM(error_rates) AS error_rates
       FROM fleetwave_tallies WHERE revision = ${d.param(1)} AND wave = ${d.param(2)} GROUP BY cohort`,
     values: [q.candidate, q.wave],
   };
@@ -163,6 +167,8 @@ export interface TallyResultRow {
   failed: number | string | null;
   errors: number | string | null;
   requests: number | string | null;
+  rated: number | string | null;
+  error_rates: number | string | null;
 }
 
 const num = (v: number | string | null | bigint): number => (v === null ? 0 : Number(v));
@@ -207,6 +213,8 @@ export function cohortsResult(
     t.failed += num(r.failed);
     t.errors += num(r.errors);
     t.requests += num(r.requests);
+    t.rated += num(r.rated);
+    t.errorRates += num(r.error_rates);
   }
   return out;
 }

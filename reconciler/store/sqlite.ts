@@ -144,8 +144,8 @@ export class SqliteStore implements AgentStore {
     return this.run(() =>
       this.transaction(() => {
         const insert = this.db.prepare(
-          `INSERT INTO fleetwave_tallies (revision, wave, cohort, replica, reports, failed, errors, requests, updated_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ${TALLY_UPSERT}`,
+          `INSERT INTO fleetwave_tallies (revision, wave, cohort, replica, reports, failed, errors, requests, rated, error_rates, updated_at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ${TALLY_UPSERT}`,
         );
         for (const r of rows) {
           const t = r.tally;
@@ -158,6 +158,8 @@ export class SqliteStore implements AgentStore {
             t.failed,
             t.errors,
             t.requests,
+            t.rated,
+            t.errorRates,
             at,
           );
         }

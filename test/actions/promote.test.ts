@@ -162,8 +162,22 @@ function cohorts(revision: string, wave: number, failed: number): RolloutObserva
     candidate: snap(40, failed),
     stable: snap(400, 4),
     tally: {
-      candidate: { reports: 400, failed: failed * 10, errors: 0, requests: 40_000 },
-      stable: { reports: 4000, failed: 40, errors: 0, requests: 400_000 },
+      candidate: {
+        reports: 400,
+        failed: failed * 10,
+        errors: 0,
+        requests: 40_000,
+        rated: 400,
+        errorRates: 0,
+      },
+      stable: {
+        reports: 4000,
+        failed: 40,
+        errors: 0,
+        requests: 400_000,
+        rated: 4000,
+        errorRates: 0,
+      },
     },
   };
 }

@@ -107,7 +107,14 @@ describe('every agent gate, one report at a time (property)', () => {
 describe('compareToStable on counts that are not numbers', () => {
   it('waits instead of passing', () => {
     const huge = addReport(emptyTally(), agent('x', { errors: 1e308, requests: 1e308 }));
-    const nan = { reports: 100, failed: NaN, errors: NaN, requests: NaN };
+    const nan = {
+      reports: 100,
+      failed: NaN,
+      errors: NaN,
+      requests: NaN,
+      rated: NaN,
+      errorRates: NaN,
+    };
     for (const metric of ['errorRate', 'failedRatio'] as const) {
       const rs = compareGate(
         ctx(
@@ -116,7 +123,14 @@ describe('compareToStable on counts that are not numbers', () => {
             fleet: fleet({
               tally: {
                 candidate: nan,
-                stable: { reports: 100, failed: 1, errors: 1, requests: 100 },
+                stable: {
+                  reports: 100,
+                  failed: 1,
+                  errors: 1,
+                  requests: 100,
+                  rated: 100,
+                  errorRates: 1,
+                },
               },
             }),
           },

@@ -1,6 +1,7 @@
 // Table tests for each gate: pass, fail or wait, and the numbers in the message.
 
 import assert from 'node:assert/strict';
+import { emptyTally, tallyReport, type Tally } from '../../core/rollout/observations.ts';
 import { describe, it } from 'node:test';
 import { evaluateGates } from '../../core/rollout/decide.ts';
 import { agentGates } from '../../core/rollout/gates/agents.ts';
@@ -170,8 +171,8 @@ describe('compareToStable', () => {
         {
           fleet: fleet({
             tally: {
-              candidate: { reports: cand[1], failed: cand[0], errors: 0, requests: 0 },
-              stable: { reports: stab[1], failed: stab[0], errors: 0, requests: 0 },
+              candidate: { ...emptyTally(), reports: cand[1], failed: cand[0] },
+              stable: { ...emptyTally(), reports: stab[1], failed: stab[0] },
             },
           }),
         },
@@ -191,21 +192,26 @@ describe('compareToStable', () => {
   it('does not fire on a difference it cannot tell from noise (small sample)', () => {
     assert.equal(run([4, 40], [200, 10000]).verdict, 'pass');
   });
-  it('compares error rates on errors/requests', () => {
-    const r = compareGate(
-      ctx(
-        { gates: { compareToStable: { metric: 'errorRate', tolerance: 0.01 } } },
-        {
-          fleet: fleet({
-            tally: {
-              candidate: { reports: 10, failed: 0, errors: 500, requests: 5000 },
-              stable: { reports: 10, failed: 0, errors: 100, requests: 50000 },
-            },
-          }),
-        },
-      ),
-    )[0]!;
-    assert.equal(r.verdict, 'fail');
+  it("compares error rates as the mean of each check-in's own rate", () => {
+    const tally = (reports: number[][]) => {
+      const t = emptyTally();
+      for (const [errors, requests] of reports) tallyReport(t, { errors, requests });
+      return t;
+    };
+    const judge = (candidate: Tally, stable: Tally) =>
+      compareGate(
+        ctx(
+          { gates: { compareToStable: { metric: 'errorRate', tolerance: 0.01 } } },
+          { fleet: fleet({ tally: { candidate, stable } }) },
+        ),
+      )[0]!;
+    const stable = tally(Array.from({ length: 400 }, () => [2, 1000]));
+    // 100 check-ins at 10% errors: worse than stable's 0.2%.
+    const bad = Array.from({ length: 100 }, () => [100, 1000]);
+    assert.equal(judge(tally(bad), stable).verdict, 'fail');
+    // One check-in claiming a billion clean requests is one check-in among 101, not a
+    // dilution of every other's errors.
+    assert.equal(judge(tally([...bad, [0, 1e9]]), stable).verdict, 'fail');
   });
 });
 

@@ -87,6 +87,14 @@ describe('addReport', () => {
     t = addReport(t, agent('a', { status: 'failed', errors: 5, requests: 10 }));
     t = addReport(t, agent('a', { status: 'ok', errors: -3, requests: Number.NaN }));
     t = addReport(t, agent('a', { status: 'ok', errors: 50, requests: 10 }));
-    assert.deepEqual(t, { reports: 3, failed: 1, errors: 15, requests: 20 });
+    // Rates 0.5 and 1 (50 errors of 10 requests count as 10): a mean of 0.75 over 2 rated.
+    assert.deepEqual(t, {
+      reports: 3,
+      failed: 1,
+      errors: 15,
+      requests: 20,
+      rated: 2,
+      errorRates: 1.5,
+    });
   });
 });

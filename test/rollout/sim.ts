@@ -220,11 +220,11 @@ export function simulateRollout(seed: number, kind: CandidateKind): RolloutOutco
 }
 
 function emptyTally(): Tally {
-  return { reports: 0, failed: 0, errors: 0, requests: 0 };
+  return { reports: 0, failed: 0, errors: 0, requests: 0, rated: 0, errorRates: 0 };
 }
 
 function add(t: Tally, reports: number, failed: number): Tally {
-  return { reports: t.reports + reports, failed: t.failed + failed, errors: 0, requests: 0 };
+  return { ...t, reports: t.reports + reports, failed: t.failed + failed };
 }
 
 export function median(values: number[]): number {

@@ -211,7 +211,7 @@ for (const engine of ENGINES) {
             revision: C,
             wave: 1,
             cohort: 'candidate',
-            tally: { reports: 3, failed: 1, errors: 2, requests: 30 },
+            tally: { reports: 3, failed: 1, errors: 2, requests: 30, rated: 3, errorRates: 0.3 },
           },
         ],
         1,
@@ -223,7 +223,7 @@ for (const engine of ENGINES) {
             revision: C,
             wave: 1,
             cohort: 'candidate',
-            tally: { reports: 2, failed: 0, errors: 1, requests: 20 },
+            tally: { reports: 2, failed: 0, errors: 1, requests: 20, rated: 2, errorRates: 0.2 },
           },
         ],
         1,
@@ -235,27 +235,36 @@ for (const engine of ENGINES) {
             revision: C,
             wave: 1,
             cohort: 'candidate',
-            tally: { reports: 1, failed: 1, errors: 0, requests: 10 },
+            tally: { reports: 1, failed: 1, errors: 0, requests: 10, rated: 1, errorRates: 0.1 },
           },
           {
             revision: C,
             wave: 1,
             cohort: 'stable',
-            tally: { reports: 7, failed: 0, errors: 0, requests: 70 },
+            tally: { reports: 7, failed: 0, errors: 0, requests: 70, rated: 7, errorRates: 0.7 },
           },
           {
             revision: C,
             wave: 0,
             cohort: 'stable',
-            tally: { reports: 100, failed: 0, errors: 0, requests: 1 },
+            tally: {
+              reports: 100,
+              failed: 0,
+              errors: 0,
+              requests: 1,
+              rated: 100,
+              errorRates: 10.0,
+            },
           },
         ],
         2,
       );
       const t = (await store.cohorts({ candidate: C, stable: S, wave: 1, silentBefore: 0 })).tally;
+      t.candidate.errorRates = Number(t.candidate.errorRates.toFixed(9));
+      t.stable.errorRates = Number(t.stable.errorRates.toFixed(9));
       assert.deepEqual(t, {
-        candidate: { reports: 6, failed: 2, errors: 3, requests: 60 },
-        stable: { reports: 7, failed: 0, errors: 0, requests: 70 },
+        candidate: { reports: 6, failed: 2, errors: 3, requests: 60, rated: 6, errorRates: 0.6 },
+        stable: { reports: 7, failed: 0, errors: 0, requests: 70, rated: 7, errorRates: 0.7 },
       });
       await store.close();
     });

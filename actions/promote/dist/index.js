@@ -81403,7 +81403,11 @@ function compareGate(ctx) {
   const spec = ctx.wave.gates?.compareToStable;
   if (!spec) return [];
   const { candidate: c3, stable: s } = ctx.fleet.tally;
-  const counts2 = (t2) => spec.metric === "failedRatio" ? { events: t2.failed, trials: t2.reports } : { events: t2.errors, trials: t2.requests };
+  const counts2 = (t2) => spec.metric === "failedRatio" ? { events: t2.failed, trials: t2.reports } : (
+    // Each check-in's own error rate, one trial each: a report claiming a billion
+    // requests weighs what any other check-in weighs (the mean of rates, as maxErrorRate).
+    { events: t2.errorRates, trials: t2.rated }
+  );
   const cand = counts2(c3);
   const stab = counts2(s);
   const gate = "compareToStable";

@@ -13,7 +13,9 @@ export function compareGate(ctx: GateContext): GateResult[] {
   const counts = (t: typeof c): Counts =>
     spec.metric === 'failedRatio'
       ? { events: t.failed, trials: t.reports }
-      : { events: t.errors, trials: t.requests };
+      : // Each check-in's own error rate, one trial each: a report claiming a billion
+        // requests weighs what any other check-in weighs (the mean of rates, as maxErrorRate).
+        { events: t.errorRates, trials: t.rated };
   const cand = counts(c);
   const stab = counts(s);
   const gate = 'compareToStable';
