@@ -205,11 +205,11 @@ describe('compareToStable', () => {
           { fleet: fleet({ tally: { candidate, stable } }) },
         ),
       )[0]!;
-    const stable = tally(Array.from({ length: 400 }, () => [2, 1000]));
-    // 100 check-ins at 10% errors: worse than stable's 0.2%.
-    const bad = Array.from({ length: 100 }, () => [100, 1000]);
+    const stable = tally(Array.from({ length: 1000 }, () => [2, 1000]));
+    // 300 check-ins at 10% errors: worse than stable's 0.2%.
+    const bad = Array.from({ length: 300 }, () => [100, 1000]);
     assert.equal(judge(tally(bad), stable).verdict, 'fail');
-    // One check-in claiming a billion clean requests is one check-in among 101, not a
+    // One check-in claiming a billion clean requests is one check-in among 301, not a
     // dilution of every other's errors.
     assert.equal(judge(tally([...bad, [0, 1e9]]), stable).verdict, 'fail');
   });
