@@ -53,16 +53,23 @@ export class AgentError extends FleetwaveError {
   readonly retryAfterMs: number | undefined;
   /** The HTTP status, when the error is an answer. */
   readonly status: number | undefined;
+  /**
+   * Whether trying again later may help, when it is known better than by the code's kind: a
+   * download that answered 404 is ARTIFACT_DOWNLOAD_FAILED like a reset, but only the reset
+   * passes.
+   */
+  readonly transient: boolean;
 
   constructor(
     code: AgentErrorCode,
     message: string,
-    options: { cause?: unknown; retryAfterMs?: number; status?: number } = {},
+    options: { cause?: unknown; retryAfterMs?: number; status?: number; transient?: boolean } = {},
   ) {
     super(code, message, options.cause === undefined ? {} : { cause: options.cause });
     this.name = 'AgentError';
     this.retryAfterMs = options.retryAfterMs;
     this.status = options.status;
+    this.transient = options.transient ?? this.kind === 'transient';
   }
 }
 
