@@ -647,7 +647,11 @@ export class Agent {
 
   /** Keeps the current and the previous artifact; removes the rest (and crash leftovers). */
   private async pruneArtifacts(): Promise<void> {
-    const keep = new Set([this.state?.artifactPath, this.previousArtifact, this.previous?.artifactPath]);
+    const keep = new Set([
+      this.state?.artifactPath,
+      this.previousArtifact,
+      this.previous?.artifactPath,
+    ]);
     const dir = this.cache.artifactsDir;
     let names: string[];
     try {

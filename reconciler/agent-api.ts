@@ -53,7 +53,7 @@ export const CHECKIN_SCHEMA = {
       type: 'object',
       required: ['status'],
       maxProperties: 32,
-      properties: { status: { enum: ['ok', 'degraded', 'failed'] } },
+      properties: { status: { enum: ['ok', 'degraded', 'failed', 'retrying'] } },
     },
   },
 } as const;

@@ -4,7 +4,7 @@
 
 import type { Labels } from '../core/target/model.ts';
 
-export type HealthStatus = 'ok' | 'degraded' | 'failed';
+export type HealthStatus = 'ok' | 'degraded' | 'failed' | 'retrying';
 
 export interface Health {
   status: HealthStatus;

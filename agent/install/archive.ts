@@ -299,7 +299,8 @@ async function readTar(reader: Reader, tree: Tree): Promise<void> {
       const data = (await reader.read(padded(size))).subarray(0, size);
       if (data.length < size) throw invalid('the archive ends inside a header');
       if (type === 'x') pax = paxRecords(data);
-      else if (type === 'g') paxRecords(data); // checked, not used: global defaults we ignore
+      else if (type === 'g')
+        paxRecords(data); // checked, not used: global defaults we ignore
       else {
         const value = data.toString('utf8').replace(/\0+$/, '');
         if (type === 'L') longName = value;
@@ -310,7 +311,9 @@ async function readTar(reader: Reader, tree: Tree): Promise<void> {
 
     const prefix = magic === 'ustar' ? text(block, 345, 155) : '';
     const name =
-      pax.get('path') ?? longName ?? (prefix ? `${prefix}/${text(block, 0, 100)}` : text(block, 0, 100));
+      pax.get('path') ??
+      longName ??
+      (prefix ? `${prefix}/${text(block, 0, 100)}` : text(block, 0, 100));
     const linkname = pax.get('linkpath') ?? longLink ?? text(block, 157, 100);
     if (pax.has('size')) {
       const s = pax.get('size')!;
@@ -453,7 +456,9 @@ async function unpackZipEntry(
     return;
   }
   if (entry.method !== 0 && entry.method !== 8)
-    throw invalid(`"${entry.name}" uses compression method ${entry.method} (only stored and deflate)`);
+    throw invalid(
+      `"${entry.name}" uses compression method ${entry.method} (only stored and deflate)`,
+    );
   const local = await readAt(handle, entry.localOffset, 30);
   if (local.readUInt32LE(0) !== 0x04034b50) throw invalid(`"${entry.name}" has no local header`);
   const start = entry.localOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);

@@ -118,7 +118,10 @@ function toml(config: Record<string, unknown>): string {
 // POSIX shells read them alike). Two paths giving one name are refused.
 
 function envName(path: string[]): string {
-  const name = path.join('_').toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+  const name = path
+    .join('_')
+    .toUpperCase()
+    .replace(/[^A-Z0-9_]/g, '_');
   return /^[0-9]/.test(name) ? `_${name}` : name;
 }
 
@@ -139,8 +142,7 @@ function env(config: Record<string, unknown>): string {
     const where = path.join('.');
     if (seen.has(name)) throw unfit(`${seen.get(name)} and ${where} both become ${name}`);
     seen.set(name, where);
-    const text =
-      value === null ? '' : typeof value === 'string' ? value : JSON.stringify(value);
+    const text = value === null ? '' : typeof value === 'string' ? value : JSON.stringify(value);
     lines.push(`${name}=${envQuote(text)}`);
   };
   walk(config, []);

@@ -6,8 +6,8 @@
 // (health.ts) and switches back on failure; the agent's loop (client.ts) decides when.
 
 import { execFile } from 'node:child_process';
-import { lstat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import type { Target } from '../../core/target/model.ts';
 import { describeResult, runCommand, type HealthReport } from '../apply.ts';
@@ -62,7 +62,9 @@ export class Installer {
 
   constructor(options: InstallerOptions) {
     if (options.run !== undefined && options.service !== undefined)
-      throw new Error('an installer runs the software (run) or restarts its unit (service), not both');
+      throw new Error(
+        'an installer runs the software (run) or restarts its unit (service), not both',
+      );
     this.options = options;
     this.dir = new InstallDir(options.installDir);
     if (options.configFile !== undefined) {
@@ -89,6 +91,16 @@ export class Installer {
   /** Creates the directories, removes half-made versions, stops an orphaned child. */
   async prepare(): Promise<void> {
     await this.dir.prepare();
+    if (this.options.configFile !== undefined) {
+      try {
+        await mkdir(dirname(this.options.configFile), { recursive: true, mode: 0o755 });
+      } catch (e) {
+        throw failed(
+          `cannot create the directory of ${this.options.configFile}: ${describe(e)}`,
+          e,
+        );
+      }
+    }
     await this.supervisor?.reapOrphan();
   }
 
@@ -181,7 +193,9 @@ export class Installer {
       cwd: path,
     });
     if (result.code !== 0 || result.timedOut)
-      throw failed(`the install hook of ${target.version}: ${describeResult(INSTALL_HOOK, result)}`);
+      throw failed(
+        `the install hook of ${target.version}: ${describeResult(INSTALL_HOOK, result)}`,
+      );
   }
 
   /** (Re)starts the software of `target` (the version `current` names). */
@@ -193,7 +207,9 @@ export class Installer {
     } else if (this.options.service !== undefined) {
       const r = await systemctl(['restart', this.options.service], this.options.env);
       if (r.code !== 0)
-        throw failed(`systemctl restart ${this.options.service} failed: ${r.output || `exit ${r.code}`}`);
+        throw failed(
+          `systemctl restart ${this.options.service} failed: ${r.output || `exit ${r.code}`}`,
+        );
     }
   }
 
@@ -215,7 +231,7 @@ export class Installer {
   /** Why the supervised process is down since the last (re)start, or undefined. */
   private down(): string | undefined {
     if (!this.supervisor || !this.running) return undefined;
-    const exit = this.supervisor.exitsSince(this.running.since)[0];
+    const exit = this.supervisor.crashesSince(this.running.since)[0];
     if (!exit) return undefined;
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with ${exit.code}`;
     const after = ((exit.exitedAt! - exit.startedAt) / 1000).toFixed(1);
@@ -233,7 +249,10 @@ export class Installer {
       }
       return await watchHealth({
         windowMs: this.healthWatchMs,
-        probe: this.options.probe || this.options.service ? () => this.probeOnce().then((r) => r!) : undefined,
+        probe:
+          this.options.probe || this.options.service
+            ? () => this.probeOnce().then((r) => r!)
+            : undefined,
         down: () => this.down(),
         signal,
       });
@@ -244,9 +263,12 @@ export class Installer {
 
   /** The health the agent reports with each check-in. */
   async health(): Promise<HealthReport> {
-    if (this.watching) return { status: 'ok', message: 'health watch after a switch', watching: true };
+    if (this.watching)
+      return { status: 'ok', message: 'health watch after a switch', watching: true };
     if (this.supervisor && this.running) {
-      const exits = this.supervisor.exitsSince(Date.now() - CRASH_LOOP_WINDOW_MS);
+      const exits = this.supervisor
+        .crashesSince(this.running.since)
+        .filter((r) => r.exitedAt! >= Date.now() - CRASH_LOOP_WINDOW_MS);
       const last = exits.at(-1);
       const how = last ? (last.signal ? `killed by ${last.signal}` : `exit ${last.code}`) : '';
       if (exits.length >= CRASH_LOOP_EXITS)
@@ -256,7 +278,10 @@ export class Installer {
           crashLoop: true,
         };
       if (!this.supervisor.running)
-        return { status: 'degraded', message: `the process is restarting (${how || 'not started'})` };
+        return {
+          status: 'degraded',
+          message: `the process is restarting (${how || 'not started'})`,
+        };
     }
     const result = await this.probeOnce();
     if (!result || result.ok) return { status: 'ok' };

@@ -28,6 +28,8 @@ export interface RunInfo {
   pid: number | undefined;
   startedAt: number;
   exitedAt?: number;
+  /** Stopped by the supervisor (an upgrade, the agent stopping): not a crash. */
+  stopped?: boolean;
   code?: number | null;
   signal?: NodeJS.Signals | null;
 }
@@ -70,12 +72,14 @@ export class Supervisor {
   }
 
   get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+    return (
+      this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null
+    );
   }
 
-  /** Exits of the current version since `since` (ms). */
-  exitsSince(since: number): RunInfo[] {
-    return this.runs.filter((r) => r.exitedAt !== undefined && r.exitedAt >= since);
+  /** Exits it did not ask for, of runs started at `since` (ms) or later. */
+  crashesSince(since: number): RunInfo[] {
+    return this.runs.filter((r) => r.startedAt >= since && r.exitedAt !== undefined && !r.stopped);
   }
 
   /** Stops a child an earlier agent process left running (it was killed without stopping it). */
@@ -160,6 +164,8 @@ export class Supervisor {
     this.spec = undefined;
     clearTimeout(this.restartTimer);
     const child = this.child;
+    const run = this.runs.at(-1);
+    if (run && run.exitedAt === undefined) run.stopped = true;
     if (child?.pid !== undefined && this.running) {
       const exited = this.exited;
       await this.killGroup(child.pid, exited);

@@ -121,9 +121,13 @@ export class InstallDir {
       await syncDirectory(this.dir);
     } catch (e) {
       await rm(temp, { force: true }).catch(() => {});
-      throw new AgentError('INSTALL_FAILED', `cannot switch ${CURRENT} to ${name}: ${describe(e)}`, {
-        cause: e,
-      });
+      throw new AgentError(
+        'INSTALL_FAILED',
+        `cannot switch ${CURRENT} to ${name}: ${describe(e)}`,
+        {
+          cause: e,
+        },
+      );
     }
   }
 

@@ -286,7 +286,14 @@ function readInstallOptions(
   const text = (name: string): string | undefined => values[name] as string | undefined;
   const dir = text('install-dir');
   if (dir === undefined) {
-    for (const flag of ['config-file', 'run', 'service', 'health-watch', 'health-url', 'health-metric'])
+    for (const flag of [
+      'config-file',
+      'run',
+      'service',
+      'health-watch',
+      'health-url',
+      'health-metric',
+    ])
       if (values[flag] !== undefined)
         throw new FleetwaveError('USAGE', `--${flag} needs --install-dir (the built-in installer)`);
     return undefined;

@@ -47,7 +47,9 @@ export function rolloutStatus(ctx: Reconciler): object {
         counts.running.candidate++;
       else if (running === rollout.stable.commit) counts.running.stable++;
       else counts.running.other++;
-      counts.health[agent.health?.status ?? 'unknown']++;
+      // retrying: the old target runs and its health is not known from this report.
+      const status = agent.health?.status;
+      counts.health[status === undefined || status === 'retrying' ? 'unknown' : status]++;
     }
   }
   const state = rollout?.state;

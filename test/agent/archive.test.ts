@@ -157,7 +157,8 @@ with zipfile.ZipFile(sys.argv[1], 'w') as z:
       const { root, archive, dest } = await scene();
       const outside = join(root, 'outside-evil');
       python(
-        TAR_HEAD + `\nwith tarfile.open(out, 'w:gz', format=tarfile.PAX_FORMAT) as t:\n    ${body}\n`,
+        TAR_HEAD +
+          `\nwith tarfile.open(out, 'w:gz', format=tarfile.PAX_FORMAT) as t:\n    ${body}\n`,
         archive,
         outside,
       );
