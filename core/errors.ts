@@ -105,7 +105,7 @@ export const ERROR_CODES = {
   INSTALL_FAILED: {
     kind: 'stalled',
     summary:
-      "The built-in installer could not install a target (its install hook failed, the config file or the switch could not be written, the service did not restart).",
+      'The built-in installer could not install a target (its install hook failed, the config file or the switch could not be written, the service did not restart).',
   },
   HEALTH_WATCH_FAILED: {
     kind: 'stalled',
