@@ -6,7 +6,7 @@
 // and small: ustar with pax and GNU long names for tar, stored/deflated entries for zip.
 
 import { constants, createReadStream } from 'node:fs';
-import { mkdir, open, symlink, type FileHandle } from 'node:fs/promises';
+import { chmod, mkdir, open, symlink, type FileHandle } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { createGunzip, createInflateRaw, crc32 } from 'node:zlib';
 import { AgentError } from '../errors.ts';
@@ -97,7 +97,7 @@ class Tree {
       const kind = this.made.get(prefix);
       if (kind === 'dir') continue;
       if (kind !== undefined) throw invalid(`"${path}" would be written through a ${kind}`);
-      await mkdir(join(this.dest, prefix), { mode: 0o755 });
+      await this.mkdir(prefix);
       this.made.set(prefix, 'dir');
     }
   }
@@ -108,11 +108,20 @@ class Tree {
     if (had !== undefined) throw invalid(`"${path || '.'}" is in the archive twice`);
   }
 
+  /**
+   * Modes are set outright, not through the umask: under the unit's UMask=0077 the managed
+   * software, which may run as another user (--service), must still read its files.
+   */
+  private async mkdir(path: string): Promise<void> {
+    await mkdir(join(this.dest, path), { mode: 0o755 });
+    await chmod(join(this.dest, path), 0o755);
+  }
+
   async dir(path: string): Promise<void> {
     this.fresh(path, 'dir');
     if (path === '' || this.made.get(path) === 'dir') return;
     await this.parents(path);
-    await mkdir(join(this.dest, path), { mode: 0o755 });
+    await this.mkdir(path);
     this.made.set(path, 'dir');
   }
 
@@ -122,8 +131,9 @@ class Tree {
     this.fresh(path, 'file');
     await this.parents(path);
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-    const handle = await open(join(this.dest, path), flags, mode & 0o111 ? 0o755 : 0o644);
+    const handle = await open(join(this.dest, path), flags, 0o600);
     this.made.set(path, 'file');
+    await handle.chmod(mode & 0o111 ? 0o755 : 0o644);
     return handle;
   }
 

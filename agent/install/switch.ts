@@ -11,7 +11,7 @@
 // `current` on a complete version, the old or the new, never on half of one.
 
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncDirectory, writeFileAtomic } from '../cache.ts';
 import { AgentError, describe } from '../errors.ts';
@@ -69,6 +69,8 @@ export class InstallDir {
   async partial(): Promise<string> {
     const path = join(this.versions, `.partial-${randomBytes(6).toString('hex')}`);
     await mkdir(path, { mode: 0o755 });
+    // Readable by the managed software whatever the agent's umask (UMask=0077 under systemd).
+    await chmod(path, 0o755);
     return path;
   }
 

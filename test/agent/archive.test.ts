@@ -80,7 +80,14 @@ with tarfile.open(out, 'w:gz', format=tarfile.PAX_FORMAT) as t:
 `,
       archive,
     );
-    await unpackArchive(archive, dest);
+    // Under the unit's UMask=0077 the modes are still the archive's: another user may read them.
+    const umask = process.umask(0o077);
+    try {
+      await unpackArchive(archive, dest);
+    } finally {
+      process.umask(umask);
+    }
+    assert.equal((await stat(join(dest, 'app/lib'))).mode & 0o777, 0o755);
     assert.equal(await readFile(join(dest, 'app/run.py'), 'utf8'), 'print(1)\n');
     assert.equal((await stat(join(dest, 'app/run.py'))).mode & 0o777, 0o755);
     assert.equal((await stat(join(dest, 'app/lib/data.txt'))).mode & 0o777, 0o644);
