@@ -1,6 +1,6 @@
 // The installer's parts: the config file in each format, --service through systemctl (a fake
-// `systemctl` on PATH records its calls: systemd does not run here), a failing install hook, and
-// the agent's installer flags.
+// `systemctl` on PATH records its calls: systemd does not run here), a failing install hook,
+// a crash loop after the watch (reported, not undone) and the agent's installer flags.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -166,6 +166,46 @@ describe('the installer with --service and a fake systemctl', () => {
     await installer.restore(t1, { app: { port: 1 } });
     assert.equal(await readlink(join(work, 'install', 'current')), 'versions/1.0.0');
     assert.equal(await readFile(join(work, 'etc', 'app.yaml'), 'utf8'), 'app:\n  port: 1\n');
+  });
+
+  it('reports a crash loop after the watch, without switching back', async () => {
+    const lines: string[] = [];
+    const installer = new Installer({
+      installDir: join(work, 'install-loop'),
+      // Up through the watch, then exits again and again.
+      run: 'echo "up $FLEETWAVE_VERSION"; sleep 0.6; exit 2',
+      healthWatchMs: 300,
+      restartBackoff: { baseMs: 10, capMs: 20, retryAfterCapMs: 0 },
+      log: (line) => lines.push(line),
+      env,
+    });
+    await installer.prepare();
+    const t = target('4.0.0', 'd'.repeat(64));
+    try {
+      await installer.install(t, {}, await artifact('4.0.0'));
+      assert.deepEqual(await installer.restartAndWatch(t, new AbortController().signal), {
+        ok: true,
+      });
+      let health = await installer.health();
+      for (let i = 0; i < 100 && !health.crashLoop; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        health = await installer.health();
+      }
+      assert.equal(health.status, 'failed');
+      assert.equal(health.crashLoop, true);
+      assert.match(
+        String(health.message),
+        /^crash loop: \d+ exits in the last 5 minutes \(the last: exit 2\)/,
+      );
+      assert.equal(await readlink(join(work, 'install-loop', 'current')), 'versions/4.0.0');
+      // Its output came through as JSON lines.
+      const first = JSON.parse(lines[0]!) as Record<string, unknown>;
+      assert.equal(first.line, 'up 4.0.0');
+      assert.equal(first.version, '4.0.0');
+      assert.equal(first.stream, 'stdout');
+    } finally {
+      await installer.stop();
+    }
   });
 
   it('fails a target whose install hook fails, and removes that version', async () => {
