@@ -198,6 +198,9 @@ export class Agent {
       throw new Error('an agent installs with its built-in installer (install) or apply, not both');
     if (options.install)
       this.installer = new Installer({
+        // An install hook is bounded like --apply, a probe like --health.
+        hookTimeoutMs: options.applyTimeoutMs,
+        probeTimeoutMs: options.healthTimeoutMs,
         ...options.install,
         env: this.commandBaseEnv(),
         dispatcher: options.dispatcher,
