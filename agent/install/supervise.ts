@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { writeFileAtomic } from '../cache.ts';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { backoffDelay, type BackoffPolicy } from '../backoff.ts';
 
 export interface SuperviseOptions {
@@ -42,6 +42,15 @@ const STEADY_MS = 60_000;
 async function startTime(pid: number): Promise<string | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function startTimeSync(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
   } catch {
     return undefined;
@@ -143,9 +152,15 @@ export class Supervisor {
         if (this.spec === spec) this.scheduleRestart(info);
       });
     });
+    // At once and synchronously: an agent killed right after the spawn must still leave the
+    // pid behind for the next one to stop.
     if (child.pid !== undefined) {
-      const started = await startTime(child.pid);
-      if (started) await writeFileAtomic(this.options.pidFile, `${child.pid} ${started}\n`);
+      const started = startTimeSync(child.pid);
+      if (started) {
+        const temp = `${this.options.pidFile}.tmp`;
+        writeFileSync(temp, `${child.pid} ${started}\n`, { mode: 0o600 });
+        renameSync(temp, this.options.pidFile);
+      }
     }
   }
 
