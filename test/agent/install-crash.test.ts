@@ -153,13 +153,17 @@ describe('the installer SIGKILLed in the middle of a switch', { timeout: 240_000
     return version;
   }
 
-  async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  async function until(
+    check: () => boolean | Promise<boolean>,
+    what: string | (() => string),
+  ): Promise<void> {
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       if (await check()) return;
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`gave up waiting until ${what}\n${log.slice(-4000)}`);
+    const said = typeof what === 'string' ? what : what();
+    throw new Error(`gave up waiting until ${said}\n${log.slice(-4000)}`);
   }
 
   before(async () => {
@@ -217,7 +221,15 @@ describe('the installer SIGKILLed in the middle of a switch', { timeout: 240_000
     );
     assert.equal(await assertConsistent(['2.0.0']), '2.0.0');
     // Every child a killed agent left behind was stopped by the next one: one runs.
-    await until(() => processesWith(marker).length === 1, 'one child runs');
+    await until(
+      () => processesWith(marker).length === 1,
+      () =>
+        `one child runs (now: ${processesWith(marker).join(', ') || 'none'}; pid file: ${
+          existsSync(join(work, 'install', '.run.pid'))
+            ? readFileSync(join(work, 'install', '.run.pid'), 'utf8').trim()
+            : 'none'
+        })`,
+    );
     // No half-made version is left.
     const left = await readdir(join(work, 'install', 'versions'));
     assert.deepEqual(
