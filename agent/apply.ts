@@ -66,7 +66,40 @@ export function describeResult(what: string, r: CommandResult): string {
   return `${what} ${how}${tail}`;
 }
 
-/** The environment an --apply command sees. */
+/**
+ * What the agent's own environment passes to the commands it runs (--apply, --health, --run, an
+ * install hook): the basics of a process, never the agent's credentials (the enrollment token,
+ * VAULT_TOKEN). `--pass-env NAME` adds more.
+ */
+export const PASSED_ENV: readonly string[] = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'TMPDIR',
+  'TERM',
+  'INVOCATION_ID',
+  'STATE_DIRECTORY',
+  'RUNTIME_DIRECTORY',
+  'CACHE_DIRECTORY',
+  'LOGS_DIRECTORY',
+  'CONFIGURATION_DIRECTORY',
+];
+
+/** The allowlisted part of `env`: PASSED_ENV, every LC_* variable, and `extra`. */
+export function childEnv(env: NodeJS.ProcessEnv, extra: readonly string[] = []): NodeJS.ProcessEnv {
+  const allowed = new Set([...PASSED_ENV, ...extra]);
+  const out: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(env))
+    if (value !== undefined && (allowed.has(name) || name.startsWith('LC_'))) out[name] = value;
+  return out;
+}
+
+/** The environment an --apply command sees (`base` already allowlisted: childEnv). */
 export function applyEnv(
   base: NodeJS.ProcessEnv,
   agentId: string,
@@ -85,7 +118,8 @@ export function applyEnv(
   };
 }
 
-export type HealthStatus = 'ok' | 'degraded' | 'failed';
+/** `retrying`: a new target could not be applied for a passing reason; the old one still runs. */
+export type HealthStatus = 'ok' | 'degraded' | 'failed' | 'retrying';
 
 /** What the agent reports as its health: the status, a message, and optional error counts. */
 export interface HealthReport {

@@ -114,8 +114,11 @@ export async function fetchArtifact(options: DownloadOptions): Promise<string> {
     await rm(final, { force: true });
   }
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
-  const failed = (message: string, _transient?: boolean, cause?: unknown): AgentError =>
-    new AgentError('ARTIFACT_DOWNLOAD_FAILED', `artifact ${options.url}: ${message}`, { cause });
+  const failed = (message: string, transient: boolean, cause?: unknown): AgentError =>
+    new AgentError('ARTIFACT_DOWNLOAD_FAILED', `artifact ${options.url}: ${message}`, {
+      cause,
+      transient,
+    });
   const body = await openDownload(
     options.url,
     {

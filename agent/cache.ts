@@ -21,6 +21,8 @@ export interface CachedState {
   artifactPath: string;
   /** ms since the epoch. */
   appliedAt: number;
+  /** The target that ran before, kept so the installer can switch back to it after a crash. */
+  previous?: { target: Target; artifactPath: string } | undefined;
 }
 
 /** Writes `data` to `path` so that a reader, even after a crash, sees the old or the new file. */
@@ -83,10 +85,18 @@ export function decodeState(
   if (!checked.ok) return { ok: false, problem: checked.problem };
   if (typeof v.artifactPath !== 'string' || typeof v.appliedAt !== 'number')
     return { ok: false, problem: 'artifactPath or appliedAt missing' };
-  return {
-    ok: true,
-    state: { target: checked.target, artifactPath: v.artifactPath, appliedAt: v.appliedAt },
+  const state: CachedState = {
+    target: checked.target,
+    artifactPath: v.artifactPath,
+    appliedAt: v.appliedAt,
   };
+  // An unreadable previous entry only costs the rollback after a restart: the state stands.
+  const previous = v.previous;
+  if (previous !== undefined && typeof previous?.artifactPath === 'string') {
+    const prior = checkTarget(previous.target);
+    if (prior.ok) state.previous = { target: prior.target, artifactPath: previous.artifactPath };
+  }
+  return { ok: true, state };
 }
 
 export class TargetCache {

@@ -1,9 +1,12 @@
 // The reference agent as a library: enroll, then check in forever (long-polling with
 // If-None-Match), apply each new target only after its artifact is verified (sha256, and the
 // Release's signature with a key trusted here: agent/signature.ts) and its secretRefs
-// resolved (agent/secrets.ts: only --apply sees the values), remember the last applied target
-// on disk, and report health with every check-in. Errors back off with full
-// jitter, honour Retry-After and rotate through the reconciler URLs.
+// resolved (agent/secrets.ts: only --apply, or the installer's config file, sees the values),
+// remember the last applied target on disk, and report health with every check-in. Errors back
+// off with full jitter, honour Retry-After and rotate through the reconciler URLs. A target that
+// fails for a passing reason (a download reset) is retried until the target changes, reported
+// as `retrying`. With `install` (agent/install/) the agent installs, switches, restarts and
+// watches the software itself, and switches back when the new version fails its watch.
 //
 //   const agent = new Agent({ urls, id, labels, enrollToken, cacheDir, apply: 'systemctl …' });
 //   await agent.start();   // throws CACHE_UNWRITABLE before anything else happens
@@ -15,12 +18,20 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import type { Labels, Target } from '../core/target/model.ts';
-import { applyEnv, describeResult, healthOf, runCommand, type HealthReport } from './apply.ts';
+import {
+  applyEnv,
+  childEnv,
+  describeResult,
+  healthOf,
+  runCommand,
+  type HealthReport,
+} from './apply.ts';
 import { fetchArtifact } from './artifact.ts';
 import { DEFAULT_BACKOFF, backoffDelay, pollDelay, type BackoffPolicy } from './backoff.ts';
 import { TargetCache, writeFileAtomic, type CachedState } from './cache.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { AgentError, describe } from './errors.ts';
+import { Installer, type InstallerOptions } from './install/installer.ts';
 import { checkin, enroll, type CheckinBody } from './protocol.ts';
 import { resolveSecrets } from './secrets.ts';
 import {
@@ -35,9 +46,12 @@ export interface ApplyContext {
   target: Target;
   /** The verified artifact. */
   artifactPath: string;
-  /** The target (secrets resolved) as JSON on disk, mode 0600. */
+  /** The target (secrets resolved) as JSON on disk, mode 0600, removed once apply returns. */
   targetFile: string;
 }
+
+/** The built-in installer's settings (agent/install/installer.ts); env and dispatcher are the agent's. */
+export type InstallOptions = Omit<InstallerOptions, 'env' | 'dispatcher'>;
 
 export interface AgentOptions {
   /** Reconciler base URLs, tried in turn: an error moves to the next one. */
@@ -50,6 +64,11 @@ export interface AgentOptions {
   apply?: string | ((context: ApplyContext) => Promise<void>) | undefined;
   /** A shell command (exit 0 ok, 1 degraded, else failed), or a function. */
   health?: string | (() => Promise<HealthReport>) | undefined;
+  /**
+   * The built-in installer instead of `apply`: unpack into installDir/versions/<version>, write
+   * the config file, switch `current`, restart (run or service), watch, switch back on failure.
+   */
+  install?: InstallOptions | undefined;
   /** For every request (reconciler and artifacts): connection limits, a private CA, tests. */
   dispatcher?: Dispatcher | undefined;
   clock?: Clock | undefined;
@@ -61,7 +80,11 @@ export interface AgentOptions {
   applyTimeoutMs?: number | undefined;
   healthTimeoutMs?: number | undefined;
   backoff?: Partial<BackoffPolicy> | undefined;
-  /** Tries of one target before the agent stops asking for it (until the target changes). */
+  /**
+   * Tries of one target before the agent stops asking for it (until the target changes). A
+   * failure that may pass (a download reset, a 5xx) does not count: it is retried with backoff
+   * until the target changes.
+   */
   maxApplyAttempts?: number | undefined;
   maxArtifactBytes?: number | undefined;
   maxRedirects?: number | undefined;
@@ -74,10 +97,13 @@ export interface AgentOptions {
   /** Refuse an artifact whose Release does not sign it (ARTIFACT_SIGNATURE_INVALID). */
   requireSignatures?: boolean | undefined;
   /**
-   * Environment of --apply and --health (default: process.env); also where `env` secrets and
-   * VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE are read.
+   * The agent's environment (default: process.env): where `env` secrets and VAULT_ADDR,
+   * VAULT_TOKEN, VAULT_NAMESPACE are read. Commands it runs (--apply, --health, the installer's
+   * hook and child) get only its allowlisted part (childEnv in apply.ts) and `passEnv`.
    */
   env?: NodeJS.ProcessEnv | undefined;
+  /** More variables of `env` the commands may see (--pass-env). */
+  passEnv?: readonly string[] | undefined;
   /** The directory `file` secretRefs are relative to (default: /etc/fleetwave/secrets). */
   secretDir?: string | undefined;
   onEvent?: ((event: AgentEvent) => void) | undefined;
@@ -89,7 +115,21 @@ export type AgentEvent =
   | { kind: 'target'; url: string; target: Target }
   | { kind: 'unchanged'; url: string }
   | { kind: 'applied'; target: Target }
-  | { kind: 'apply-failed'; target: Target; error: AgentError; attempts: number; gaveUp: boolean }
+  | {
+      kind: 'apply-failed';
+      target: Target;
+      error: AgentError;
+      attempts: number;
+      gaveUp: boolean;
+      /** A passing failure: tried again after a backoff, for as long as the target stays. */
+      retrying: boolean;
+    }
+  /** The new version passed its health watch. */
+  | { kind: 'watch-passed'; target: Target }
+  /** The new version failed its health watch and the agent switched back to `to`. */
+  | { kind: 'rolled-back'; from: Target; to: Target; reason: string }
+  /** The new version failed its health watch and there was nothing to switch back to. */
+  | { kind: 'watch-failed'; target: Target; reason: string; error?: AgentError }
   | { kind: 'error'; url: string; error: AgentError; retryInMs: number; nextUrl: string }
   | { kind: 'cache-error'; error: AgentError }
   | { kind: 'stopped' };
@@ -100,6 +140,11 @@ interface Failure {
   version: string;
   message: string;
   attempts: number;
+  /** A passing failure: reported as `retrying`, tried again until the target changes. */
+  retrying?: boolean;
+  /** It was installed, failed its health watch, and the previous version runs again. */
+  rolledBack?: boolean;
+  reason?: string;
 }
 
 export interface AgentStatus {
@@ -128,6 +173,11 @@ export class Agent {
   private state: CachedState | undefined;
   /** The artifact of the target before the current one, kept for a quick rollback. */
   private previousArtifact: string | undefined;
+  private readonly installer: Installer | undefined;
+  /** The health watch after a switch, running beside the check-ins. */
+  private watch: { target: Target; controller: AbortController; done: Promise<void> } | undefined;
+  /** Aborted to end a held check-in early (a rollback to report at once). */
+  private wake = new AbortController();
   private failure: Failure | undefined;
   private cacheError: AgentError | undefined;
   private lastError: AgentError | undefined;
@@ -144,6 +194,22 @@ export class Agent {
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     // Throws (naming the key) for a key that is not an ECDSA or Ed25519 public key.
     this.trustedKeys = trustedKeysOf(options.trustedKeys);
+    if (options.install && options.apply !== undefined)
+      throw new Error('an agent installs with its built-in installer (install) or apply, not both');
+    if (options.install)
+      this.installer = new Installer({
+        // An install hook is bounded like --apply, a probe like --health.
+        hookTimeoutMs: options.applyTimeoutMs,
+        probeTimeoutMs: options.healthTimeoutMs,
+        ...options.install,
+        env: this.commandBaseEnv(),
+        dispatcher: options.dispatcher,
+      });
+  }
+
+  /** What commands see of the agent's environment: never its tokens. */
+  private commandBaseEnv(): NodeJS.ProcessEnv {
+    return childEnv(this.options.env ?? process.env, this.options.passEnv);
   }
 
   get current(): Target | undefined {
@@ -165,8 +231,17 @@ export class Agent {
   async start(): Promise<void> {
     if (this.loop) throw new Error('the agent is already started');
     await this.cache.prepare();
+    // A crash during --apply left the resolved target behind: it must not outlive the apply.
+    await rm(join(this.cache.dir, APPLY_TARGET_FILE), { force: true });
     const { state, problem } = await this.cache.read();
     this.state = state;
+    this.previous = state?.previous;
+    this.previousArtifact = state?.previous?.artifactPath;
+    if (this.installer) {
+      await this.installer.prepare();
+      // `current` follows the recorded target; a version missing here is installed again.
+      if (state && !(await this.installer.resume(state.target))) this.state = undefined;
+    }
     this.pollAfterSeconds = state?.target.pollAfterSeconds;
     this.emit({
       kind: 'started',
@@ -181,6 +256,8 @@ export class Agent {
     this.controller.abort();
     await this.loop;
     this.loop = undefined;
+    await this.cancelWatch();
+    await this.installer?.stop();
   }
 
   private emit(event: AgentEvent): void {
@@ -195,9 +272,14 @@ export class Agent {
     return {
       dispatcher: this.options.dispatcher,
       timeoutMs: this.options.timeoutMs ?? 30_000,
-      signal: this.controller.signal,
+      signal: AbortSignal.any([this.controller.signal, this.wake.signal]),
       now: () => this.clock.now(),
     };
+  }
+
+  /** Ends a held check-in (or the sleep before the next) so news is reported at once. */
+  private wakeUp(): void {
+    this.wake.abort();
   }
 
   private async run(): Promise<void> {
@@ -213,6 +295,10 @@ export class Agent {
         this.lastError = undefined;
       } catch (e) {
         if (this.stopping) break;
+        if (this.wake.signal.aborted) {
+          this.wake = new AbortController();
+          continue;
+        }
         const error =
           e instanceof AgentError
             ? e
@@ -225,7 +311,9 @@ export class Agent {
         this.urlIndex = (this.urlIndex + 1) % urls.length;
         this.emit({ kind: 'error', url, error, retryInMs: delay, nextUrl: urls[this.urlIndex]! });
       }
-      if (delay > 0 && !this.stopping) await this.clock.sleep(delay, this.controller.signal);
+      if (delay > 0 && !this.stopping)
+        await this.clock.sleep(delay, AbortSignal.any([this.controller.signal, this.wake.signal]));
+      if (this.wake.signal.aborted) this.wake = new AbortController();
     }
     this.emit({ kind: 'stopped' });
   }
@@ -246,8 +334,7 @@ export class Agent {
       body.current = { etag: this.state.target.etag, version: this.state.target.version };
     body.health = await this.health();
     const has: string[] = this.state ? [this.state.target.etag] : [];
-    const gaveUp = this.failure && this.failure.attempts >= this.maxApplyAttempts;
-    if (gaveUp) has.push(this.failure!.etag);
+    if (this.gaveUp) has.push(this.failure!.etag);
     const wait = this.options.waitSeconds ?? this.pollAfterSeconds ?? DEFAULT_WAIT_SECONDS;
     const answer = await checkin(url, this.token, body, has, wait, options);
     this.checkins++;
@@ -277,17 +364,37 @@ export class Agent {
     return this.options.maxApplyAttempts ?? 3;
   }
 
+  /** Whether the failed target is no longer tried (until the reconciler serves another). */
+  private get gaveUp(): boolean {
+    const f = this.failure;
+    return f !== undefined && !f.retrying && (f.rolledBack || f.attempts >= this.maxApplyAttempts);
+  }
+
   private async health(): Promise<HealthReport> {
-    if (this.failure) {
+    const f = this.failure;
+    // Retrying: what runs is the old target (the check-in says so), and the gates count this
+    // agent as not having applied the new one rather than as failed.
+    if (f?.retrying) {
+      return {
+        status: 'retrying',
+        message: f.message.slice(0, 500),
+        retryingTarget: { etag: f.etag, version: f.version },
+        attempts: f.attempts,
+      };
+    }
+    if (f) {
       return {
         status: 'failed',
-        message: this.failure.message.slice(0, 500),
-        failedTarget: { etag: this.failure.etag, version: this.failure.version },
+        message: f.message.slice(0, 500),
+        failedTarget: { etag: f.etag, version: f.version },
+        ...(f.rolledBack ? { rolledBack: true, reason: (f.reason ?? '').slice(0, 500) } : {}),
       };
     }
     let report: HealthReport = { status: 'ok' };
     const health = this.options.health;
-    if (typeof health === 'string') {
+    if (this.installer) {
+      report = await this.installer.health();
+    } else if (typeof health === 'string') {
       report = healthOf(
         await runCommand(health, {
           env: this.commandEnv(),
@@ -308,7 +415,7 @@ export class Agent {
 
   private commandEnv(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {
-      ...(this.options.env ?? process.env),
+      ...this.commandBaseEnv(),
       FLEETWAVE_AGENT_ID: this.options.id,
     };
     if (this.state) {
@@ -325,6 +432,8 @@ export class Agent {
    * then --apply. A failure leaves the last good target in place.
    */
   private async applyTarget(target: Target): Promise<boolean> {
+    // A watch of the version before is moot now (a rollback it started finishes first).
+    await this.cancelWatch();
     try {
       // Unsigned under --require-signatures, or a key not trusted here: refused before download.
       checkSignaturePolicy(
@@ -358,46 +467,147 @@ export class Agent {
           maxRedirects: this.options.maxRedirects,
         });
       }
-      const targetFile = join(this.cache.dir, APPLY_TARGET_FILE);
-      // Only --apply sees the secrets: the cache, events and check-ins keep the references.
+      // Only --apply (or the config file) sees the secrets: the cache, events and check-ins
+      // keep the references.
       const resolved = await this.resolveSecrets(target);
-      // writeFileAtomic creates the file 0600 and renames it over the old one: always 0600.
-      await writeFileAtomic(targetFile, JSON.stringify(resolved, null, 2) + '\n');
-      await this.runApply({ target: resolved, artifactPath, targetFile });
-      if (this.state && this.state.artifactPath !== artifactPath)
-        this.previousArtifact = this.state.artifactPath;
+      if (this.installer) {
+        await this.installer.install(target, resolved.config, artifactPath);
+      } else {
+        const targetFile = join(this.cache.dir, APPLY_TARGET_FILE);
+        // writeFileAtomic creates the file 0600 and renames it over the old one: always 0600.
+        await writeFileAtomic(targetFile, JSON.stringify(resolved, null, 2) + '\n');
+        try {
+          await this.runApply({ target: resolved, artifactPath, targetFile });
+        } finally {
+          // The secrets were for this apply only.
+          await rm(targetFile, { force: true });
+        }
+      }
+      const before = this.state;
+      if (before && before.target.etag !== target.etag)
+        this.previous = { target: before.target, artifactPath: before.artifactPath };
+      if (this.previous && this.previous.artifactPath !== artifactPath)
+        this.previousArtifact = this.previous.artifactPath;
       this.state = { target, artifactPath, appliedAt: this.clock.now() };
       this.failure = undefined;
-      try {
-        await this.cache.write(this.state);
-        this.cacheError = undefined;
-      } catch (e) {
-        this.cacheError = e as AgentError;
-        this.emit({ kind: 'cache-error', error: this.cacheError });
-      }
+      await this.record();
       await this.pruneArtifacts();
       this.emit({ kind: 'applied', target });
+      if (this.installer) this.startWatch(target);
       return true;
     } catch (e) {
       if (this.stopping && !(e instanceof AgentError)) throw e;
       const error =
         e instanceof AgentError ? e : new AgentError('APPLY_FAILED', describe(e), { cause: e });
       const attempts = this.failure?.etag === target.etag ? this.failure.attempts + 1 : 1;
+      const retrying = error.transient;
       this.failure = {
         etag: target.etag,
         version: target.version,
         message: `${error.code}: ${error.message}`,
         attempts,
+        ...(retrying ? { retrying } : {}),
       };
       this.emit({
         kind: 'apply-failed',
         target,
         error,
         attempts,
-        gaveUp: attempts >= this.maxApplyAttempts,
+        gaveUp: this.gaveUp,
+        retrying,
       });
       return false;
     }
+  }
+
+  /** The target that ran before the current one (the installer switches back to it). */
+  private previous: { target: Target; artifactPath: string } | undefined;
+
+  /** Writes the state (and the previous target) to the cache; a failure degrades the health. */
+  private async record(): Promise<void> {
+    if (!this.state) return;
+    try {
+      await this.cache.write({
+        ...this.state,
+        ...(this.previous ? { previous: this.previous } : {}),
+      });
+      this.cacheError = undefined;
+    } catch (e) {
+      this.cacheError = e as AgentError;
+      this.emit({ kind: 'cache-error', error: this.cacheError });
+    }
+  }
+
+  /** Restarts the new version and watches it beside the check-ins; switches back on failure. */
+  private startWatch(target: Target): void {
+    const installer = this.installer!;
+    const controller = new AbortController();
+    const done = (async () => {
+      const result = await installer.restartAndWatch(target, controller.signal);
+      if (result.ok === 'cancelled') return;
+      if (result.ok === true) {
+        await installer.prune([target.version, this.previous?.target.version]);
+        this.emit({ kind: 'watch-passed', target });
+        return;
+      }
+      await this.rollBack(target, result.reason);
+    })().catch((e: unknown) => {
+      this.emit({
+        kind: 'watch-failed',
+        target,
+        reason: describe(e),
+        error: e instanceof AgentError ? e : new AgentError('INSTALL_FAILED', describe(e)),
+      });
+    });
+    this.watch = { target, controller, done };
+  }
+
+  private async cancelWatch(): Promise<void> {
+    const watch = this.watch;
+    if (!watch) return;
+    watch.controller.abort();
+    await watch.done;
+    if (this.watch === watch) this.watch = undefined;
+  }
+
+  /**
+   * The new version failed its watch: back to the previous one (its config resolved again, its
+   * directory still installed), restarted; the failed target is refused until it changes.
+   */
+  private async rollBack(failed: Target, reason: string): Promise<void> {
+    const installer = this.installer!;
+    const previous = this.previous;
+    const message = `HEALTH_WATCH_FAILED: ${reason}`;
+    if (!previous) {
+      this.failure = {
+        etag: failed.etag,
+        version: failed.version,
+        message: `${message}; nothing to switch back to`,
+        attempts: Number.POSITIVE_INFINITY,
+      };
+      this.emit({ kind: 'watch-failed', target: failed, reason });
+      this.wakeUp();
+      return;
+    }
+    const resolved = await this.resolveSecrets(previous.target);
+    await installer.restore(previous.target, resolved.config);
+    this.state = {
+      target: previous.target,
+      artifactPath: previous.artifactPath,
+      appliedAt: this.clock.now(),
+    };
+    this.previous = undefined;
+    this.failure = {
+      etag: failed.etag,
+      version: failed.version,
+      message,
+      attempts: Number.POSITIVE_INFINITY,
+      rolledBack: true,
+      reason,
+    };
+    await this.record();
+    this.emit({ kind: 'rolled-back', from: failed, to: previous.target, reason });
+    this.wakeUp();
   }
 
   /** The target with its config's secretRefs resolved here (throws SECRET_UNRESOLVED). */
@@ -425,7 +635,7 @@ export class Agent {
     }
     const result = await runCommand(apply, {
       env: applyEnv(
-        this.options.env ?? process.env,
+        this.commandBaseEnv(),
         this.options.id,
         context.target,
         context.targetFile,
@@ -440,7 +650,11 @@ export class Agent {
 
   /** Keeps the current and the previous artifact; removes the rest (and crash leftovers). */
   private async pruneArtifacts(): Promise<void> {
-    const keep = new Set([this.state?.artifactPath, this.previousArtifact]);
+    const keep = new Set([
+      this.state?.artifactPath,
+      this.previousArtifact,
+      this.previous?.artifactPath,
+    ]);
     const dir = this.cache.artifactsDir;
     let names: string[];
     try {

@@ -16,6 +16,10 @@
 //   the agent does not trust, cannot be had for good (4xx, too large, not a signature), or is
 //   missing under --require-signatures: refused. A signature that cannot be fetched for a
 //   passing reason (no connection, timeout, 5xx) is ARTIFACT_DOWNLOAD_FAILED.
+// - ARTIFACT_INVALID (stalled): the installer refused the artifact's contents (paths out of
+//   the version directory, links out, devices, too large): agent/install/archive.ts.
+// - INSTALL_FAILED (stalled): the installer could not install (hook, config file, switch).
+// - HEALTH_WATCH_FAILED (stalled): the new version failed its health watch and was rolled back.
 // - APPLY_FAILED (stalled): --apply exited non-zero, was killed, or timed out.
 // - SECRET_UNRESOLVED (stalled): a secretRef in the target's config could not be resolved (an
 //   env variable not set, a file missing or refused, Vault not configured or refusing); the
@@ -34,6 +38,9 @@ export type AgentErrorCode = Extract<
   | 'ARTIFACT_DOWNLOAD_FAILED'
   | 'ARTIFACT_MISMATCH'
   | 'ARTIFACT_SIGNATURE_INVALID'
+  | 'ARTIFACT_INVALID'
+  | 'INSTALL_FAILED'
+  | 'HEALTH_WATCH_FAILED'
   | 'APPLY_FAILED'
   | 'SECRET_UNRESOLVED'
   | 'CACHE_UNWRITABLE'
@@ -46,16 +53,23 @@ export class AgentError extends FleetwaveError {
   readonly retryAfterMs: number | undefined;
   /** The HTTP status, when the error is an answer. */
   readonly status: number | undefined;
+  /**
+   * Whether trying again later may help, when it is known better than by the code's kind: a
+   * download that answered 404 is ARTIFACT_DOWNLOAD_FAILED like a reset, but only the reset
+   * passes.
+   */
+  readonly transient: boolean;
 
   constructor(
     code: AgentErrorCode,
     message: string,
-    options: { cause?: unknown; retryAfterMs?: number; status?: number } = {},
+    options: { cause?: unknown; retryAfterMs?: number; status?: number; transient?: boolean } = {},
   ) {
     super(code, message, options.cause === undefined ? {} : { cause: options.cause });
     this.name = 'AgentError';
     this.retryAfterMs = options.retryAfterMs;
     this.status = options.status;
+    this.transient = options.transient ?? this.kind === 'transient';
   }
 }
 

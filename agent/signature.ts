@@ -149,7 +149,10 @@ async function fetchSignature(options: VerifyOptions): Promise<Buffer> {
   const maxBytes = options.maxSignatureBytes ?? DEFAULT_MAX_SIGNATURE_BYTES;
   const failed: DownloadFailure = (message, transient, cause) =>
     transient
-      ? new AgentError('ARTIFACT_DOWNLOAD_FAILED', `signature ${url}: ${message}`, { cause })
+      ? new AgentError('ARTIFACT_DOWNLOAD_FAILED', `signature ${url}: ${message}`, {
+          cause,
+          transient: true,
+        })
       : invalid(`signature ${url}: ${message}`, cause);
   const body = await openDownload(
     url,

@@ -121,6 +121,21 @@ export const ERROR_CODES = {
     summary:
       "The artifact's signature is missing, unknown to the agent (keyRef), unreadable or wrong: refused.",
   },
+  ARTIFACT_INVALID: {
+    kind: 'stalled',
+    summary:
+      'The artifact cannot be installed: not a tar.gz or zip, or it holds what could write outside its directory (.., absolute paths, links out, devices) or is too large.',
+  },
+  INSTALL_FAILED: {
+    kind: 'stalled',
+    summary:
+      'The built-in installer could not install a target (its install hook failed, the config file or the switch could not be written, the service did not restart).',
+  },
+  HEALTH_WATCH_FAILED: {
+    kind: 'stalled',
+    summary:
+      'A newly installed version failed its health watch; the agent switched back to the previous one.',
+  },
   APPLY_FAILED: { kind: 'stalled', summary: '--apply exited non-zero, was killed, or timed out.' },
   SECRET_UNRESOLVED: {
     kind: 'stalled',

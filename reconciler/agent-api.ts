@@ -57,7 +57,7 @@ export const CHECKIN_SCHEMA = {
       required: ['status'],
       maxProperties: 32,
       properties: {
-        status: { enum: ['ok', 'degraded', 'failed'] },
+        status: { enum: ['ok', 'degraded', 'failed', 'retrying'] },
         // Counts since the previous report, read by the error-rate gates: JSON has no NaN or
         // Infinity, but 1e308 is a number; a sane maximum keeps every sum finite.
         errors: REPORT_COUNT,

@@ -234,7 +234,7 @@ export function startSimulation(options: SimulationOptions): Simulation {
         if (a.token !== undefined) stats.enrolled++;
         if (a.current)
           stats.versions[a.current.version] = (stats.versions[a.current.version] ?? 0) + 1;
-        stats.health[a.health.status]++;
+        if (a.health.status !== 'retrying') stats.health[a.health.status]++;
         if (a.silent) stats.silent++;
         if (a.crashes > 0) stats.crashed++;
       }

@@ -9,7 +9,15 @@ import { Agent as HttpAgent } from 'undici';
 import { FleetwaveError } from '../../core/errors.ts';
 import { labelKeyProblem, labelValueProblem } from '../../core/fleet/selector.ts';
 import { isAgentId } from '../../reconciler/auth.ts';
-import { Agent, type AgentEvent, type AgentOptions } from '../../agent/client.ts';
+import {
+  Agent,
+  type AgentEvent,
+  type AgentOptions,
+  type InstallOptions,
+} from '../../agent/client.ts';
+import { configFormat } from '../../agent/install/config.ts';
+import { parseMetricProbe } from '../../agent/install/health.ts';
+import { parseDuration } from '../../core/fleet/duration.ts';
 import { isAgentError } from '../../agent/errors.ts';
 import { trustedKey } from '../../agent/signature.ts';
 import { DEFAULT_KEY_REF } from '../../core/fleet/signature.ts';
@@ -41,11 +49,39 @@ Options:
                        (MOUNT/PATH#FIELD, KV v2) with VAULT_ADDR and VAULT_TOKEN (and
                        VAULT_NAMESPACE) from the environment; one that cannot be resolved
                        fails the target (SECRET_UNRESOLVED) and --apply does not run
+  --pass-env NAME      a variable of this agent's environment that --apply, --health, --run
+                       and install hooks may see (repeatable); they get only PATH, HOME,
+                       USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TZ, TMPDIR, TERM and
+                       systemd's *_DIRECTORY and INVOCATION_ID otherwise: never the
+                       enrollment token or VAULT_TOKEN
   --secret-dir DIR     where file secrets are read: their key is a path inside DIR (no
                        absolute paths, .. or symlinks out) (default: /etc/fleetwave/secrets)
   --health CMD         shell command run before each check-in: exit 0 ok, 1 degraded, else
                        failed; its output is the message (a JSON object may give "message",
                        "errors" and "requests")
+
+The built-in installer (instead of --apply):
+  --install-dir DIR    unpack each verified artifact (tar.gz or zip) into DIR/versions/VERSION
+                       (paths out of it, links out, devices, sparse or oversized archives are
+                       refused: ARTIFACT_INVALID), run its own fleetwave-install hook there if
+                       it has one (the target on stdin), write the config, switch DIR/current
+                       atomically, restart the software and watch it; on a failed watch switch
+                       back to the previous version and report failed with rolledBack. The
+                       current and the previous version are kept, older ones removed
+  --config-file PATH   where the target's config goes, secrets resolved (mode 0600); the
+                       format by the extension: .yaml/.yml, .json, .toml, .env
+  --run CMD            run the software as this agent's child: /bin/sh -c CMD in
+                       DIR/versions/VERSION (FLEETWAVE_VERSION, FLEETWAVE_CONFIG_FILE,
+                       FLEETWAVE_INSTALL_DIR in its env), restarted with backoff when it
+                       exits, stopped on an upgrade; its output as JSON lines on stdout
+  --service UNIT       or restart this systemd unit after each switch
+  --health-watch DUR   how long a new version is watched after a switch (default 2m; e.g.
+                       90s, 5m): the process stays up and the probe passes
+  --health-url URL     the probe: a GET answering 2xx
+  --health-metric URL#NAME  the probe: a Prometheus text endpoint whose gauge NAME must be 1
+                       (e.g. http://127.0.0.1:8000/metrics#agent_health)
+                       (--health CMD is the probe too: exit 0 passes)
+
   --wait SECONDS       long-poll wait asked of the server (default: the target's poll interval)
   --timeout SECONDS    timeout of each request beyond the long-poll wait (default: 30)
   --apply-timeout SECONDS  longest --apply run (default: 600)
@@ -58,7 +94,8 @@ Options:
                        --trusted-key)
   -h, --help           show this help
 
-Exit status: 0 stopped by a signal, 1 the cache directory is not writable, 2 usage error.
+Exit status: 0 stopped by a signal, 1 the cache or install directory is not writable, 2
+usage error.
 `;
 
 const NODE_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386' };
@@ -119,7 +156,13 @@ export function formatEvent(event: AgentEvent): string | undefined {
     case 'applied':
       return `applied ${event.target.version} (${event.target.etag.slice(0, 12)})`;
     case 'apply-failed':
-      return `error: target ${event.target.version} (${event.target.etag.slice(0, 12)}) not applied (attempt ${event.attempts}${event.gaveUp ? ', giving up until the target changes' : ''}): ${event.error.code}: ${event.error.message}`;
+      return `error: target ${event.target.version} (${event.target.etag.slice(0, 12)}) not applied (attempt ${event.attempts}${event.gaveUp ? ', giving up until the target changes' : event.retrying ? ', retrying' : ''}): ${event.error.code}: ${event.error.message}`;
+    case 'watch-passed':
+      return `${event.target.version} (${event.target.etag.slice(0, 12)}) passed its health watch`;
+    case 'rolled-back':
+      return `error: HEALTH_WATCH_FAILED: ${event.from.version} (${event.from.etag.slice(0, 12)}) failed its health watch: ${event.reason}; switched back to ${event.to.version}`;
+    case 'watch-failed':
+      return `error: ${event.error?.code ?? 'HEALTH_WATCH_FAILED'}: ${event.target.version} (${event.target.etag.slice(0, 12)}): ${event.reason}${event.error ? '' : '; nothing to switch back to'}`;
     case 'error':
       return `error: ${event.error.code}: ${event.error.message}; retrying ${event.nextUrl} in ${(event.retryInMs / 1000).toFixed(1)}s`;
     case 'cache-error':
@@ -152,6 +195,14 @@ export async function readAgentOptions(
       'apply-timeout': { type: 'string' },
       ca: { type: 'string' },
       'trusted-key': { type: 'string', multiple: true },
+      'pass-env': { type: 'string', multiple: true },
+      'install-dir': { type: 'string' },
+      'config-file': { type: 'string' },
+      run: { type: 'string' },
+      service: { type: 'string' },
+      'health-watch': { type: 'string' },
+      'health-url': { type: 'string' },
+      'health-metric': { type: 'string' },
       'require-signatures': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -187,6 +238,26 @@ export async function readAgentOptions(
     env: io.env,
   };
   if (values.wait !== undefined) options.waitSeconds = seconds('--wait', values.wait, 30);
+  if (values['pass-env'] !== undefined) {
+    for (const name of values['pass-env'])
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+        throw new FleetwaveError('USAGE', `--pass-env: "${name}" is not a variable name`);
+    options.passEnv = values['pass-env'];
+  }
+  const install = readInstallOptions(values, io.cwd);
+  if (install) {
+    if (options.apply !== undefined)
+      throw new FleetwaveError(
+        'USAGE',
+        '--apply and --install-dir both install: give one (--apply for your own installer)',
+      );
+    // With the installer, --health is its probe (and the check-ins' health).
+    if (values.health !== undefined) {
+      install.probe ??= { kind: 'command', command: values.health };
+      delete options.health;
+    }
+    options.install = install;
+  }
   if (values.ca !== undefined) {
     let ca: string;
     try {
@@ -205,6 +276,77 @@ export async function readAgentOptions(
     options.requireSignatures = true;
   }
   return options;
+}
+
+/** The installer's flags, checked; undefined without --install-dir (then none may be given). */
+function readInstallOptions(
+  values: Record<string, string | boolean | string[] | undefined>,
+  cwd: string,
+): InstallOptions | undefined {
+  const text = (name: string): string | undefined => values[name] as string | undefined;
+  const dir = text('install-dir');
+  if (dir === undefined) {
+    for (const flag of [
+      'config-file',
+      'run',
+      'service',
+      'health-watch',
+      'health-url',
+      'health-metric',
+    ])
+      if (values[flag] !== undefined)
+        throw new FleetwaveError('USAGE', `--${flag} needs --install-dir (the built-in installer)`);
+    return undefined;
+  }
+  const install: InstallOptions = { installDir: resolve(cwd, dir) };
+  const configFile = text('config-file');
+  if (configFile !== undefined) {
+    if (!configFormat(configFile))
+      throw new FleetwaveError(
+        'USAGE',
+        `--config-file ${configFile}: the name must end in .yaml, .yml, .json, .toml or .env (the format)`,
+      );
+    install.configFile = resolve(cwd, configFile);
+  }
+  const run = text('run');
+  const service = text('service');
+  if (run !== undefined && service !== undefined)
+    throw new FleetwaveError('USAGE', '--run and --service: give one (a child, or a systemd unit)');
+  if (run !== undefined) install.run = run;
+  if (service !== undefined) {
+    if (!/^[A-Za-z0-9:_.@\\-]+$/.test(service) || service.startsWith('-'))
+      throw new FleetwaveError('USAGE', `--service: "${service}" is not a unit name`);
+    install.service = service;
+  }
+  const watch = text('health-watch');
+  if (watch !== undefined) {
+    const ms = /^\d+$/.test(watch) ? Number(watch) * 1000 : parseDuration(watch);
+    if (ms === undefined || ms > 86_400_000)
+      throw new FleetwaveError(
+        'USAGE',
+        `--health-watch must be a duration like 90s or 2m (at most 24h), not "${watch}"`,
+      );
+    install.healthWatchMs = ms;
+  }
+  const url = text('health-url');
+  const metric = text('health-metric');
+  if (url !== undefined && metric !== undefined)
+    throw new FleetwaveError('USAGE', '--health-url and --health-metric: give one probe');
+  if (url !== undefined) {
+    const parsed = parseMetricProbe(`${url}#x`);
+    if (!parsed) throw new FleetwaveError('USAGE', `--health-url: "${url}" is not an http(s) URL`);
+    install.probe = { kind: 'url', url };
+  }
+  if (metric !== undefined) {
+    const parsed = parseMetricProbe(metric);
+    if (!parsed)
+      throw new FleetwaveError(
+        'USAGE',
+        `--health-metric: "${metric}" is not URL#NAME (an http(s) URL and a metric name)`,
+      );
+    install.probe = { kind: 'metric', ...parsed };
+  }
+  return install;
 }
 
 /** `--trusted-key NAME=PATH` (or PATH alone, the key `default`): each file read and checked. */
@@ -254,6 +396,7 @@ export async function agentCommand(args: string[], io: CommandIO): Promise<numbe
     await agent.start();
   } catch (e) {
     if (isAgentError(e)) {
+      await agent.stop().catch(() => {});
       io.stderr(`fleetwave agent: ${e.code}: ${e.message}\n`);
       return EXIT.invalid;
     }

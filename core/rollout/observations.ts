@@ -3,7 +3,7 @@
 // cohort is the agents whose latest report names their stable target's etag. Evidence counts
 // nothing else: an agent reporting an etag of neither revision is still on its way.
 
-export type HealthStatus = 'ok' | 'degraded' | 'failed';
+export type HealthStatus = 'ok' | 'degraded' | 'failed' | 'retrying';
 
 /** One agent's latest report, reduced to what the gates read. */
 export interface AgentSample {

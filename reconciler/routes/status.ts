@@ -61,7 +61,9 @@ export async function rolloutStatus(ctx: Reconciler): Promise<object> {
         counts.running.candidate += row.agents;
       else if (row.revision === rollout.stable.commit) counts.running.stable += row.agents;
       else counts.running.other += row.agents;
-      counts.health[row.silent ? 'silent' : (row.status ?? 'unknown')] += row.agents;
+      // retrying: the old target runs and its health is not known from this report.
+      const status = row.status === null || row.status === 'retrying' ? 'unknown' : row.status;
+      counts.health[row.silent ? 'silent' : status] += row.agents;
     }
   }
   const state = rollout?.state;

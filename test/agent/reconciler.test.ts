@@ -30,6 +30,7 @@ import {
   until,
 } from './helpers.ts';
 import { FakeVault } from './fixtures/vault.ts';
+import { formatEvent } from '../../cli/commands/agent.ts';
 
 const V24 = Buffer.from('metrics-agent 2.4.0 binary\n'.repeat(2000));
 const V25 = Buffer.from('metrics-agent 2.5.0 binary\n'.repeat(3000));
@@ -46,13 +47,13 @@ describe('agent against a real reconciler', { timeout: 120_000 }, () => {
   const agents: Agent[] = [];
 
   /** Makes `version` stable on the state branch (the reconciler syncs when it runs). */
-  async function release(version: string, bytes: Buffer): Promise<string> {
+  async function release(version: string, bytes: Buffer, url?: string): Promise<string> {
     const fleet = await repo.read('fleet/fleet.yaml');
     const commit = await repo.commit(
       {
         [`fleet/releases/${version}.yaml`]: releaseYaml(
           version,
-          artifacts.url(`/${version}`),
+          url ?? artifacts.url(`/${version}`),
           bytes,
         ),
         'fleet/fleet.yaml': fleet.replace(/^ {2}version: .*$/m, `  version: ${version}`),
@@ -214,5 +215,48 @@ describe('agent against a real reconciler', { timeout: 120_000 }, () => {
     assert.ok(firstError && firstError.kind === 'error');
     assert.equal(firstError.url, dead);
     assert.equal(firstError.nextUrl, server!.url);
+  });
+
+  it('retries a download that fails for a passing reason, reported as retrying, until it applies', async () => {
+    const d = agent('web-4', { maxApplyAttempts: 2 });
+    await d.agent.start();
+    const before = await d.events.next('applied', (e) => e.target.version === '2.5.0', 0);
+    // An artifact server that answers 503 until the file is there.
+    const flaky = await new ArtifactServer(tls, (_req, res) => res.writeHead(503).end()).start();
+    try {
+      const V26 = Buffer.from('metrics-agent 2.6.0 binary\n'.repeat(1000));
+      const since = d.events.all.length;
+      await release('2.6.0', V26, flaky.url('/2.6.0'));
+      // More failures than maxApplyAttempts, none of them giving up.
+      await until(() => d.events.count('apply-failed', since) >= 4, 'web-4 tried four times');
+      const failures = d.events.all
+        .slice(since)
+        .filter((e) => e.kind === 'apply-failed' && e.target.version === '2.6.0');
+      for (const f of failures) {
+        assert.ok(f.kind === 'apply-failed');
+        assert.equal(f.error.code, 'ARTIFACT_DOWNLOAD_FAILED');
+        assert.equal(f.retrying, true);
+        assert.equal(f.gaveUp, false);
+      }
+      // The reconciler hears `retrying` and the old etag: not applied, not failed.
+      await until(
+        () => server!.app.reconciler.agents.get('web-4')?.health?.status === 'retrying',
+        'web-4 reports retrying',
+      );
+      const record = server!.app.reconciler.agents.get('web-4')!;
+      assert.equal(record.current?.etag, before.target.etag);
+      assert.equal((record.health!.retryingTarget as { version: string }).version, '2.6.0');
+      assert.match(String(record.health!.message), /^ARTIFACT_DOWNLOAD_FAILED: .*answered 503/);
+      assert.match(formatEvent(failures.at(-1)!) ?? '', /, retrying\): ARTIFACT_DOWNLOAD_FAILED/);
+      // The file appears: the next try applies it.
+      flaky.files.set('/2.6.0', V26);
+      await d.events.next('applied', (e) => e.target.version === '2.6.0', since);
+      await until(
+        () => server!.app.reconciler.agents.get('web-4')?.health?.status === 'ok',
+        'web-4 reports ok',
+      );
+    } finally {
+      await flaky.stop();
+    }
   });
 });

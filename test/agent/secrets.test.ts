@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -654,8 +655,15 @@ describe('an agent with secretRefs against a real reconciler', { timeout: 120_00
       'web-1',
       `mkdir -p "${installed}" && cat > "${installed}/stdin.json" && ` +
         `cp "$FLEETWAVE_TARGET_FILE" "${installed}/file.json" && ` +
-        `stat -c %a "$FLEETWAVE_TARGET_FILE" > "${installed}/mode" && echo run >> "${installed}/runs"`,
-      { PATH: process.env.PATH, FW_TEST_INGEST_KEY: INGEST_SECRET },
+        `stat -c %a "$FLEETWAVE_TARGET_FILE" > "${installed}/mode" && env > "${installed}/env" && ` +
+        `echo run >> "${installed}/runs"`,
+      {
+        PATH: process.env.PATH,
+        FW_TEST_INGEST_KEY: INGEST_SECRET,
+        // The agent's own credentials: --apply must not see them.
+        FLEETWAVE_ENROLL_TOKEN: 'enrollment-token-not-for-apply',
+        VAULT_TOKEN: 'vault-token-not-for-apply',
+      },
     );
     await web.agent.start();
     const applied = await web.events.next('applied', () => true, 0);
@@ -669,8 +677,15 @@ describe('an agent with secretRefs against a real reconciler', { timeout: 120_00
       assert.match(String(output.endpoint), /^https:\/\/ingest\./, 'the rest is as rendered');
     }
     assert.equal((await readFile(join(installed, 'mode'), 'utf8')).trim(), '600');
+    // The resolved target was for that apply only: gone once it returned.
     const targetFile = join(work, 'web-1', 'cache', 'apply-target.json');
-    assert.equal((await stat(targetFile)).mode & 0o777, 0o600);
+    assert.equal(existsSync(targetFile), false, 'no resolved secrets left on disk');
+    // --apply's environment is an allowlist: the agent's tokens and secrets stay out.
+    const env = await readFile(join(installed, 'env'), 'utf8');
+    assert.match(env, /^PATH=/m);
+    assert.match(env, /^FLEETWAVE_TARGET_FILE=/m);
+    for (const name of ['FLEETWAVE_ENROLL_TOKEN', 'VAULT_TOKEN', 'FW_TEST_INGEST_KEY'])
+      assert.doesNotMatch(env, new RegExp(`^${name}=`, 'm'), `${name} is not passed to --apply`);
 
     // The agent's own memory of its target holds the references, not the values.
     const reference = { secretRef: { provider: 'env', key: 'FW_TEST_INGEST_KEY' } };
@@ -749,16 +764,13 @@ describe('an agent with secretRefs against a real reconciler', { timeout: 120_00
     assert.equal(gaveUp.attempts, 2);
     assert.equal(gaveUp.target.etag, failed.target.etag);
 
-    // --apply never ran again; the last good target stays, in memory, in the cache and in the
-    // file --apply was given.
+    // --apply never ran again; the last good target stays, in memory and in the cache; no
+    // resolved target is left on disk.
     assert.equal((await readFile(join(installed, 'runs'), 'utf8')).trim().split('\n').length, 1);
     assert.equal(web.agent.current?.etag, t1.etag);
     const cached = await new TargetCache(join(work, 'web-1', 'cache')).read();
     assert.equal(cached.state?.target.etag, t1.etag);
-    const file = JSON.parse(
-      await readFile(join(work, 'web-1', 'cache', 'apply-target.json'), 'utf8'),
-    ) as Target;
-    assert.equal(file.etag, t1.etag);
+    assert.equal(existsSync(join(work, 'web-1', 'cache', 'apply-target.json')), false);
 
     // The reconciler hears: failed, which target, why (the path, not a value), still on t1.
     await until(

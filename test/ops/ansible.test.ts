@@ -511,4 +511,107 @@ describe('the Ansible role fleetwave_agent', { skip: SKIP }, () => {
     assert.ok(!secret.output.includes('PRIVATE KEY-----\n'), 'the private key is not shown');
     assert.equal(existsSync(join(work, 'bad-root')), false, 'nothing was installed');
   });
+
+  // The built-in installer: the managed software's first version, its unit's restart through
+  // polkit, the agent's writable paths and options.
+  let managedPrefix: string;
+  let managedPackage: string;
+
+  it('with the built-in installer: installs the first version, the polkit rule and the unit that allows it; a second run changes nothing', async () => {
+    managedPrefix = join(work, 'managed-root');
+    const src = join(work, 'managed-src');
+    await mkdir(src, { recursive: true });
+    await writeFile(join(src, 'metrics-agent'), '#!/bin/sh\necho 2.4.0\n', { mode: 0o755 });
+    await writeFile(join(src, 'fleetwave-install'), '#!/bin/sh\npwd > hook-ran-in\n', {
+      mode: 0o755,
+    });
+    managedPackage = join(work, 'metrics-agent-2.4.0.tar.gz');
+    execFileSync('tar', ['-czf', managedPackage, '-C', src, '.']);
+    const ca = join(work, 'ca.pem');
+    await writeFile(ca, keys.default!);
+    const vars = JSON.stringify({
+      fleetwave_root: managedPrefix,
+      fleetwave_agent_id: 'ansible-host-3',
+      fleetwave_install_dir: '/opt/metrics-agent',
+      fleetwave_config_file: '/etc/metrics-agent/config.yaml',
+      fleetwave_service: 'metrics-agent.service',
+      fleetwave_health_watch: '90s',
+      fleetwave_health_metric: 'http://127.0.0.1:8000/metrics#agent_health',
+      fleetwave_managed_package: managedPackage,
+      fleetwave_managed_version: '2.4.0',
+      fleetwave_ca: ca,
+    });
+    const first = playbook('-e', vars);
+    assert.equal(first.status, 0, first.output);
+    assert.equal(recapOf(first.output).failed, 0);
+    const second = playbook('-e', vars);
+    assert.equal(second.status, 0, second.output);
+    assert.equal(
+      recapOf(second.output).changed,
+      0,
+      `the second run changed something:\n${second.output}`,
+    );
+
+    const install = join(managedPrefix, 'opt/metrics-agent');
+    assert.equal(await readlink(join(install, 'current')), 'versions/2.4.0');
+    const versionDir = join(install, 'versions/2.4.0');
+    assert.equal((await readFile(join(versionDir, 'hook-ran-in'), 'utf8')).trim(), versionDir);
+    const sha = execFileSync('sha256sum', [managedPackage], { encoding: 'utf8' }).split(' ')[0];
+    assert.equal(await readFile(join(install, 'versions/.2.4.0.installed'), 'utf8'), `${sha}\n`);
+    assert.ok((await stat(join(managedPrefix, 'etc/metrics-agent'))).isDirectory());
+    assert.equal(await readFile(join(managedPrefix, 'etc/fleetwave/ca.pem'), 'utf8'), keys.default);
+
+    const rule = await readFile(
+      join(managedPrefix, 'etc/polkit-1/rules.d/50-fleetwave-agent.rules'),
+      'utf8',
+    );
+    assert.match(rule, /action\.lookup\('unit'\) === 'metrics-agent\.service'/);
+    assert.match(rule, /action\.lookup\('verb'\) === 'restart'/);
+    assert.match(rule, /subject\.user === 'fleetwave-agent'/);
+
+    const unit = await readFile(
+      join(managedPrefix, 'etc/systemd/system/fleetwave-agent.service'),
+      'utf8',
+    );
+    assert.match(unit, /^User=fleetwave-agent$/m);
+    assert.equal(
+      /^ReadWritePaths=(.+)$/m.exec(unit)?.[1],
+      `${install} ${join(managedPrefix, 'etc/metrics-agent')}`,
+    );
+    const execStart = /^ExecStart=(.+)$/m.exec(unit)![1]!;
+    assert.doesNotMatch(execStart, /--apply|--health /);
+    for (const option of [
+      `--install-dir ${install}`,
+      `--config-file ${join(managedPrefix, 'etc/metrics-agent/config.yaml')}`,
+      '--service metrics-agent.service',
+      '--health-watch 90s',
+      '--health-metric http://127.0.0.1:8000/metrics#agent_health',
+      `--ca ${join(managedPrefix, 'etc/fleetwave/ca.pem')}`,
+    ])
+      assert.ok(execStart.includes(option), `${option} in ${execStart}`);
+    // Every hardening directive of deploy/systemd's unit stays.
+    const shipped = await readFile(join(ROOT, 'deploy/systemd/fleetwave-agent.service'), 'utf8');
+    const have = new Set(directives(unit.replaceAll(managedPrefix, '')).split('\n'));
+    for (const line of directives(shipped).split('\n'))
+      if (!line.startsWith('ExecStart=')) assert.ok(have.has(line), `the unit keeps ${line}`);
+  });
+
+  it('that agent accepts the installer options and enrolls', async () => {
+    await enrolls(managedPrefix, 'ansible-host-3');
+  });
+
+  it('refuses installer settings that do not fit, before writing anything', () => {
+    const run = playbook(
+      '-e',
+      JSON.stringify({
+        fleetwave_root: join(work, 'bad-root'),
+        fleetwave_install_dir: '/opt/metrics-agent',
+        fleetwave_run: './metrics-agent',
+        fleetwave_service: 'metrics-agent.service',
+      }),
+    );
+    assert.notEqual(run.status, 0, run.output);
+    assert.match(run.output, /fleetwave_run or\s+fleetwave_service, not both/);
+    assert.equal(existsSync(join(work, 'bad-root')), false, 'nothing was installed');
+  });
 });
