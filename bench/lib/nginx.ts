@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findNginx } from '../../test/helpers/nginx.ts';
 import { freePort } from '../../test/reconciler/helpers.ts';
 import { pin } from './load.ts';
 
@@ -15,21 +16,6 @@ export interface Nginx {
   pids: number[];
   version: string;
   stop(): Promise<void>;
-}
-
-const CANDIDATES = [
-  'nginx',
-  '/usr/sbin/nginx',
-  '/usr/local/sbin/nginx',
-  '/usr/local/nginx/sbin/nginx',
-];
-
-function findNginx(): { bin: string; version: string } | undefined {
-  for (const bin of CANDIDATES) {
-    const r = spawnSync(bin, ['-v'], { encoding: 'utf8' });
-    if (r.status === 0) return { bin, version: (r.stderr || r.stdout).trim() };
-  }
-  return undefined;
 }
 
 export async function startNginx(options: {

@@ -20,6 +20,7 @@ import {
   listQuery,
   migrations,
   rowOf,
+  valuesOf,
   type CohortGroupRow,
   type TallyResultRow,
   type StoredRow,
@@ -128,26 +129,7 @@ export class PostgresStore implements AgentStore {
   async upsert(rows: readonly AgentRow[]): Promise<void> {
     if (rows.length === 0) return;
     const columns: unknown[][] = Array.from({ length: 16 }, () => []);
-    for (const r of rows) {
-      [
-        r.id,
-        JSON.stringify(r.labels),
-        r.wave,
-        r.waveName,
-        r.revision,
-        r.etag,
-        r.version,
-        r.status,
-        r.message,
-        r.errors,
-        r.requests,
-        r.failedRevision,
-        r.health === null ? null : JSON.stringify(r.health),
-        r.firstSeen,
-        r.lastSeen,
-        r.replica,
-      ].forEach((v, i) => columns[i]!.push(v));
-    }
+    for (const r of rows) valuesOf(r).forEach((v, i) => columns[i]!.push(v));
     await this.query(
       `INSERT INTO fleetwave_agents (${COLUMNS})
        SELECT id, labels::jsonb, wave, wave_name, revision, etag, version, status, message, errors,

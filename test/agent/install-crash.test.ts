@@ -16,19 +16,10 @@ import { initialRolloutState } from '../../core/rollout/state.ts';
 import { ENROLL_TOKEN, FleetRepo, freePort, type Running } from '../reconciler/helpers.ts';
 import { ArtifactServer, loopbackCertificate, releaseYaml, startReconcilerOn } from './helpers.ts';
 
+import { prng as seeded } from '../../simulate/labels.ts';
+
 const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 const SEED = Number(process.env.FLEETWAVE_TEST_SEED ?? 20261205);
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Processes whose command line holds `marker`. */
 function processesWith(marker: string): number[] {

@@ -8,17 +8,8 @@ import { ADMIN_TOKEN, ENROLL_TOKEN, call } from '../reconciler/helpers.ts';
 const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 export const SEED = Number(process.env.FLEETWAVE_TEST_SEED ?? 20261127);
 
-/** mulberry32: a small seeded generator, so a failing run can be repeated. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator of the simulated fleet: a failing run can be repeated. */
+export { prng as seeded } from '../../simulate/labels.ts';
 
 export class Replica {
   readonly port: number;
