@@ -330,12 +330,18 @@ describe('the running server matches the OpenAPI document', () => {
 
   it('documents exactly the routes the server has', () => {
     const routes = new Set<string>();
-    // printRoutes draws a tree of "name (METHODS)" lines under the root "/".
+    // printRoutes draws a tree: each line one path segment, indented four columns a level,
+    // "(METHODS)" after the segments that end a route.
+    const stack: string[] = [];
     for (const line of server.app.printRoutes({ commonPrefix: false }).split('\n')) {
-      const m = /([^\s─│├└]+) \(([A-Z, ]+)\)$/.exec(line);
+      const m = /^([\s│├└─]*)(\S+?)(?: \(([A-Z, ]+)\))?$/.exec(line);
       if (!m) continue;
-      const path = m[1] === '/' ? '/' : `/${m[1]}`;
-      for (const method of m[2]!.split(', ')) {
+      const depth = Math.floor(m[1]!.length / 4);
+      stack.length = depth;
+      stack[depth] = m[2]!;
+      if (!m[3]) continue;
+      const path = stack.join('').replace(/^\/?/, '/');
+      for (const method of m[3].split(', ')) {
         if (method !== 'HEAD') routes.add(`${method} ${path.replace(/:(\w+)/g, '{$1}')}`);
       }
     }
