@@ -65,6 +65,8 @@ describe('metric names of the dashboard and the rules', { timeout: 60_000 }, () 
       });
       assert.equal(res.status, 200, res.text);
     }
+    // Agent counts come from the store, which each replica writes every second: write now.
+    await server.app.reconciler.reports.flush();
     const res = await call(`${server.url}/metrics`);
     assert.equal(res.status, 200);
     exposition = res.text;
