@@ -34,7 +34,28 @@ export type PendingTally = Tally;
 /** What the store last got of an agent: writing again is skipped while nothing moved. */
 export interface Written {
   lastSeen: number;
-  key: string;
+  labels: Labels;
+  wave: number | null;
+  revision: string | null;
+  failedRevision: string | null;
+  etag: string | null;
+  version: string | null;
+  status: HealthStatus | null;
+  message: string | null;
+}
+
+/** The last judgement of an agent (reconciler/targets.ts judge) and what it rested on. */
+export interface Judged {
+  targets: object;
+  labels: Labels;
+  etag: string | undefined;
+  failed: string | undefined;
+  judgement: {
+    wave: number;
+    waveName: string;
+    revision: string | null;
+    failedRevision: string | null;
+  };
 }
 
 export interface AgentRecord extends AgentReport {
@@ -42,6 +63,7 @@ export interface AgentRecord extends AgentReport {
   firstSeen: number;
   pending?: PendingTally;
   written?: Written;
+  judged?: Judged;
 }
 
 export class AgentRegistry {

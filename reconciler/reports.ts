@@ -9,7 +9,7 @@
 import { silentAfterMs } from '../core/rollout/decide.ts';
 import type { RolloutPolicy } from '../core/rollout/decide.ts';
 import { addTally, cohortOfJudged, emptyTally } from '../core/rollout/observations.ts';
-import type { AgentRecord, AgentRegistry, PendingTally } from './agents.ts';
+import type { AgentRecord, AgentRegistry, PendingTally, Written } from './agents.ts';
 import type { Metrics } from './metrics.ts';
 import type {
   AgentFilter,
@@ -70,6 +70,19 @@ function failedEtagOf(record: AgentRecord): string | undefined {
   if (typeof failed !== 'object' || failed === null || !('etag' in failed)) return undefined;
   const etag = (failed as { etag: unknown }).etag;
   return typeof etag === 'string' ? etag : undefined;
+}
+
+function sameReport(a: Written, b: Written): boolean {
+  return (
+    a.labels === b.labels &&
+    a.wave === b.wave &&
+    a.revision === b.revision &&
+    a.failedRevision === b.failedRevision &&
+    a.etag === b.etag &&
+    a.version === b.version &&
+    a.status === b.status &&
+    a.message === b.message
+  );
 }
 
 export class Reports {
@@ -183,13 +196,29 @@ export class Reports {
 
     const rows: AgentRow[] = [];
     const rejudged: Parameters<AgentStore['rejudge']>[0][number][] = [];
-    const written: [AgentRecord, number, string][] = [];
+    const written: [AgentRecord, Written][] = [];
     const taken: [AgentRecord, PendingTally][] = [];
     const tallies = new Map<'candidate' | 'stable', PendingTally>();
     let judged = 0;
+    /** The record's judgement, computed again only when what it rests on changed. */
     const judge = async (record: AgentRecord): Promise<Judgement | undefined> => {
+      if (!targets) return undefined;
+      const etag = record.current?.etag;
+      const failed = failedEtagOf(record);
+      const memo = record.judged;
+      if (
+        memo &&
+        memo.targets === targets &&
+        memo.labels === record.labels &&
+        memo.etag === etag &&
+        memo.failed === failed
+      ) {
+        return memo.judgement;
+      }
       if (++judged % JUDGED_PER_TURN === 0) await new Promise((r) => setImmediate(r));
-      return targets?.judge(record, record.current?.etag, failedEtagOf(record));
+      const judgement = targets.judge(record, etag, failed);
+      record.judged = { targets, labels: record.labels, etag, failed, judgement };
+      return judgement;
     };
 
     for (const id of dirty) {
@@ -197,40 +226,41 @@ export class Reports {
       if (!record) continue;
       const j = await judge(record);
       const health = record.health;
-      const message = typeof health?.['message'] === 'string' ? health['message'] : null;
-      const row: AgentRow = {
-        id,
+      const raw = health?.['message'];
+      const message = typeof raw === 'string' ? raw.slice(0, MESSAGE_LIMIT) : null;
+      // What makes a report news; error counts alone are not (the tally has every check-in).
+      const report: Written = {
+        lastSeen: record.at,
         labels: record.labels,
         wave: j?.wave ?? null,
-        waveName: j?.waveName ?? null,
         revision: j?.revision ?? null,
+        failedRevision: j?.failedRevision ?? null,
         etag: record.current?.etag ?? null,
         version: record.current?.version ?? null,
         status: health?.status ?? null,
-        message: message === null ? null : message.slice(0, MESSAGE_LIMIT),
-        errors: Math.min(counted(health?.['errors']), counted(health?.['requests'])),
-        requests: counted(health?.['requests']),
-        failedRevision: j?.failedRevision ?? null,
-        health: health ?? null,
-        firstSeen: record.firstSeen,
-        lastSeen: record.at,
-        replica,
+        message,
       };
-      // What makes a report news; error counts alone are not (the tally has every check-in).
-      const key = JSON.stringify([
-        row.labels,
-        row.wave,
-        row.revision,
-        row.etag,
-        row.version,
-        row.status,
-        row.message,
-        row.failedRevision,
-      ]);
       const w = record.written;
-      if (!w || w.key !== key || record.at - w.lastSeen >= rewriteAfter) {
-        rows.push(row);
-        written.push([record, record.at, key]);
+      if (!w || !sameReport(w, report) || record.at - w.lastSeen >= rewriteAfter) {
+        rows.push({
+          id,
+          labels: record.labels,
+          wave: report.wave,
+          waveName: j?.waveName ?? null,
+          revision: report.revision,
+          etag: report.etag,
+          version: report.version,
+          status: report.status,
+          message,
+          errors: Math.min(counted(health?.['errors']), counted(health?.['requests'])),
+          requests: counted(health?.['requests']),
+          failedRevision: report.failedRevision,
+          health: health ?? null,
+          firstSeen: record.firstSeen,
+          lastSeen: record.at,
+          replica,
+        });
+        written.push([record, report]);
       }
       const pending = record.pending;
       if (pending) {
@@ -249,25 +279,11 @@ export class Reports {
     }
     if (rejudgeAll && targets) {
       for (const record of agents.values()) {
-        if (dirty.has(record.id) || !record.written) continue;
+        const w = record.written;
+        if (dirty.has(record.id) || !w) continue;
         const j = (await judge(record))!;
-        const [labels, , , etag, version, status, message] = JSON.parse(record.written.key) as [
-          unknown,
-          number,
-          string | null,
-          ...unknown[],
-        ];
-        const key = JSON.stringify([
-          labels,
-          j.wave,
-          j.revision,
-          etag,
-          version,
-          status,
-          message,
-          j.failedRevision,
-        ]);
-        if (key === record.written.key) continue;
+        if (w.wave === j.wave && w.revision === j.revision && w.failedRevision === j.failedRevision)
+          continue;
         rejudged.push({
           id: record.id,
           wave: j.wave,
@@ -276,7 +292,10 @@ export class Reports {
           failedRevision: j.failedRevision,
           lastSeen: record.at,
         });
-        written.push([record, record.written.lastSeen, key]);
+        written.push([
+          record,
+          { ...w, wave: j.wave, revision: j.revision, failedRevision: j.failedRevision },
+        ]);
       }
     }
 
@@ -317,7 +336,7 @@ export class Reports {
       this.o.metrics.storeBuffered.set(agents.dirty.size);
       this.failed('write', e);
     }
-    for (const [record, lastSeen, key] of written) record.written = { lastSeen, key };
+    for (const [record, w] of written) record.written = w;
     this.o.metrics.storeRowsWritten.inc(rows.length + rejudged.length);
     this.status.lastWriteAt = this.iso(now);
     this.status.buffered = agents.dirty.size;
