@@ -337,6 +337,8 @@ export class Reports {
       this.failed('write', e);
     }
     for (const [record, w] of written) record.written = w;
+    // Counts read before this write are older than the store now.
+    if (rows.length + rejudged.length > 0) this.counted = undefined;
     this.o.metrics.storeRowsWritten.inc(rows.length + rejudged.length);
     this.status.lastWriteAt = this.iso(now);
     this.status.buffered = agents.dirty.size;

@@ -90,6 +90,8 @@ describe('simulated fleet against a real reconciler', { timeout: 120_000 }, () =
       () => [...agents.values()].filter((a) => a.current?.version === '2.4.0').length === AGENTS,
       'every report names 2.4.0',
     );
+    // Counts come from the store, written every second: write what is here now.
+    await server.app.reconciler.reports.flush();
     const status = (await call(`${server.url}/v1/status`)).body as {
       agents: { known: number };
       waves: Array<{ agents: number; running: { stable: number }; health: Record<string, number> }>;
