@@ -6,6 +6,7 @@
 import type { Agent, Labels, RenderError, Target } from '../core/target/model.ts';
 import { TargetCache } from '../core/target/cache.ts';
 import { makeTarget } from '../core/target/render.ts';
+import { runningRevision } from '../core/rollout/observations.ts';
 import type { ServedRollout } from './sync.ts';
 
 export type Served =
@@ -147,22 +148,16 @@ export class Targets {
       return r.ok ? r.target.etag : undefined;
     };
     const candidate = this.candidate;
-    const candidateEtag =
-      etag !== undefined || failedEtag !== undefined ? etagOf(candidate) : undefined;
-    const stableEtag = etag !== undefined ? etagOf(this.stable) : undefined;
-    const inWaves = placement.index <= this.candidateWave;
-    let revision: string | null = null;
-    if (etag !== undefined) {
-      if (inWaves && etag === candidateEtag) revision = candidate!.revision;
-      else if (etag === stableEtag) revision = this.stable.revision;
-      else if (etag === candidateEtag) revision = candidate!.revision;
-    }
-    const failedRevision =
-      failedEtag !== undefined && failedEtag === candidateEtag
-        ? candidate!.revision
-        : failedEtag !== undefined && failedEtag === etagOf(this.stable)
-          ? this.stable.revision
-          : null;
+    const { revision, failedRevision } = runningRevision({
+      inWaves: placement.index <= this.candidateWave,
+      etag,
+      failedEtag,
+      candidate: candidate && { revision: candidate.revision, etag: etagOf(candidate) },
+      stable: {
+        revision: this.stable.revision,
+        etag: etag !== undefined || failedEtag !== undefined ? etagOf(this.stable) : undefined,
+      },
+    });
     return { wave: placement.index, waveName: placement.wave, revision, failedRevision };
   }
 

@@ -153,6 +153,38 @@ export function addReport(tally: Tally, sample: AgentSample): Tally {
   return out;
 }
 
+/**
+ * Which revision an agent runs, from the etags it reports and its targets' etags under the
+ * candidate and stable: the candidate when it is on waves 0..k and reports its candidate etag,
+ * else stable when it reports its stable etag (equal targets count where they are served),
+ * else the candidate when it reports that etag anyway; null when neither. The failed
+ * revision is the one whose target's etag the agent says it could not apply.
+ */
+export function runningRevision(agent: {
+  inWaves: boolean;
+  etag: string | undefined;
+  failedEtag: string | undefined;
+  candidate?: { revision: string; etag: string | undefined } | undefined;
+  stable: { revision: string; etag: string | undefined };
+}): { revision: string | null; failedRevision: string | null } {
+  const { etag, failedEtag, candidate, stable } = agent;
+  let revision: string | null = null;
+  if (etag !== undefined) {
+    if (candidate && agent.inWaves && etag === candidate.etag) revision = candidate.revision;
+    else if (etag === stable.etag) revision = stable.revision;
+    else if (candidate && etag === candidate.etag) revision = candidate.revision;
+  }
+  const failedRevision =
+    failedEtag === undefined
+      ? null
+      : candidate && failedEtag === candidate.etag
+        ? candidate.revision
+        : failedEtag === stable.etag
+          ? stable.revision
+          : null;
+  return { revision, failedRevision };
+}
+
 /** What the store keeps of an agent to place it in a cohort: judged once, when written. */
 export interface JudgedAgent {
   /** Its wave index under the stable policy; null when not placed. */
