@@ -237,12 +237,16 @@ async function main(): Promise<number> {
     git(work, 'push', '-q', 'origin', 'main');
     const bad = git(work, 'rev-parse', 'HEAD');
     say.line(`pushed ${bad.slice(0, 7)} to main`);
+    let waves: Status['waves'] = [];
     const rejected = await until('the bad release to be rejected', 180_000, async () => {
       const s = await status(address);
+      if (s) waves = s.waves;
       const found = s?.rejected?.find((r) => r.revision === bad);
       if (s && !found) say.progress(s);
       return found;
     });
+    // Rejected between two looks: the wave it was on still has its line.
+    say.reached(bad, rejected.wave, waves[rejected.wave]?.name ?? String(rejected.wave));
     say.step(`rejected on wave ${rejected.wave}: ${rejected.reason}`);
     const recovered = Date.now();
     await until('every agent back on 2.4.0', 60_000, async () => {

@@ -40,6 +40,14 @@ export class Narrator {
     this.out.write(`[${this.clock()}] ${text}\n`);
   }
 
+  /** The "is on wave" line for a wave a revision reached between two looks (once). */
+  reached(revision: string, wave: number, name: string): void {
+    const key = `${revision}:${wave}`;
+    if (key === this.lastWave) return;
+    this.lastWave = key;
+    this.step(`${revision.slice(0, 7)} is on wave ${wave} (${name})`);
+  }
+
   progress(s: Status): void {
     const c = s.candidate;
     if (!c) return;
