@@ -5,7 +5,7 @@ import type { AgentRegistry } from './agents.ts';
 import type { ServeConfig } from './config.ts';
 import type { LongPoll } from './longpoll.ts';
 import type { Metrics } from './metrics.ts';
-import type { Mirror } from './mirror.ts';
+import type { Mirror } from '../rollout/mirror.ts';
 import type { FleetSync } from './sync.ts';
 import type { Reports } from './reports.ts';
 import type { Targets } from './targets.ts';

@@ -24,10 +24,10 @@ import { serializeRolloutState, type RolloutState } from '../core/rollout/state.
 import { sameTargets } from '../core/target/same.ts';
 import type { Reconciler } from './context.ts';
 import { ensurePullRequest } from './github.ts';
-import { runPrometheusGates } from './prometheus.ts';
-import { branchHistory } from './history.ts';
-import { hasRevert, makeRevert, revertMessage, subjectOf } from './revert.ts';
-import { writeState } from './state.ts';
+import { runPrometheusGates } from '../rollout/prometheus.ts';
+import { branchHistory } from '../rollout/history.ts';
+import { hasRevert, makeRevert, revertMessage, subjectOf } from '../rollout/revert.ts';
+import { writeState } from '../rollout/state.ts';
 import { operatorDecision, type OperatorDecision } from '../core/rollout/operator.ts';
 import type { Logger, ServedRollout } from './sync.ts';
 

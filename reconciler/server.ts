@@ -17,7 +17,7 @@ import { FastPath } from './fastpath.ts';
 import { LongPoll } from './longpoll.ts';
 import { Metrics } from './metrics.ts';
 import { RolloutEngine } from './engine.ts';
-import { Mirror } from './mirror.ts';
+import { Mirror } from '../rollout/mirror.ts';
 import { Reports } from './reports.ts';
 import { openStore } from './store/store.ts';
 import { DEFAULT_FORGET_AFTER_SECONDS } from './config.ts';

@@ -6,10 +6,10 @@
 import { isFleetwaveError } from '../core/errors.ts';
 import type { FleetModel } from '../core/fleet/model.ts';
 import type { RolloutState } from '../core/rollout/state.ts';
-import type { Mirror } from './mirror.ts';
+import type { Mirror } from '../rollout/mirror.ts';
 import type { Metrics } from './metrics.ts';
-import { subjectOf } from './revert.ts';
-import { createState, readState } from './state.ts';
+import { subjectOf } from '../rollout/revert.ts';
+import { createState, readState } from '../rollout/state.ts';
 
 export interface Logger {
   info(obj: object, msg: string): void;

@@ -16,8 +16,8 @@ import { parseDuration } from '../../core/fleet/duration.ts';
 import { decide, type Decision, type RolloutPolicy } from '../../core/rollout/decide.ts';
 import { parseRolloutState, type RolloutState } from '../../core/rollout/state.ts';
 import type { RolloutObservation } from '../../reconciler/engine.ts';
-import { branchHistory } from '../../reconciler/history.ts';
-import { Mirror } from '../../reconciler/mirror.ts';
+import { branchHistory } from '../../rollout/history.ts';
+import { Mirror } from '../../rollout/mirror.ts';
 import { observationOf } from '../../actions/promote/src/observe.ts';
 import { SimFleet, change, engineRepo } from '../engine/sim.ts';
 import {

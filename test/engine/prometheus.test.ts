@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runQuery } from '../../reconciler/prometheus.ts';
+import { runQuery } from '../../rollout/prometheus.ts';
 import { freePort, git, type FleetRepo } from '../reconciler/helpers.ts';
 import { EngineRig, TEST_FLEET, change } from './sim.ts';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from 'undici';
 import { prometheusGates } from '../../core/rollout/gates/prometheus.ts';
-import { runPrometheusGates, runQuery } from '../../reconciler/prometheus.ts';
+import { runPrometheusGates, runQuery } from '../../rollout/prometheus.ts';
 import { ctx } from './fixtures.ts';
 
 function listen(server: Server): Promise<string> {

@@ -81862,7 +81862,7 @@ function initialRolloutState(stable) {
   };
 }
 
-// reconciler/state.ts
+// rollout/state.ts
 var ROBOT = { name: "fleetwave", email: "fleetwave@users.noreply.fleetwave.dev" };
 async function readState(mirror, commit) {
   const text = await mirror.readStateFile(commit, ROLLOUT_FILE);
@@ -81905,7 +81905,7 @@ stable: ${stable.commit}, the newest valid revision of ${branch}` + (stable.comm
   }
 }
 
-// reconciler/revert.ts
+// rollout/revert.ts
 var SHA2 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 function revertLine(revision) {
   return `This reverts commit ${revision}.`;
@@ -81926,7 +81926,7 @@ async function hasRevert(repo, revision, tip) {
   return r2.stdout.trim() !== "";
 }
 
-// reconciler/history.ts
+// rollout/history.ts
 var MAX_HISTORY = 50;
 var MAX_REJECTIONS = 100;
 var SHA3 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
@@ -81968,7 +81968,7 @@ async function branchHistory(mirror, tip, state, maxCommits = MAX_HISTORY) {
   return history;
 }
 
-// reconciler/mirror.ts
+// rollout/mirror.ts
 import { join } from "node:path";
 
 // core/diagnostics.ts
@@ -87938,7 +87938,7 @@ async function linkTargets(repo, links) {
   return new Map([...blobs].map(([oid, b3]) => [oid, b3.toString("utf8")]));
 }
 
-// reconciler/mirror.ts
+// rollout/mirror.ts
 var CACHE_SIZE = 64;
 var Mirror = class _Mirror {
   repo;
@@ -92530,7 +92530,7 @@ function readInputs(env = process.env) {
   return inputs;
 }
 
-// reconciler/prometheus.ts
+// rollout/prometheus.ts
 var import_undici3 = __toESM(require_undici3(), 1);
 var DEFAULT_QUERY_TIMEOUT_MS = 1e4;
 async function runQuery(options) {

@@ -13,9 +13,9 @@ import {
   serializeRolloutState,
   type RolloutState,
 } from '../../../core/rollout/state.ts';
-import { branchHistory } from '../../../reconciler/history.ts';
-import { Mirror } from '../../../reconciler/mirror.ts';
-import { ROBOT, createState, readState, writeState } from '../../../reconciler/state.ts';
+import { branchHistory } from '../../../rollout/history.ts';
+import { Mirror } from '../../../rollout/mirror.ts';
+import { ROBOT, createState, readState, writeState } from '../../../rollout/state.ts';
 import { describeGitHubError, githubClient } from '../../shared/src/github.ts';
 import { operatorStep, stepFor, type Step } from './command.ts';
 import { readInputs, type PromoteInputs } from './inputs.ts';

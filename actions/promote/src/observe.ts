@@ -1,10 +1,10 @@
 // What promote observes for the gates: the candidate's cohorts as the reconciler aggregates them
 // (its /v1/status `rollout.observation`), and the wave's Prometheus queries, run here like the
-// reconciler runs them (reconciler/prometheus.ts).
+// reconciler runs them (rollout/prometheus.ts).
 
 import type { Wave } from '../../../core/fleet/model.ts';
 import type { RolloutObservation } from '../../../reconciler/engine.ts';
-import { runPrometheusGates } from '../../../reconciler/prometheus.ts';
+import { runPrometheusGates } from '../../../rollout/prometheus.ts';
 import { fetchStatus } from '../../shared/src/reconciler.ts';
 import type { Observations } from '../../../core/rollout/decide.ts';
 

@@ -1,5 +1,5 @@
 // prometheus: PromQL queries whose single value must lie within [min, max]. Pure: the shell
-// (reconciler/prometheus.ts) runs the queries and hands their outcomes in as data. Errors,
+// (rollout/prometheus.ts) runs the queries and hands their outcomes in as data. Errors,
 // timeouts, empty results and NaN are never a pass: they wait, and decide() turns a wait
 // that outlasts failAfter into a fail.
 
