@@ -4,7 +4,7 @@
 // Pure: the shell (reconciler/engine.ts, the promote action) carries the decision out.
 
 import { formatDuration, parseDuration } from '../fleet/duration.ts';
-import type { Wave } from '../fleet/model.ts';
+import type { FleetModel, Wave } from '../fleet/model.ts';
 import { selectCandidate, type BranchCommit, type Skipped } from './candidate.ts';
 import { agentGates } from './gates/agents.ts';
 import { bakeGate } from './gates/bake.ts';
@@ -18,6 +18,14 @@ import type { RolloutState } from './state.ts';
 export interface RolloutPolicy {
   pollIntervalSeconds: number;
   waves: readonly Wave[];
+}
+
+/** The policy a fleet sets: pass the stable revision's. */
+export function policyOf(model: FleetModel): RolloutPolicy {
+  return {
+    pollIntervalSeconds: model.fleet.spec.pollIntervalSeconds,
+    waves: model.fleet.spec.waves,
+  };
 }
 
 export interface Observations {

@@ -170,3 +170,8 @@ export function initialRolloutState(stable: string): RolloutState {
 export function revisionForWave(state: RolloutState, wave: number): string {
   return state.candidate && wave <= state.candidate.wave ? state.candidate.revision : state.stable;
 }
+
+/** Whether two states write the same rollout.yaml: a write that changes nothing is skipped. */
+export function sameState(a: RolloutState, b: RolloutState): boolean {
+  return serializeRolloutState(a) === serializeRolloutState(b);
+}
