@@ -1,17 +1,16 @@
 // The rollout loop (DESIGN §1, §2), as named steps in the manner of Flux's reconcilers:
-// sync (fetch git, find the base to write on) → observe (the fleet's cohorts from the store of
-// agent reports, Prometheus answers, the branch history) → decide (the pure core) → write (one
-// commit on the state branch, pushed without force) → reconcile reverts. A refused push means someone else wrote first: fetch, decide
-// again from their state, retry. After a rejection the revert of the rejected revision goes to
-// the fleet branch (pushed, or as a pull request); reverts are reconciled on every evaluation,
-// so a writer killed between the two steps loses nothing.
+// sync (fetch git, find the base to write on) → observe (git's history, the fleet's cohorts
+// from the store of agent reports, Prometheus answers) → decide (the pure core) → write (one
+// commit on the state branch through the one writer, rollout/write.ts, which fetches, decides
+// again and retries when someone else wrote first) → reconcile reverts (reverts.ts). What an
+// error does next follows its kind: transient retries at the next evaluation, waiting waits,
+// stalled stops automatic writes until a person acts (writes either branch, or acts here).
 
-import { isFleetwaveError, FleetwaveError } from '../core/errors.ts';
-import type { FleetModel } from '../core/fleet/model.ts';
+import { FleetwaveError, isFleetwaveError, type ErrorKind } from '../core/errors.ts';
 import {
-  applyDecision,
   decide,
   describeDecision,
+  policyOf,
   silentAfterMs,
   type Decision,
   type Observations,
@@ -20,23 +19,20 @@ import {
 import type { GateResult } from '../core/rollout/gates/gate.ts';
 import type { QueryOutcome } from '../core/rollout/gates/prometheus.ts';
 import type { FleetObservation } from '../core/rollout/observations.ts';
-import { serializeRolloutState, type RolloutState } from '../core/rollout/state.ts';
-import { sameTargets } from '../core/target/same.ts';
-import type { Reconciler } from './context.ts';
-import { ensurePullRequest } from './github.ts';
+import {
+  byWhom,
+  operatorStep,
+  type OperatorAction,
+  type OperatorDecision,
+} from '../core/rollout/operator.ts';
+import { stepOf, type Step } from '../core/rollout/step.ts';
+import { branchLog, branchObservations, type LogEntry } from '../rollout/history.ts';
 import { runPrometheusGates } from '../rollout/prometheus.ts';
-import { branchHistory } from '../rollout/history.ts';
-import { hasRevert, makeRevert, revertMessage, subjectOf } from '../rollout/revert.ts';
-import { writeState } from '../rollout/state.ts';
-import { operatorDecision, type OperatorDecision } from '../core/rollout/operator.ts';
+import { writeState, type StateBase } from '../rollout/state.ts';
+import type { RetryOptions } from '../rollout/write.ts';
+import type { Reconciler } from './context.ts';
+import { Reverts } from './reverts.ts';
 import type { Logger, ServedRollout } from './sync.ts';
-
-/** Writes tried before giving up on one evaluation or action (each after a fetch). */
-export const MAX_WRITE_ATTEMPTS = 6;
-/** Rejections whose revert is checked on each evaluation (the newest). */
-const MAX_REVERT_CHECKS = 20;
-
-export type OperatorAction = 'pause' | 'resume' | 'promote' | 'rollback';
 
 export interface ActionResult {
   action: OperatorAction;
@@ -85,24 +81,24 @@ export interface RolloutObservation extends FleetObservation {
   at: string;
 }
 
-interface Base {
+/** What a decision is written on: the served state at the state branch's tip. */
+interface Base extends StateBase {
   served: ServedRollout;
-  /** The state branch's commit the next write goes on top of. */
-  parent: string;
-  state: RolloutState;
   policy: RolloutPolicy;
   branchTip: string;
 }
 
-export function policyOf(model: FleetModel): RolloutPolicy {
-  return {
-    pollIntervalSeconds: model.fleet.spec.pollIntervalSeconds,
-    waves: model.fleet.spec.waves,
-  };
+interface ObservedBase extends Base {
+  observations: Observations;
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function kindOf(e: unknown): ErrorKind {
+  // Anything untyped is a bug or the machine: as transient as INTERNAL.
+  return isFleetwaveError(e) ? e.kind : 'transient';
 }
 
 export class RolloutEngine {
@@ -113,11 +109,10 @@ export class RolloutEngine {
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
   private scheduled = false;
-  /** Evidence of rejections decided here, for the revert's message. */
-  private readonly evidence = new Map<string, string>();
-  /** Rejected revisions whose revert is known to be on the fleet branch (or opened). */
-  private readonly reverted = new Set<string>();
-  private historyCache: { tip: string; entries: object[] } | undefined;
+  private readonly reverts: Reverts;
+  /** The branches' tips an evaluation stalled on: nothing is written until one moves. */
+  private stalledOn: string | undefined;
+  private historyCache: { tip: string; entries: LogEntry[] } | undefined;
   readonly status: EngineStatus;
 
   constructor(ctx: Reconciler, log: Logger, evaluateIntervalSeconds: number) {
@@ -133,6 +128,7 @@ export class RolloutEngine {
       reverts: [],
       observation: null,
     };
+    this.reverts = new Reverts(ctx, log, this.status);
   }
 
   private iso(): string {
@@ -185,111 +181,139 @@ export class RolloutEngine {
     return run;
   }
 
-  /** One evaluation: decide, and write the decision unless it is to wait. */
+  private retry(): RetryOptions<Base> {
+    return {
+      random: this.ctx.random,
+      onRefused: (attempt, base) =>
+        this.log.info(
+          { parent: base.parent, attempt },
+          'the state branch moved; deciding again from the new state',
+        ),
+    };
+  }
+
+  /**
+   * One evaluation: decide, and write the decision unless it is to wait. Undefined when it
+   * waits for the rollout to be served, or stalls; a transient failure throws (and is retried
+   * at the next evaluation).
+   */
   evaluate(): Promise<Decision | undefined> {
     return this.serialized(async () => {
       try {
-        const decision = await this.evaluateOnce();
+        const decision = (await this.stillStalled()) ? undefined : await this.evaluateOnce();
         this.status.lastError = null;
         return decision;
       } catch (e) {
-        this.status.lastError = { at: this.iso(), message: (e as Error).message };
-        this.log.error({ err: (e as Error).message }, 'rollout evaluation failed');
-        throw e;
+        return await this.failed(e);
       }
     });
   }
 
-  private async evaluateOnce(): Promise<Decision | undefined> {
-    for (let attempt = 1; ; attempt++) {
-      const base = await this.syncStep();
-      if (typeof base === 'string') {
-        this.status.stalled = base;
-        return undefined;
-      }
-      this.status.stalled = null;
-      const observations = await this.observeStep(base);
-      const decision = this.decideStep(base, observations);
-      if ((await this.writeStep(base, decision)) === 'refused') {
-        await this.afterRefusedWrite(attempt);
-        continue;
-      }
-      await this.reconcileReverts();
-      return decision;
+  private async evaluateOnce(): Promise<Decision> {
+    const written = await writeState(this.ctx.mirror, {
+      ...this.retry(),
+      now: this.ctx.now,
+      read: () => this.observedBase(),
+      decide: (base) => {
+        const now = this.ctx.now();
+        const decision = decide(base.policy, base.state, base.observations, now);
+        return stepOf(decision, base.policy, base.state, now);
+      },
+    });
+    const step = written.value;
+    const decision = step.from;
+    this.record(decision, written.base);
+    if (written.commit !== undefined && step.kind === 'write') {
+      await this.written(written.commit, step);
+      // A new candidate may change no agent's target (a revert, a comment): decide on it now.
+      if (decision.kind === 'start') this.trigger();
     }
-  }
-
-  /** Sync: the remote fetched, and the base a decision is written on (or why there is none). */
-  private async syncStep(): Promise<Base | string> {
-    await this.ctx.sync.sync();
-    return this.base(false);
-  }
-
-  /** Decide: the pure core's decision, recorded in status and metrics. */
-  private decideStep(base: Base, observations: Observations): Decision {
-    const decision = decide(base.policy, base.state, observations, this.ctx.now());
-    this.record(decision, base, observations);
-    if (decision.kind === 'reject') {
-      this.evidence.set(decision.revision, describeDecision(decision, base.policy));
-    }
+    await this.reverts.reconcile();
     return decision;
   }
 
-  /** Write: the state the decision leads to, as one commit; 'refused' when someone wrote first. */
-  private async writeStep(
-    base: Base,
-    decision: Decision,
-  ): Promise<'written' | 'unchanged' | 'refused'> {
-    const next = applyDecision(base.state, decision, this.ctx.now());
-    if (serializeRolloutState(next) === serializeRolloutState(base.state)) return 'unchanged';
-    const written = await this.write(base, next, describeDecision(decision, base.policy));
-    if (written === undefined) return 'refused';
-    this.log.info(
-      {
-        decision: decision.kind,
-        revision: 'revision' in decision ? decision.revision : undefined,
-        commit: written,
-      },
-      'wrote a rollout decision',
-    );
-    if (decision.kind === 'reject') {
-      this.ctx.metrics.rejections.inc({
-        wave: base.policy.waves[decision.wave]?.name ?? String(decision.wave),
-      });
+  /** What an evaluation that failed does next, by the error's kind. */
+  private async failed(e: unknown): Promise<undefined> {
+    const message = (e as Error).message;
+    switch (kindOf(e)) {
+      case 'waiting':
+        this.status.lastError = null;
+        this.status.lastEvaluation = {
+          at: this.iso(),
+          decision: 'wait',
+          reason: message,
+          revision: null,
+          wave: null,
+          gates: [],
+          prometheus: null,
+        };
+        return undefined;
+      case 'stalled':
+        this.status.lastError = null;
+        if (this.status.stalled !== message) {
+          this.log.error({ err: message }, 'automatic rollout decisions stop until a person acts');
+        }
+        this.status.stalled = message;
+        this.stalledOn = await this.tips();
+        return undefined;
+      case 'transient':
+        this.status.lastError = { at: this.iso(), message };
+        this.log.error({ err: message }, 'rollout evaluation failed');
+        throw e;
     }
-    // A new candidate may change no agent's target (a revert, a comment): decide on it now.
-    if (decision.kind === 'start') this.trigger();
-    return 'written';
-  }
-
-  /** Someone else moved the state branch: back off (full jitter), or give up after the last try. */
-  private async afterRefusedWrite(attempt: number): Promise<void> {
-    if (attempt >= MAX_WRITE_ATTEMPTS) {
-      throw new FleetwaveError(
-        'ROLLOUT_WRITE_FAILED',
-        `the state branch moved under every one of ${MAX_WRITE_ATTEMPTS} writes`,
-      );
-    }
-    await this.backoff(attempt);
-  }
-
-  private backoff(attempt: number): Promise<void> {
-    // Full jitter: replicas that collided do not collide again in step.
-    return sleep(Math.round(this.ctx.random() * Math.min(2000, 50 * 2 ** attempt)));
   }
 
   /**
-   * What a write starts from: the served state when it is the state branch's tip. A tip that
-   * could not be served (edited into nonsense) stalls automatic decisions; an operator action
-   * (`overInvalid`) writes the last good state, changed as asked, on top of it.
+   * A stalled rollout stays stalled until a person acts: until either branch's tip moves (a fix,
+   * a revert, an operator action from anywhere). Then evaluation goes on.
    */
-  private async base(overInvalid: boolean): Promise<Base | string> {
+  private async stillStalled(): Promise<boolean> {
+    if (this.status.stalled === null) return false;
+    await this.ctx.sync.sync();
+    if ((await this.tips()) === this.stalledOn) return true;
+    this.status.stalled = null;
+    return false;
+  }
+
+  private async tips(): Promise<string> {
+    const { repo, stateRef, branchRef } = this.ctx.mirror;
+    return `${await repo.readRef(stateRef)} ${await repo.readRef(branchRef)}`;
+  }
+
+  /** After a write: status, log, metrics, and the new state served at once. */
+  private async written(commit: string, step: Extract<Step, { kind: 'write' }>): Promise<void> {
+    this.status.lastWrite = { at: this.iso(), commit, subject: step.message.split('\n')[0]! };
+    // Serve it at once: a rejection sends every agent back to stable now, waiters included.
+    await this.ctx.sync.sync();
+    const revision = step.from && 'revision' in step.from ? step.from.revision : undefined;
+    this.log.info({ decision: step.decision, revision, commit }, 'wrote a rollout decision');
+    if (step.from?.kind === 'reject') {
+      this.ctx.metrics.rejections.inc({ wave: step.wave });
+    }
+  }
+
+  /**
+   * Sync: what a write starts from, the served state when it is the state branch's tip. A tip
+   * that could not be served (edited into nonsense) stalls automatic decisions; an operator
+   * action (`overInvalid`) writes the last good state, changed as asked, on top of it.
+   */
+  private async base(overInvalid: boolean): Promise<Base> {
     const mirror = this.ctx.mirror;
     const served = this.ctx.sync.served;
-    if (!served) return 'no valid rollout state is served yet (see git.state.lastError)';
+    if (!served) {
+      throw new FleetwaveError(
+        'NOT_READY',
+        'no valid rollout state is served yet (see git.state.lastError)',
+      );
+    }
     const tip = await mirror.repo.readRef(mirror.stateRef);
     const branchTip = await mirror.repo.readRef(mirror.branchRef);
-    if (branchTip === undefined) return `the fleet branch ${mirror.branchRef} does not exist`;
+    if (branchTip === undefined) {
+      throw new FleetwaveError(
+        'FLEET_NOT_FOUND',
+        `the fleet branch ${mirror.branchRef} does not exist`,
+      );
+    }
     const base: Base = {
       served,
       parent: served.stateCommit,
@@ -301,45 +325,28 @@ export class RolloutEngine {
     const lastError = this.ctx.sync.status.state.lastError;
     if (lastError?.commit === tip) {
       if (overInvalid) return { ...base, parent: tip };
-      return (
+      throw new FleetwaveError(
+        'ROLLOUT_STATE_INVALID',
         `the state branch's tip ${tip.slice(0, 12)} is not a rollout state that can be served ` +
-        `(${lastError.errors.slice(0, 3).join('; ')}); serving ${served.stateCommit.slice(0, 12)} ` +
-        'until a person fixes or reverts it, or an operator action writes over it'
+          `(${lastError.errors.slice(0, 3).join('; ')}); serving ${served.stateCommit.slice(0, 12)} ` +
+          'until a person fixes or reverts it, or an operator action writes over it',
       );
     }
-    return `the state branch's tip ${tip.slice(0, 12)} is not applied yet`;
+    throw new FleetwaveError(
+      'NOT_READY',
+      `the state branch's tip ${tip.slice(0, 12)} is not applied yet`,
+    );
   }
 
-  /** Commits and pushes `next`; undefined when the push was refused (someone wrote first). */
-  private async write(
-    base: Base,
-    next: RolloutState,
-    message: string,
-  ): Promise<string | undefined> {
-    let commit: string;
-    try {
-      commit = await writeState(this.ctx.mirror, next, {
-        parent: base.parent,
-        message,
-        now: new Date(this.ctx.now()),
-      });
-    } catch (e) {
-      if (isFleetwaveError(e, 'GIT_PUSH_REJECTED')) {
-        this.log.info(
-          { parent: base.parent },
-          'the state branch moved; deciding again from the new state',
-        );
-        return undefined;
-      }
-      throw e;
-    }
-    this.status.lastWrite = { at: this.iso(), commit, subject: message.split('\n')[0]! };
-    // Serve it at once: a rejection sends every agent back to stable now, waiters included.
+  /** Sync, then observe: the base an evaluation decides on, with what it observed. */
+  private async observedBase(): Promise<ObservedBase> {
     await this.ctx.sync.sync();
-    return commit;
+    const base = await this.base(false);
+    return { ...base, observations: await this.observe(base) };
   }
 
-  private record(decision: Decision, base: Base, observations: Observations): void {
+  private record(decision: Decision, base: ObservedBase): void {
+    const { observations } = base;
     const evidence = decision.kind === 'start' ? undefined : decision.evidence;
     this.status.lastEvaluation = {
       at: this.iso(),
@@ -356,6 +363,9 @@ export class RolloutEngine {
       gates: evidence?.gates ?? [],
       prometheus: observations.prometheus ? { ...observations.prometheus } : null,
     };
+    if (decision.kind === 'reject') {
+      this.reverts.evidence.set(decision.revision, describeDecision(decision, base.policy));
+    }
     const c = base.state.candidate;
     const wave = c ? base.policy.waves[c.wave] : undefined;
     this.ctx.metrics.decisions.inc({ decision: decision.kind });
@@ -381,15 +391,14 @@ export class RolloutEngine {
 
   // --- Observations
 
-  /** Observe: the branch's history, the candidate's cohorts fleet-wide, Prometheus answers. */
-  private async observeStep(base: Base): Promise<Observations> {
-    const observations: Observations = {
-      history: await branchHistory(this.ctx.mirror, base.branchTip, base.state),
-    };
-    const candidate = base.served.candidate;
-    if (candidate && candidate.commit === base.state.candidate?.revision) {
-      observations.sameTargets = sameTargets(candidate.model, base.served.stable.model);
-    }
+  /** Observe: git's history and same-target rule, the candidate's cohorts, Prometheus answers. */
+  private async observe(base: Base): Promise<Observations> {
+    const observations: Observations = await branchObservations(
+      this.ctx.mirror,
+      base.branchTip,
+      base.state,
+      base.served.stable.model,
+    );
     let fleet: FleetObservation | undefined;
     try {
       fleet = await this.observeCandidate(base.served, base.policy);
@@ -473,221 +482,67 @@ export class RolloutEngine {
     return this.status.observation;
   }
 
-  // --- Reverts
-
-  /** Every recent rejection that is on the fleet branch without its revert gets one. */
-  private async reconcileReverts(): Promise<void> {
-    const served = this.ctx.sync.served;
-    if (!served) return;
-    for (const rejection of served.state.rejected.slice(-MAX_REVERT_CHECKS)) {
-      if (this.reverted.has(rejection.revision)) continue;
-      try {
-        await this.revert(rejection.revision, rejection.reason);
-      } catch (e) {
-        this.setRevert({
-          revision: rejection.revision,
-          mode: served.stable.model.fleet.spec.rollback?.revert ?? 'push',
-          state: 'failed',
-          at: this.iso(),
-          message: (e as Error).message,
-        });
-        this.log.error(
-          { revision: rejection.revision, err: (e as Error).message },
-          'REVERT FAILED: the rejected revision is still on the fleet branch; retrying on the next evaluation',
-        );
-      }
-    }
-  }
-
-  private setRevert(status: RevertStatus): void {
-    const list = this.status.reverts.filter((r) => r.revision !== status.revision);
-    list.push(status);
-    this.status.reverts = list.slice(-MAX_REVERT_CHECKS);
-  }
-
-  private async revert(revision: string, reason: string): Promise<void> {
-    const mirror = this.ctx.mirror;
-    const repo = mirror.repo;
-    const mode = this.ctx.sync.served?.stable.model.fleet.spec.rollback?.revert ?? 'push';
-    for (let attempt = 1; attempt <= MAX_WRITE_ATTEMPTS; attempt++) {
-      const tip = await repo.readRef(mirror.branchRef);
-      if (
-        tip === undefined ||
-        !(await mirror.has(revision)) ||
-        !(await repo.isAncestor(revision, tip))
-      ) {
-        this.reverted.add(revision); // not on the branch (force-pushed away): nothing to undo
-        return;
-      }
-      if (await hasRevert(repo, revision, tip)) {
-        this.reverted.add(revision);
-        if (!this.status.reverts.some((r) => r.revision === revision)) {
-          this.setRevert({
-            revision,
-            mode,
-            state: 'done',
-            at: this.iso(),
-            message: 'the revert is on the fleet branch',
-          });
-        }
-        return;
-      }
-      const evidence =
-        this.evidence.get(revision) ?? `fleetwave rejected ${revision.slice(0, 12)}: ${reason}`;
-      const message = revertMessage(await subjectOf(repo, revision), revision, evidence);
-      const made = await makeRevert(repo, {
-        revision,
-        onto: tip,
-        message,
-        now: new Date(this.ctx.now()),
-      });
-      if (!made.ok) {
-        this.setRevert({
-          revision,
-          mode,
-          state: 'conflict',
-          at: this.iso(),
-          message: made.conflict,
-        });
-        this.log.error(
-          { revision, conflict: made.conflict },
-          'REVERT CONFLICT: the rejected revision cannot be reverted mechanically; a person must revert it',
-        );
-        this.reverted.add(revision);
-        return;
-      }
-      if (mode === 'pull-request') {
-        await this.openPullRequest(revision, made.commit, message);
-        return;
-      }
-      try {
-        await repo.pushCommit(mirror.remote, made.commit, mirror.branchRef);
-      } catch (e) {
-        if (!isFleetwaveError(e, 'GIT_PUSH_REJECTED')) throw e;
-        await this.ctx.sync.sync(); // someone pushed to the branch: revert on top of theirs
-        await this.backoff(attempt);
-        continue;
-      }
-      await repo.updateRef(mirror.branchRef, made.commit);
-      this.reverted.add(revision);
-      this.setRevert({
-        revision,
-        mode,
-        state: 'pushed',
-        at: this.iso(),
-        commit: made.commit,
-        message: message.split('\n')[0]!,
-      });
-      this.log.warn({ revision, commit: made.commit }, 'pushed the revert of a rejected revision');
-      // The revert is a new revision: fetch it and evaluate it like any other.
-      void this.ctx.sync.sync();
-      return;
-    }
-    throw new FleetwaveError(
-      'ROLLOUT_WRITE_FAILED',
-      `the fleet branch moved under every one of ${MAX_WRITE_ATTEMPTS} revert pushes`,
-    );
-  }
-
-  private async openPullRequest(revision: string, commit: string, message: string): Promise<void> {
-    const mirror = this.ctx.mirror;
-    const head = `fleetwave/revert-${revision.slice(0, 12)}`;
-    try {
-      await mirror.repo.pushCommit(mirror.remote, commit, `refs/heads/${head}`);
-    } catch (e) {
-      // Another writer pushed the branch first: its pull request is the one.
-      if (!isFleetwaveError(e, 'GIT_PUSH_REJECTED')) throw e;
-    }
-    const [title, ...rest] = message.split('\n');
-    const branch = mirror.branchRef.slice('refs/heads/'.length);
-    const pull = await ensurePullRequest(
-      this.ctx.config.github ?? { apiUrl: 'https://api.github.com' },
-      {
-        head,
-        base: branch,
-        title: title!,
-        body:
-          rest.join('\n').trim() + '\n\nOpened by fleetwave (`rollback.revert: pull-request`).\n',
-      },
-    );
-    this.reverted.add(revision);
-    this.setRevert({
-      revision,
-      mode: 'pull-request',
-      state: 'pull-request',
-      at: this.iso(),
-      commit,
-      pullRequest: { number: pull.number, url: pull.url },
-      message: `${pull.created ? 'opened' : 'found'} pull request #${pull.number} from ${head}`,
-    });
-    this.log.warn({ revision, pull: pull.number, url: pull.url }, 'revert pull request');
-  }
-
   // --- Operators
 
-  /** An operator action, written to the state branch like any decision. */
+  /**
+   * An operator action, decided by the core (core/rollout/operator.ts) as the promote action
+   * decides it, and written to the state branch like any decision. The admin token's promote
+   * approves a wave marked `approval: manual`.
+   */
   operate(action: OperatorAction, who: { actor: string; reason: string }): Promise<ActionResult> {
     return this.serialized(async () => {
-      let fixed: OperatorDecision | undefined;
-      for (let attempt = 1; ; attempt++) {
-        await this.ctx.sync.sync();
-        const base = await this.base(true);
-        if (typeof base === 'string') throw new FleetwaveError('ROLLOUT_CONFLICT', base);
-        const now = this.ctx.now();
-        const by = `by ${who.actor}: ${who.reason}`;
-        let next: RolloutState;
-        let message: string;
-        switch (action) {
-          case 'pause':
-          case 'resume': {
-            next = { ...base.state, paused: action === 'pause' };
-            message = `fleetwave: ${action} the rollout (operator)\n\n${by}\n`;
-            break;
-          }
-          case 'promote':
-          case 'rollback': {
-            if (!fixed) {
-              fixed = operatorDecision(action, base.state, base.policy, by);
-              if (!fixed)
-                throw new FleetwaveError(
-                  'ROLLOUT_CONFLICT',
-                  `nothing to ${action}: no candidate is rolling out`,
-                );
-            }
-            next = applyDecision(base.state, fixed, now);
-            const short = 'revision' in fixed ? fixed.revision.slice(0, 12) : '';
-            message =
-              fixed.kind === 'reject'
-                ? `fleetwave: roll back ${short} at wave ${fixed.evidence.wave} (operator)\n\n${by}\n`
-                : fixed.kind === 'complete'
-                  ? `fleetwave: ${short} is stable (operator promote)\n\n${by}\n`
-                  : `fleetwave: promote ${short} to wave ${base.policy.waves[fixed.wave]?.name} (operator)\n\n${by}\n`;
-            if (fixed.kind === 'reject') this.evidence.set(fixed.revision, `Rolled back ${by}`);
-            break;
-          }
+      const request = { action, ...who, approves: true };
+      let decided: OperatorDecision | undefined; // the first try's: a retry never promotes twice
+      const written = await writeState(this.ctx.mirror, {
+        ...this.retry(),
+        now: this.ctx.now,
+        read: () => this.operatorBase(),
+        decide: (base) => {
+          const step = operatorStep(request, base.state, base.policy, this.ctx.now(), {
+            ...(decided ? { decided } : {}),
+            ...(base.parent === base.served.stateCommit ? {} : { replaces: base.parent }),
+          });
+          decided ??= step.from;
+          return step;
+        },
+      });
+      const step = written.value;
+      if (written.commit === undefined || step.kind !== 'write') {
+        const reason = step.kind === 'write' ? '' : step.reason;
+        if (step.kind === 'none' && step.conflict) {
+          throw new FleetwaveError('ROLLOUT_CONFLICT', reason);
         }
-        if (base.parent !== base.served.stateCommit) {
-          message += `\nThe state branch's tip ${base.parent} could not be served; this replaces it with the last good state, changed as above.\n`;
-        } else if (serializeRolloutState(next) === serializeRolloutState(base.state)) {
-          return {
-            action,
-            changed: false,
-            stateCommit: base.parent,
-            message: `nothing to change: the rollout already is as asked`,
-          };
-        }
-        const written = await this.write(base, next, message);
-        if (written === undefined) {
-          await this.afterRefusedWrite(attempt);
-          continue;
-        }
-        if (fixed?.kind === 'reject') {
-          this.ctx.metrics.rejections.inc({ wave: fixed.evidence.wave });
-        }
-        if (action === 'rollback') await this.reconcileReverts();
-        return { action, changed: true, stateCommit: written, message: message.split('\n')[0]! };
+        return {
+          action,
+          changed: false,
+          stateCommit: written.base.parent,
+          message: `nothing to change: ${reason}`,
+        };
       }
+      if (step.from?.kind === 'reject') {
+        this.reverts.evidence.set(step.from.revision, `Rolled back ${byWhom(who)}`);
+      }
+      await this.written(written.commit, step);
+      // A person acted: automatic decisions go on from what they wrote.
+      this.status.stalled = null;
+      if (action === 'rollback') await this.reverts.reconcile();
+      return {
+        action,
+        changed: true,
+        stateCommit: written.commit,
+        message: step.message.split('\n')[0]!,
+      };
     });
+  }
+
+  private async operatorBase(): Promise<Base> {
+    await this.ctx.sync.sync();
+    try {
+      return await this.base(true);
+    } catch (e) {
+      if (!isFleetwaveError(e)) throw e;
+      throw new FleetwaveError('ROLLOUT_CONFLICT', e.message);
+    }
   }
 
   // --- Status
@@ -697,26 +552,11 @@ export class RolloutEngine {
     const mirror = this.ctx.mirror;
     const tip = await mirror.repo.readRef(mirror.stateRef);
     if (tip === undefined) return [];
-    if (this.historyCache?.tip === tip) return this.historyCache.entries.slice(0, limit);
-    const r = await mirror.repo.exec([
-      'log',
-      '--first-parent',
-      `--max-count=${Math.max(limit, 20)}`,
-      '--format=%H%x1f%cI%x1f%an%x1f%B%x1e',
-      tip,
-      '--',
-    ]);
-    if (r.code !== 0) return [];
-    const entries = r.stdout
-      .split('\x1e')
-      .map((e) => e.replace(/^\n/, ''))
-      .filter((e) => e.includes('\x1f'))
-      .map((e) => {
-        const [commit, at, author, body] = e.split('\x1f') as [string, string, string, string];
-        const [subject, ...rest] = body.trim().split('\n');
-        return { commit, at, author, subject: subject ?? '', body: rest.join('\n').trim() };
-      });
-    this.historyCache = { tip, entries };
-    return entries.slice(0, limit);
+    if (this.historyCache?.tip !== tip) {
+      const entries = await branchLog(mirror, tip, Math.max(limit, 20));
+      if (entries.length === 0) return [];
+      this.historyCache = { tip, entries };
+    }
+    return this.historyCache.entries.slice(0, limit);
   }
 }

@@ -4,7 +4,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Reconciler } from '../context.ts';
 import { adminAuth } from './admin.ts';
-import type { OperatorAction, RolloutEngine } from '../engine.ts';
+import type { OperatorAction } from '../../core/rollout/operator.ts';
+import type { RolloutEngine } from '../engine.ts';
 
 const ACTIONS: readonly OperatorAction[] = ['pause', 'resume', 'promote', 'rollback'];
 

@@ -308,7 +308,7 @@ describe('actions/promote', () => {
     const paused = await promote(origin, { command: 'pause' });
     assert.equal(paused.outputs.decision, 'pause');
     assert.equal(origin.state().paused, true);
-    assert.match(origin.message(), /^fleetwave: pause the rollout\n\npaused by octocat/);
+    assert.match(origin.message(), /^fleetwave: pause the rollout \(operator\)\n\npaused by octocat\n/);
     const waiting = await promote(origin, { command: 'evaluate', 'reconciler-url': statusUrl });
     assert.equal(waiting.outputs.decision, 'wait');
     const resumed = await promote(origin, { command: 'resume' });

@@ -81553,6 +81553,12 @@ function prometheusGates(ctx) {
 }
 
 // core/rollout/decide.ts
+function policyOf(model) {
+  return {
+    pollIntervalSeconds: model.fleet.spec.pollIntervalSeconds,
+    waves: model.fleet.spec.waves
+  };
+}
 var DEFAULT_FAIL_AFTER_EXTRA_MS = 30 * 6e4;
 function failAfterMs(wave) {
   const set = wave.gates?.failAfter ? parseDuration(wave.gates.failAfter) : void 0;
@@ -81861,6 +81867,265 @@ function initialRolloutState(stable) {
     paused: false
   };
 }
+function sameState(a, b3) {
+  return serializeRolloutState(a) === serializeRolloutState(b3);
+}
+
+// core/rollout/step.ts
+function waveName(policy, index) {
+  return index === void 0 ? "" : policy.waves[index]?.name ?? String(index);
+}
+function stepOf(decision, policy, state, now) {
+  const current = waveName(policy, state.candidate?.wave);
+  switch (decision.kind) {
+    case "wait": {
+      if (decision.approval && state.candidate) {
+        const promote2 = {
+          kind: "promote",
+          revision: state.candidate.revision,
+          wave: decision.approval.wave,
+          evidence: decision.evidence ?? { wave: current, gates: [] }
+        };
+        return {
+          kind: "approval",
+          decision: "approval",
+          wave: waveName(policy, decision.approval.wave),
+          revision: state.candidate.revision,
+          state: applyDecision(state, promote2, now),
+          message: describeDecision(promote2, policy),
+          reason: decision.reason,
+          from: decision
+        };
+      }
+      return {
+        kind: "none",
+        decision: "wait",
+        wave: current,
+        reason: decision.reason,
+        from: decision
+      };
+    }
+    case "start":
+      return write("start", waveName(policy, 0));
+    case "promote":
+      return write("promote", waveName(policy, decision.wave));
+    case "complete":
+      return write("complete", waveName(policy, policy.waves.length - 1));
+    case "reject":
+      return write("reject", waveName(policy, decision.wave));
+  }
+  function write(kind, wave) {
+    const next = applyDecision(state, decision, now);
+    if (sameState(next, state)) {
+      return {
+        kind: "none",
+        decision: "wait",
+        wave,
+        reason: "the rollout already is as asked",
+        from: decision
+      };
+    }
+    return {
+      kind: "write",
+      decision: kind,
+      wave,
+      state: next,
+      message: describeDecision(decision, policy),
+      from: decision
+    };
+  }
+}
+
+// core/rollout/operator.ts
+function operatorDecision(action, state, policy, by) {
+  const c3 = state.candidate;
+  if (!c3) return void 0;
+  const wave = policy.waves[c3.wave]?.name ?? String(c3.wave);
+  const what = action === "rollback" ? "rolled back" : "promoted";
+  const evidence = {
+    wave,
+    gates: [
+      {
+        gate: "operator",
+        verdict: action === "rollback" ? "fail" : "pass",
+        message: `${what} ${by}; gates not evaluated`
+      }
+    ]
+  };
+  if (action === "rollback") {
+    return {
+      kind: "reject",
+      revision: c3.revision,
+      wave: c3.wave,
+      reason: `${wave}: rolled back ${by}`,
+      evidence
+    };
+  }
+  if (c3.wave >= policy.waves.length - 1)
+    return { kind: "complete", revision: c3.revision, evidence };
+  return { kind: "promote", revision: c3.revision, wave: c3.wave + 1, evidence };
+}
+function byWhom(request3) {
+  return request3.reason ? `by ${request3.actor}: ${request3.reason}` : `by ${request3.actor}`;
+}
+function describeOperatorDecision(decision, policy) {
+  const short = decision.revision.slice(0, 12);
+  const subject = decision.kind === "reject" ? `fleetwave: roll back ${short} at wave ${decision.evidence.wave} (operator)` : decision.kind === "complete" ? `fleetwave: ${short} is stable (operator promote)` : `fleetwave: promote ${short} to wave ${waveName(policy, decision.wave)} (operator)`;
+  return `${subject}
+
+${decision.evidence.gates.map((g2) => g2.message).join("\n")}
+`;
+}
+function operatorStep(request3, state, policy, now, options = {}) {
+  const { action } = request3;
+  const by = byWhom(request3);
+  const current = waveName(policy, state.candidate?.wave);
+  const note = options.replaces ? `
+The state branch's tip ${options.replaces} could not be served; this replaces it with the last good state, changed as above.
+` : "";
+  if (action === "pause" || action === "resume") {
+    const paused = action === "pause";
+    if (state.paused === paused && !options.replaces) {
+      return {
+        kind: "none",
+        decision: "wait",
+        wave: current,
+        reason: `the rollout is already ${paused ? "paused" : "running"}`
+      };
+    }
+    return {
+      kind: "write",
+      decision: action,
+      wave: current,
+      state: { ...state, paused },
+      message: `fleetwave: ${action} the rollout (operator)
+
+${paused ? "paused" : "resumed"} ${by}
+${note}`
+    };
+  }
+  const decision = options.decided ?? operatorDecision(action, state, policy, by);
+  if (!decision) {
+    return {
+      kind: "none",
+      decision: "wait",
+      wave: "",
+      reason: `nothing to ${action}: no candidate is rolling out`,
+      conflict: true
+    };
+  }
+  const message = describeOperatorDecision(decision, policy) + note;
+  const next = applyDecision(state, decision, now);
+  if (sameState(next, state) && !options.replaces) {
+    return {
+      kind: "none",
+      decision: "wait",
+      wave: current,
+      reason: "the rollout already is as asked",
+      from: decision
+    };
+  }
+  const into = decision.kind === "promote" ? policy.waves[decision.wave] : void 0;
+  if (decision.kind === "promote" && into?.approval === "manual" && !request3.approves) {
+    return {
+      kind: "approval",
+      decision: "approval",
+      wave: into.name,
+      revision: decision.revision,
+      state: next,
+      message,
+      reason: `${current}: promoted ${by}; wave ${into.name} needs manual approval`,
+      from: decision
+    };
+  }
+  const kind = decision.kind;
+  return {
+    kind: "write",
+    decision: kind,
+    wave: kind === "complete" ? waveName(policy, policy.waves.length - 1) : waveName(policy, decision.wave),
+    state: next,
+    message,
+    from: decision
+  };
+}
+
+// core/target/etag.ts
+function canonicalJson(value) {
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ",";
+      const item = value[i];
+      out += item === void 0 || typeof item === "function" ? "null" : canonicalJson(item);
+    }
+    return out + "]";
+  }
+  if (typeof value === "object" && value !== null) {
+    const keys = Object.keys(value).sort();
+    let out = "{";
+    let first = true;
+    for (const key of keys) {
+      const item = value[key];
+      if (item === void 0 || typeof item === "function") continue;
+      out += `${first ? "" : ","}${JSON.stringify(key)}:${canonicalJson(item)}`;
+      first = false;
+    }
+    return out + "}";
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+// core/target/same.ts
+function renderingInputs(model) {
+  const spec = model.fleet.spec;
+  return {
+    version: spec.version,
+    pollIntervalSeconds: spec.pollIntervalSeconds,
+    release: model.releases.find((r2) => r2.spec.version === spec.version)?.spec ?? null,
+    // In merge order, which is what the renderer follows.
+    layers: model.layers.map((l3) => ({ selector: l3.spec.selector ?? null, values: l3.spec.values }))
+  };
+}
+function sameTargets(a, b3) {
+  return canonicalJson(renderingInputs(a)) === canonicalJson(renderingInputs(b3));
+}
+
+// rollout/write.ts
+var MAX_WRITE_ATTEMPTS = 6;
+var BACKOFF_BASE_MS = 50;
+var BACKOFF_CAP_MS = 2e3;
+function backoffMs(attempt, random) {
+  return Math.round(random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt));
+}
+function sleep(ms2) {
+  return new Promise((resolve2) => setTimeout(resolve2, ms2));
+}
+async function writeBranch(mirror, options) {
+  const attempts = options.attempts ?? MAX_WRITE_ATTEMPTS;
+  const random = options.random ?? Math.random;
+  for (let attempt = 1; ; attempt++) {
+    const base = await options.read(attempt);
+    const { value, push } = await options.plan(base);
+    if (push === void 0) return { base, value, attempts: attempt };
+    try {
+      await mirror.repo.pushCommit(mirror.remote, push, options.ref);
+    } catch (e) {
+      if (!isFleetwaveError(e, "GIT_PUSH_REJECTED")) throw e;
+      if (attempt >= attempts) {
+        throw new FleetwaveError(
+          "ROLLOUT_WRITE_FAILED",
+          `${options.what} (${options.ref}) moved under each of ${attempts} writes: another writer kept winning the race; nothing was written`,
+          { cause: e }
+        );
+      }
+      options.onRefused?.(attempt, base);
+      await sleep(backoffMs(attempt, random));
+      continue;
+    }
+    await mirror.repo.updateRef(options.ref, push);
+    return { base, value, commit: push, attempts: attempt };
+  }
+}
 
 // rollout/state.ts
 var ROBOT = { name: "fleetwave", email: "fleetwave@users.noreply.fleetwave.dev" };
@@ -81872,17 +82137,31 @@ async function readState(mirror, commit) {
   const parsed = parseRolloutState(text);
   return parsed.ok ? { ok: true, commit, state: parsed.state } : { ok: false, commit, errors: parsed.errors };
 }
-async function writeState(mirror, state, options) {
-  const commit = await mirror.repo.commitTree({
+function commitState(mirror, state, options) {
+  return mirror.repo.commitTree({
     files: { [ROLLOUT_FILE]: serializeRolloutState(state) },
     message: options.message,
     ...options.parent === void 0 ? {} : { parent: options.parent },
     author: ROBOT,
     date: options.now
   });
-  await mirror.repo.pushCommit(mirror.remote, commit, mirror.stateRef);
-  await mirror.repo.updateRef(mirror.stateRef, commit);
-  return commit;
+}
+function writeState(mirror, options) {
+  return writeBranch(mirror, {
+    ...options,
+    ref: mirror.stateRef,
+    what: "the state branch",
+    plan: async (base) => {
+      const step = options.decide(base);
+      if (step.kind !== "write") return { value: step };
+      const push = await commitState(mirror, step.state, {
+        parent: base.parent,
+        message: step.message + (options.trailer ?? ""),
+        now: new Date(options.now())
+      });
+      return { value: step, push };
+    }
+  });
 }
 async function createState(mirror, branchTip, branch, now) {
   const stable = await mirror.newestValid(branchTip);
@@ -81892,17 +82171,20 @@ async function createState(mirror, branchTip, branch, now) {
       `no valid revision among the last 100 commits of ${branch}: nothing can be stable yet`
     );
   }
-  try {
-    return await writeState(mirror, initialRolloutState(stable.commit), {
-      message: `fleetwave: start the rollout state
+  const commit = await commitState(mirror, initialRolloutState(stable.commit), {
+    message: `fleetwave: start the rollout state
 
 stable: ${stable.commit}, the newest valid revision of ${branch}` + (stable.commit === branchTip ? "" : ` (the tip ${branchTip} is not valid)`) + "\n",
-      now
-    });
+    now
+  });
+  try {
+    await mirror.repo.pushCommit(mirror.remote, commit, mirror.stateRef);
   } catch (e) {
     if (isFleetwaveError(e, "GIT_PUSH_REJECTED")) return void 0;
     throw e;
   }
+  await mirror.repo.updateRef(mirror.stateRef, commit);
+  return commit;
 }
 
 // rollout/revert.ts
@@ -81966,6 +82248,16 @@ async function branchHistory(mirror, tip, state, maxCommits = MAX_HISTORY) {
     if (selectCandidate(history, state).revision !== void 0) break;
   }
   return history;
+}
+async function branchObservations(mirror, tip, state, stable) {
+  const observations = {
+    history: await branchHistory(mirror, tip, state)
+  };
+  if (state.candidate) {
+    const candidate = await mirror.load(state.candidate.revision);
+    if (candidate.valid) observations.sameTargets = sameTargets(candidate.model, stable);
+  }
+  return observations;
 }
 
 // rollout/mirror.ts
@@ -92240,138 +92532,6 @@ function describeGitHubError(e, what, apiUrl) {
   return `${what}: the GitHub API at ${apiUrl} could not be reached (${said})`;
 }
 
-// core/rollout/operator.ts
-function operatorDecision(command, state, policy, by) {
-  const c3 = state.candidate;
-  if (!c3) return void 0;
-  const wave = policy.waves[c3.wave]?.name ?? String(c3.wave);
-  const what = command === "rollback" ? "rolled back" : "promoted";
-  const evidence = {
-    wave,
-    gates: [
-      {
-        gate: "operator",
-        verdict: command === "rollback" ? "fail" : "pass",
-        message: `${what} ${by}; gates not evaluated`
-      }
-    ]
-  };
-  if (command === "rollback") {
-    return {
-      kind: "reject",
-      revision: c3.revision,
-      wave: c3.wave,
-      reason: `${wave}: rolled back ${by}`,
-      evidence
-    };
-  }
-  if (c3.wave >= policy.waves.length - 1)
-    return { kind: "complete", revision: c3.revision, evidence };
-  return { kind: "promote", revision: c3.revision, wave: c3.wave + 1, evidence };
-}
-
-// actions/promote/src/command.ts
-function waveName(policy, index) {
-  return index === void 0 ? "" : policy.waves[index]?.name ?? String(index);
-}
-function stepFor(decision, policy, state, now) {
-  const current = state.candidate?.wave;
-  switch (decision.kind) {
-    case "wait": {
-      if (decision.approval && state.candidate) {
-        const promote2 = {
-          kind: "promote",
-          revision: state.candidate.revision,
-          wave: decision.approval.wave,
-          evidence: decision.evidence ?? { wave: waveName(policy, current), gates: [] }
-        };
-        return {
-          kind: "approval",
-          decision: "approval",
-          wave: waveName(policy, decision.approval.wave),
-          revision: state.candidate.revision,
-          state: applyDecision(state, promote2, now),
-          message: describeDecision(promote2, policy),
-          reason: decision.reason
-        };
-      }
-      return {
-        kind: "none",
-        decision: "wait",
-        wave: waveName(policy, current),
-        reason: decision.reason
-      };
-    }
-    case "start":
-      return write(decision, "start", waveName(policy, 0));
-    case "promote":
-      return write(decision, "promote", waveName(policy, decision.wave));
-    case "complete":
-      return write(decision, "complete", waveName(policy, policy.waves.length - 1));
-    case "reject":
-      return write(decision, "reject", waveName(policy, decision.wave));
-  }
-  function write(d2, kind, wave) {
-    const next = applyDecision(state, d2, now);
-    if (next === state)
-      return { kind: "none", decision: "wait", wave, reason: "the state already says so" };
-    return {
-      kind: "write",
-      decision: kind,
-      wave,
-      state: next,
-      message: describeDecision(d2, policy)
-    };
-  }
-}
-function operatorStep(command, policy, state, actor, now) {
-  const current = waveName(policy, state.candidate?.wave);
-  if (command === "pause" || command === "resume") {
-    const paused = command === "pause";
-    if (state.paused === paused) {
-      return {
-        kind: "none",
-        decision: "wait",
-        wave: current,
-        reason: `the rollout is already ${paused ? "paused" : "running"}`
-      };
-    }
-    return {
-      kind: "write",
-      decision: command,
-      wave: current,
-      state: { ...state, paused },
-      message: `fleetwave: ${command} the rollout
-
-${paused ? "paused" : "resumed"} by ${actor}
-`
-    };
-  }
-  const decision = operatorDecision(command, state, policy, `by ${actor}`);
-  if (!decision)
-    return {
-      kind: "none",
-      decision: "wait",
-      wave: "",
-      reason: `nothing is rolling out: no candidate to ${command}`
-    };
-  const next = decision.kind === "promote" ? policy.waves[decision.wave] : void 0;
-  if (decision.kind === "promote" && next?.approval === "manual") {
-    return stepFor(
-      {
-        kind: "wait",
-        reason: `${current}: promoted by ${actor}; wave ${next.name} needs manual approval`,
-        evidence: decision.evidence,
-        approval: { wave: decision.wave }
-      },
-      policy,
-      state,
-      now
-    );
-  }
-  return stepFor(decision, policy, state, now);
-}
-
 // actions/shared/src/event.ts
 import { readFileSync as readFileSync2 } from "node:fs";
 var SHA5 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
@@ -92684,7 +92844,6 @@ async function observe(options) {
 }
 
 // actions/promote/src/main.ts
-var MAX_ATTEMPTS = 5;
 async function run() {
   try {
     await promote(readInputs());
@@ -92699,12 +92858,10 @@ function outputs(values) {
   setOutput("state-commit", values.stateCommit ?? "");
   setOutput("pull-request", values.pullRequest ?? "");
 }
-function withRun(message, inputs) {
-  const body = message.endsWith("\n") ? message : `${message}
-`;
-  return inputs.runUrl ? `${body}
+function runTrailer(inputs) {
+  return inputs.runUrl ? `
 workflow run: ${inputs.runUrl}
-` : body;
+` : "";
 }
 async function summary2(inputs, step, notes, extra) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
@@ -92728,77 +92885,49 @@ async function promote(inputs) {
     stateBranch: inputs.stateBranch,
     fleetDir: inputs.path
   });
-  for (let attempt = 1; ; attempt++) {
-    const notes = [];
-    const tips = await mirror.fetch();
-    if (!tips.branch) {
-      throw new FleetwaveError(
-        "FLEET_NOT_FOUND",
-        `branch ${inputs.branch} does not exist on the remote`
-      );
-    }
-    let stateCommit = tips.state;
-    if (stateCommit === void 0) {
-      requireWriteAccess(inputs);
-      const created = await createState(mirror, tips.branch, inputs.branch, /* @__PURE__ */ new Date());
-      if (created === void 0) continue;
-      info(`created ${inputs.stateBranch} (${created.slice(0, 12)})`);
-      stateCommit = created;
-    }
-    const read = await readState(mirror, stateCommit);
-    if (!read.ok) {
-      throw new FleetwaveError(
-        "ROLLOUT_STATE_INVALID",
-        `${ROLLOUT_FILE} on ${inputs.stateBranch} (${stateCommit.slice(0, 12)}) is invalid: ${read.errors.join("; ")}`
-      );
-    }
-    const state = read.state;
-    const stable = await mirror.load(state.stable);
-    if (!stable.valid) {
-      throw new FleetwaveError(
-        "ROLLOUT_STATE_INVALID",
-        `the stable revision ${state.stable.slice(0, 12)} is not a valid fleet`
-      );
-    }
-    const policy = {
-      pollIntervalSeconds: stable.model.fleet.spec.pollIntervalSeconds,
-      waves: stable.model.fleet.spec.waves
-    };
-    const now = Date.now();
-    let step;
-    if (inputs.command === "evaluate") {
-      const history = await branchHistory(mirror, tips.branch, state);
-      const wave = state.candidate ? policy.waves[state.candidate.wave] : void 0;
-      const observed = await observe({
-        ...inputs.reconcilerUrl ? { reconcilerUrl: inputs.reconcilerUrl } : {},
-        ...inputs.prometheusUrl ? { prometheusUrl: inputs.prometheusUrl } : {},
-        ...wave ? { wave } : {},
-        notes
-      });
-      step = stepFor(decide(policy, state, { history, ...observed }, now), policy, state, now);
-    } else {
-      step = operatorStep(inputs.command, policy, state, inputs.actor, now);
-    }
-    for (const n of notes) notice(n);
-    if (step.kind === "none") {
+  const command = inputs.command;
+  let decided;
+  const written = await writeState(mirror, {
+    now: Date.now,
+    ...inputs.runUrl ? { trailer: runTrailer(inputs) } : {},
+    read: () => read(mirror, inputs),
+    decide: (base2) => {
+      const now = Date.now();
+      let step2;
+      if (command === "evaluate") {
+        const decision = decide(base2.policy, base2.state, base2.observations, now);
+        step2 = stepOf(decision, base2.policy, base2.state, now);
+      } else {
+        const request3 = { action: command, actor: inputs.actor, approves: false };
+        const operator = operatorStep(request3, base2.state, base2.policy, now, {
+          ...decided ? { decided } : {}
+        });
+        decided ??= operator.from;
+        step2 = operator;
+      }
+      if (step2.kind !== "none") requireWriteAccess(inputs);
+      return step2;
+    },
+    onRefused: (attempt) => info(
+      `the push was refused (attempt ${attempt}): another writer moved ${inputs.stateBranch}; deciding again`
+    )
+  });
+  const { base, value: step, commit } = written;
+  for (const n of base.notes) notice(n);
+  const parent = base.parent;
+  switch (step.kind) {
+    case "none":
       info(`fleetwave: ${step.decision}: ${step.reason}`);
-      outputs({ decision: step.decision, wave: step.wave, stateCommit });
-      await summary2(inputs, step, notes, `State ${stateCommit.slice(0, 12)} unchanged.`);
+      outputs({ decision: step.decision, wave: step.wave, stateCommit: parent });
+      await summary2(inputs, step, base.notes, `State ${parent.slice(0, 12)} unchanged.`);
+      return;
+    case "approval": {
+      const url = await requestApproval(inputs, mirror, step, parent, Date.now());
+      outputs({ decision: "approval", wave: step.wave, stateCommit: parent, pullRequest: url });
+      await summary2(inputs, step, base.notes, `Approval requested: ${url}`);
       return;
     }
-    requireWriteAccess(inputs);
-    if (step.kind === "approval") {
-      const url = await requestApproval(inputs, mirror, step, stateCommit, now);
-      outputs({ decision: "approval", wave: step.wave, stateCommit, pullRequest: url });
-      await summary2(inputs, step, notes, `Approval requested: ${url}`);
-      return;
-    }
-    try {
-      const commit = await writeState(mirror, step.state, {
-        parent: stateCommit,
-        message: withRun(step.message, inputs),
-        now: new Date(now)
-      });
+    case "write":
       info(
         `fleetwave: ${step.decision}: wrote ${commit.slice(0, 12)} on ${inputs.stateBranch}`
       );
@@ -92806,17 +92935,59 @@ async function promote(inputs) {
       await summary2(
         inputs,
         step,
-        notes,
+        base.notes,
         `Wrote ${commit.slice(0, 12)} on \`${inputs.stateBranch}\`.`
       );
-      return;
-    } catch (e) {
-      if (!isFleetwaveError(e, "GIT_PUSH_REJECTED") || attempt >= MAX_ATTEMPTS) throw e;
-      info(
-        `the push was refused (attempt ${attempt}): another writer moved ${inputs.stateBranch}; deciding again`
+  }
+}
+async function read(mirror, inputs) {
+  for (; ; ) {
+    const tips = await mirror.fetch();
+    if (!tips.branch) {
+      throw new FleetwaveError(
+        "FLEET_NOT_FOUND",
+        `branch ${inputs.branch} does not exist on the remote`
       );
     }
+    let parent = tips.state;
+    if (parent === void 0) {
+      requireWriteAccess(inputs);
+      parent = await createState(mirror, tips.branch, inputs.branch, /* @__PURE__ */ new Date());
+      if (parent === void 0) continue;
+      info(`created ${inputs.stateBranch} (${parent.slice(0, 12)})`);
+    }
+    const loaded = await readState(mirror, parent);
+    if (!loaded.ok) {
+      throw new FleetwaveError(
+        "ROLLOUT_STATE_INVALID",
+        `${ROLLOUT_FILE} on ${inputs.stateBranch} (${parent.slice(0, 12)}) is invalid: ${loaded.errors.join("; ")}`
+      );
+    }
+    const state = loaded.state;
+    const stable = await mirror.load(state.stable);
+    if (!stable.valid) {
+      throw new FleetwaveError(
+        "ROLLOUT_STATE_INVALID",
+        `the stable revision ${state.stable.slice(0, 12)} is not a valid fleet`
+      );
+    }
+    const base = { parent, state, policy: policyOf(stable.model), notes: [] };
+    if (inputs.command === "evaluate") {
+      base.observations = await observeAll(mirror, inputs, base, tips.branch, stable.model);
+    }
+    return base;
   }
+}
+async function observeAll(mirror, inputs, base, branchTip, stable) {
+  const wave = base.state.candidate ? base.policy.waves[base.state.candidate.wave] : void 0;
+  const git = await branchObservations(mirror, branchTip, base.state, stable);
+  const observed = await observe({
+    ...inputs.reconcilerUrl ? { reconcilerUrl: inputs.reconcilerUrl } : {},
+    ...inputs.prometheusUrl ? { prometheusUrl: inputs.prometheusUrl } : {},
+    ...wave ? { wave } : {},
+    notes: base.notes
+  });
+  return { ...git, ...observed };
 }
 function requireWriteAccess(inputs) {
   if (/^https?:\/\//.test(inputs.remote) && inputs.token === "") {
@@ -92848,12 +93019,10 @@ async function requestApproval(inputs, mirror, step, parent, now) {
     info(`approval for wave ${step.wave} is already requested: ${open2.data[0].html_url}`);
     return open2.data[0].html_url;
   }
-  const commit = await mirror.repo.commitTree({
-    files: { [ROLLOUT_FILE]: serializeRolloutState(step.state) },
-    message: withRun(step.message, inputs),
+  const commit = await commitState(mirror, step.state, {
     parent,
-    author: ROBOT,
-    date: new Date(now)
+    message: step.message + runTrailer(inputs),
+    now: new Date(now)
   });
   await mirror.repo.pushCommit(mirror.remote, commit, `refs/heads/${branch}`);
   const created = await client.rest.pulls.create({

@@ -1,28 +1,36 @@
 // The promote action: the reconciler's decision, made in CI. Reads rollout.yaml from the state
-// branch, observes, calls the same decide() and writes the result as one commit pushed without
-// force; when the push is refused (another writer won) it fetches, decides again and retries.
-// A wave that needs manual approval gets a pull request instead. One catch, in run().
+// branch, observes, calls the same decide() (or, for an operator command, the same operator
+// rules) and writes the step through the same writer as the reconciler (rollout/state.ts): one
+// commit pushed without force; when the push is refused (another writer won) it fetches, decides
+// again and retries. A wave that needs manual approval gets a pull request instead. One catch,
+// in run().
 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as core from '@actions/core';
-import { FleetwaveError, isFleetwaveError } from '../../../core/errors.ts';
-import { decide, type RolloutPolicy } from '../../../core/rollout/decide.ts';
+import { FleetwaveError } from '../../../core/errors.ts';
+import type { FleetModel } from '../../../core/fleet/model.ts';
 import {
-  ROLLOUT_FILE,
-  serializeRolloutState,
-  type RolloutState,
-} from '../../../core/rollout/state.ts';
-import { branchHistory } from '../../../rollout/history.ts';
+  decide,
+  policyOf,
+  type Observations,
+  type RolloutPolicy,
+} from '../../../core/rollout/decide.ts';
+import { operatorStep, type OperatorDecision } from '../../../core/rollout/operator.ts';
+import { ROLLOUT_FILE } from '../../../core/rollout/state.ts';
+import { stepOf, type Step } from '../../../core/rollout/step.ts';
+import { branchObservations } from '../../../rollout/history.ts';
 import { Mirror } from '../../../rollout/mirror.ts';
-import { ROBOT, createState, readState, writeState } from '../../../rollout/state.ts';
+import {
+  commitState,
+  createState,
+  readState,
+  writeState,
+  type StateBase,
+} from '../../../rollout/state.ts';
 import { describeGitHubError, githubClient } from '../../shared/src/github.ts';
-import { operatorStep, stepFor, type Step } from './command.ts';
 import { readInputs, type PromoteInputs } from './inputs.ts';
 import { observe } from './observe.ts';
-
-/** Refused pushes retried before giving up (each retry fetches and decides again). */
-export const MAX_ATTEMPTS = 5;
 
 export async function run(): Promise<void> {
   try {
@@ -31,6 +39,14 @@ export async function run(): Promise<void> {
     core.debug(e instanceof Error ? (e.stack ?? e.message) : String(e));
     core.setFailed(e instanceof Error ? e.message : String(e));
   }
+}
+
+/** What one try decides on: the state branch's tip, its state and the stable policy. */
+interface Base extends StateBase {
+  policy: RolloutPolicy;
+  /** What was observed (for `evaluate`), and notes on what could not be. */
+  observations?: Observations;
+  notes: string[];
 }
 
 function outputs(values: {
@@ -45,9 +61,8 @@ function outputs(values: {
   core.setOutput('pull-request', values.pullRequest ?? '');
 }
 
-function withRun(message: string, inputs: PromoteInputs): string {
-  const body = message.endsWith('\n') ? message : `${message}\n`;
-  return inputs.runUrl ? `${body}\nworkflow run: ${inputs.runUrl}\n` : body;
+function runTrailer(inputs: PromoteInputs): string {
+  return inputs.runUrl ? `\nworkflow run: ${inputs.runUrl}\n` : '';
 }
 
 async function summary(
@@ -78,8 +93,69 @@ async function promote(inputs: PromoteInputs): Promise<void> {
     stateBranch: inputs.stateBranch,
     fleetDir: inputs.path,
   });
-  for (let attempt = 1; ; attempt++) {
-    const notes: string[] = [];
+  const command = inputs.command;
+  let decided: OperatorDecision | undefined; // the first try's: a retry never promotes twice
+  const written = await writeState(mirror, {
+    now: Date.now,
+    ...(inputs.runUrl ? { trailer: runTrailer(inputs) } : {}),
+    read: () => read(mirror, inputs),
+    decide: (base): Step => {
+      const now = Date.now();
+      let step: Step;
+      if (command === 'evaluate') {
+        const decision = decide(base.policy, base.state, base.observations!, now);
+        step = stepOf(decision, base.policy, base.state, now);
+      } else {
+        const request = { action: command, actor: inputs.actor, approves: false };
+        const operator = operatorStep(request, base.state, base.policy, now, {
+          ...(decided ? { decided } : {}),
+        });
+        decided ??= operator.from;
+        step = operator;
+      }
+      if (step.kind !== 'none') requireWriteAccess(inputs);
+      return step;
+    },
+    onRefused: (attempt) =>
+      core.info(
+        `the push was refused (attempt ${attempt}): another writer moved ${inputs.stateBranch}; deciding again`,
+      ),
+  });
+  const { base, value: step, commit } = written;
+  for (const n of base.notes) core.notice(n);
+  const parent = base.parent;
+  switch (step.kind) {
+    case 'none':
+      core.info(`fleetwave: ${step.decision}: ${step.reason}`);
+      outputs({ decision: step.decision, wave: step.wave, stateCommit: parent });
+      await summary(inputs, step, base.notes, `State ${parent.slice(0, 12)} unchanged.`);
+      return;
+    case 'approval': {
+      const url = await requestApproval(inputs, mirror, step, parent, Date.now());
+      outputs({ decision: 'approval', wave: step.wave, stateCommit: parent, pullRequest: url });
+      await summary(inputs, step, base.notes, `Approval requested: ${url}`);
+      return;
+    }
+    case 'write':
+      core.info(
+        `fleetwave: ${step.decision}: wrote ${commit!.slice(0, 12)} on ${inputs.stateBranch}`,
+      );
+      outputs({ decision: step.decision, wave: step.wave, stateCommit: commit! });
+      await summary(
+        inputs,
+        step,
+        base.notes,
+        `Wrote ${commit!.slice(0, 12)} on \`${inputs.stateBranch}\`.`,
+      );
+  }
+}
+
+/**
+ * One try's read: fetch, create the state branch on first use, read rollout.yaml and the stable
+ * policy, and for `evaluate` observe (git's history, the reconciler's cohorts, Prometheus).
+ */
+async function read(mirror: Mirror, inputs: PromoteInputs): Promise<Base> {
+  for (;;) {
     const tips = await mirror.fetch();
     if (!tips.branch) {
       throw new FleetwaveError(
@@ -87,22 +163,21 @@ async function promote(inputs: PromoteInputs): Promise<void> {
         `branch ${inputs.branch} does not exist on the remote`,
       );
     }
-    let stateCommit = tips.state;
-    if (stateCommit === undefined) {
+    let parent = tips.state;
+    if (parent === undefined) {
       requireWriteAccess(inputs);
-      const created = await createState(mirror, tips.branch, inputs.branch, new Date());
-      if (created === undefined) continue; // another writer created it: read theirs
-      core.info(`created ${inputs.stateBranch} (${created.slice(0, 12)})`);
-      stateCommit = created;
+      parent = await createState(mirror, tips.branch, inputs.branch, new Date());
+      if (parent === undefined) continue; // another writer created it: read theirs
+      core.info(`created ${inputs.stateBranch} (${parent.slice(0, 12)})`);
     }
-    const read = await readState(mirror, stateCommit);
-    if (!read.ok) {
+    const loaded = await readState(mirror, parent);
+    if (!loaded.ok) {
       throw new FleetwaveError(
         'ROLLOUT_STATE_INVALID',
-        `${ROLLOUT_FILE} on ${inputs.stateBranch} (${stateCommit.slice(0, 12)}) is invalid: ${read.errors.join('; ')}`,
+        `${ROLLOUT_FILE} on ${inputs.stateBranch} (${parent.slice(0, 12)}) is invalid: ${loaded.errors.join('; ')}`,
       );
     }
-    const state = read.state;
+    const state = loaded.state;
     const stable = await mirror.load(state.stable);
     if (!stable.valid) {
       throw new FleetwaveError(
@@ -110,64 +185,30 @@ async function promote(inputs: PromoteInputs): Promise<void> {
         `the stable revision ${state.stable.slice(0, 12)} is not a valid fleet`,
       );
     }
-    const policy: RolloutPolicy = {
-      pollIntervalSeconds: stable.model.fleet.spec.pollIntervalSeconds,
-      waves: stable.model.fleet.spec.waves,
-    };
-    const now = Date.now();
-    let step: Step;
+    const base: Base = { parent, state, policy: policyOf(stable.model), notes: [] };
     if (inputs.command === 'evaluate') {
-      const history = await branchHistory(mirror, tips.branch, state);
-      const wave = state.candidate ? policy.waves[state.candidate.wave] : undefined;
-      const observed = await observe({
-        ...(inputs.reconcilerUrl ? { reconcilerUrl: inputs.reconcilerUrl } : {}),
-        ...(inputs.prometheusUrl ? { prometheusUrl: inputs.prometheusUrl } : {}),
-        ...(wave ? { wave } : {}),
-        notes,
-      });
-      step = stepFor(decide(policy, state, { history, ...observed }, now), policy, state, now);
-    } else {
-      step = operatorStep(inputs.command, policy, state, inputs.actor, now);
+      base.observations = await observeAll(mirror, inputs, base, tips.branch, stable.model);
     }
-    for (const n of notes) core.notice(n);
-
-    if (step.kind === 'none') {
-      core.info(`fleetwave: ${step.decision}: ${step.reason}`);
-      outputs({ decision: step.decision, wave: step.wave, stateCommit });
-      await summary(inputs, step, notes, `State ${stateCommit.slice(0, 12)} unchanged.`);
-      return;
-    }
-    requireWriteAccess(inputs);
-    if (step.kind === 'approval') {
-      const url = await requestApproval(inputs, mirror, step, stateCommit, now);
-      outputs({ decision: 'approval', wave: step.wave, stateCommit, pullRequest: url });
-      await summary(inputs, step, notes, `Approval requested: ${url}`);
-      return;
-    }
-    try {
-      const commit = await writeState(mirror, step.state, {
-        parent: stateCommit,
-        message: withRun(step.message, inputs),
-        now: new Date(now),
-      });
-      core.info(
-        `fleetwave: ${step.decision}: wrote ${commit.slice(0, 12)} on ${inputs.stateBranch}`,
-      );
-      outputs({ decision: step.decision, wave: step.wave, stateCommit: commit });
-      await summary(
-        inputs,
-        step,
-        notes,
-        `Wrote ${commit.slice(0, 12)} on \`${inputs.stateBranch}\`.`,
-      );
-      return;
-    } catch (e) {
-      if (!isFleetwaveError(e, 'GIT_PUSH_REJECTED') || attempt >= MAX_ATTEMPTS) throw e;
-      core.info(
-        `the push was refused (attempt ${attempt}): another writer moved ${inputs.stateBranch}; deciding again`,
-      );
-    }
+    return base;
   }
+}
+
+async function observeAll(
+  mirror: Mirror,
+  inputs: PromoteInputs,
+  base: Base,
+  branchTip: string,
+  stable: FleetModel,
+): Promise<Observations> {
+  const wave = base.state.candidate ? base.policy.waves[base.state.candidate.wave] : undefined;
+  const git = await branchObservations(mirror, branchTip, base.state, stable);
+  const observed = await observe({
+    ...(inputs.reconcilerUrl ? { reconcilerUrl: inputs.reconcilerUrl } : {}),
+    ...(inputs.prometheusUrl ? { prometheusUrl: inputs.prometheusUrl } : {}),
+    ...(wave ? { wave } : {}),
+    notes: base.notes,
+  });
+  return { ...git, ...observed };
 }
 
 function requireWriteAccess(inputs: PromoteInputs): void {
@@ -178,7 +219,6 @@ function requireWriteAccess(inputs: PromoteInputs): void {
     );
   }
 }
-
 async function requestApproval(
   inputs: PromoteInputs,
   mirror: Mirror,
@@ -209,12 +249,10 @@ async function requestApproval(
     core.info(`approval for wave ${step.wave} is already requested: ${open.data[0].html_url}`);
     return open.data[0].html_url;
   }
-  const commit = await mirror.repo.commitTree({
-    files: { [ROLLOUT_FILE]: serializeRolloutState(step.state as RolloutState) },
-    message: withRun(step.message, inputs),
+  const commit = await commitState(mirror, step.state, {
     parent,
-    author: ROBOT,
-    date: new Date(now),
+    message: step.message + runTrailer(inputs),
+    now: new Date(now),
   });
   await mirror.repo.pushCommit(mirror.remote, commit, `refs/heads/${branch}`);
   const created = await client.rest.pulls
