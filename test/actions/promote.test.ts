@@ -308,7 +308,10 @@ describe('actions/promote', () => {
     const paused = await promote(origin, { command: 'pause' });
     assert.equal(paused.outputs.decision, 'pause');
     assert.equal(origin.state().paused, true);
-    assert.match(origin.message(), /^fleetwave: pause the rollout \(operator\)\n\npaused by octocat\n/);
+    assert.match(
+      origin.message(),
+      /^fleetwave: pause the rollout \(operator\)\n\npaused by octocat\n/,
+    );
     const waiting = await promote(origin, { command: 'evaluate', 'reconciler-url': statusUrl });
     assert.equal(waiting.outputs.decision, 'wait');
     const resumed = await promote(origin, { command: 'resume' });
@@ -317,6 +320,28 @@ describe('actions/promote', () => {
     const rolled = await promote(origin, { command: 'rollback' });
     assert.equal(rolled.outputs.decision, 'reject');
     assert.match(origin.state().rejected.at(-1)!.reason, /rolled back by octocat/);
+  });
+
+  it('completes a candidate that changes no agent’s target at once, without walking the waves', async () => {
+    const origin = await Origin.create();
+    cleanup.push(origin.root);
+    assert.equal((await promote(origin, {})).status, 0);
+    // A comment: every agent's target stays stable's (core/target/same.ts), as the reconciler
+    // decides it (test/engine/engine.test.ts, the revert of a rejected change).
+    const files = fleetFiles('fleet', KESTREL);
+    const comment = await origin.commit(
+      { 'fleet/fleet.yaml': `${files['fleet/fleet.yaml']}# owned by the platform team\n` },
+      'a comment',
+    );
+    const started = await promote(origin, {});
+    assert.deepEqual([started.outputs.decision, started.outputs.wave], ['start', 'pilot']);
+    // No observations at all (no reconciler-url): nothing to watch, so nothing to wait for.
+    const done = await promote(origin, {});
+    assert.equal(done.status, 0, done.stdout + done.stderr);
+    assert.deepEqual([done.outputs.decision, done.outputs.wave], ['complete', 'rest']);
+    assert.equal(origin.state().stable, comment);
+    assert.equal(origin.state().candidate, undefined);
+    assert.match(origin.message(), /same target as stable: no wave to walk/);
   });
 
   it('decides again from the new state when its push is refused', async () => {
