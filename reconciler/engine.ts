@@ -11,7 +11,6 @@ import {
   decide,
   describeDecision,
   policyOf,
-  silentAfterMs,
   type Decision,
   type Observations,
   type RolloutPolicy,
@@ -26,11 +25,11 @@ import {
   type OperatorDecision,
 } from '../core/rollout/operator.ts';
 import { stepOf, type Step } from '../core/rollout/step.ts';
-import { branchLog, branchObservations, type LogEntry } from '../rollout/history.ts';
-import { runPrometheusGates } from '../rollout/prometheus.ts';
+import { branchLog, type LogEntry } from '../rollout/history.ts';
 import { writeState, type StateBase } from '../rollout/state.ts';
 import type { RetryOptions } from '../rollout/write.ts';
 import type { Reconciler } from './context.ts';
+import { Observer } from './observe.ts';
 import { Reverts } from './reverts.ts';
 import type { Logger, ServedRollout } from './sync.ts';
 
@@ -82,7 +81,7 @@ export interface RolloutObservation extends FleetObservation {
 }
 
 /** What a decision is written on: the served state at the state branch's tip. */
-interface Base extends StateBase {
+export interface Base extends StateBase {
   served: ServedRollout;
   policy: RolloutPolicy;
   branchTip: string;
@@ -109,6 +108,7 @@ export class RolloutEngine {
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
   private scheduled = false;
+  private readonly observer: Observer;
   private readonly reverts: Reverts;
   /** The branches' tips an evaluation stalled on: nothing is written until one moves. */
   private stalledOn: string | undefined;
@@ -128,6 +128,7 @@ export class RolloutEngine {
       reverts: [],
       observation: null,
     };
+    this.observer = new Observer(ctx, this.status, this.intervalMs);
     this.reverts = new Reverts(ctx, log, this.status);
   }
 
@@ -342,7 +343,7 @@ export class RolloutEngine {
   private async observedBase(): Promise<ObservedBase> {
     await this.ctx.sync.sync();
     const base = await this.base(false);
-    return { ...base, observations: await this.observe(base) };
+    return { ...base, observations: await this.observer.observe(base) };
   }
 
   private record(decision: Decision, base: ObservedBase): void {
@@ -389,97 +390,9 @@ export class RolloutEngine {
     });
   }
 
-  // --- Observations
-
-  /** Observe: git's history and same-target rule, the candidate's cohorts, Prometheus answers. */
-  private async observe(base: Base): Promise<Observations> {
-    const observations: Observations = await branchObservations(
-      this.ctx.mirror,
-      base.branchTip,
-      base.state,
-      base.served.stable.model,
-    );
-    let fleet: FleetObservation | undefined;
-    try {
-      fleet = await this.observeCandidate(base.served, base.policy);
-    } catch (e) {
-      observations.unavailable = `the store of agent reports is unavailable (${(e as Error).message})`;
-      return observations;
-    }
-    if (!fleet) return observations;
-    observations.fleet = fleet;
-    const wave = base.policy.waves[fleet.wave]!;
-    const queries = wave.gates?.prometheus ?? [];
-    const url = this.ctx.config.prometheusUrl;
-    if (queries.length > 0) {
-      observations.prometheus = url
-        ? await runPrometheusGates(url, queries)
-        : Object.fromEntries(
-            queries.map((q) => [q.name, { ok: false, error: 'no --prometheus-url is configured' }]),
-          );
-    }
-    return observations;
-  }
-
-  /**
-   * The served candidate's cohorts at its wave, now, over every agent in the store (whichever
-   * replica it talks to), with the tallies of every check-in since the wave started. Kept as
-   * status.observation.
-   */
-  private async observeCandidate(
-    served: ServedRollout,
-    policy: RolloutPolicy,
-  ): Promise<FleetObservation | undefined> {
-    const candidate = served.state.candidate;
-    const wave = candidate ? policy.waves[candidate.wave] : undefined;
-    if (!candidate || !wave || served.candidate?.commit !== candidate.revision) {
-      this.status.observation = null;
-      return undefined;
-    }
-    let aggregate;
-    try {
-      aggregate = await this.ctx.reports.cohorts({
-        candidate: candidate.revision,
-        stable: served.stable.commit,
-        wave: candidate.wave,
-        silentBefore: this.ctx.now() - silentAfterMs(policy, wave),
-      });
-    } catch (e) {
-      this.status.observation = null;
-      throw e;
-    }
-    const fleet: FleetObservation = {
-      revision: candidate.revision,
-      wave: candidate.wave,
-      candidate: aggregate.candidate,
-      stable: aggregate.stable,
-      tally: aggregate.tally,
-    };
-    this.status.observation = { ...fleet, at: this.iso() };
-    return fleet;
-  }
-
-  /**
-   * The observation GET /v1/status publishes: the last evaluation's while it is younger than
-   * the evaluate interval, else one made now (always, when the engine does not evaluate on its
-   * own and the promote action decides on what it reads here).
-   */
-  async observation(): Promise<RolloutObservation | null> {
-    const served = this.ctx.sync.served;
-    if (!served) return null;
-    const last = this.status.observation;
-    const c = served.state.candidate;
-    if (
-      last &&
-      c &&
-      last.revision === c.revision &&
-      last.wave === c.wave &&
-      this.ctx.now() - Date.parse(last.at) < this.intervalMs
-    ) {
-      return last;
-    }
-    await this.observeCandidate(served, policyOf(served.stable.model)).catch(() => undefined);
-    return this.status.observation;
+  /** The candidate's cohorts as GET /v1/status publishes them (observe.ts). */
+  observation(): Promise<RolloutObservation | null> {
+    return this.observer.published();
   }
 
   // --- Operators
