@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { parseDuration } from '../../core/fleet/duration.ts';
-import { decide, type Decision, type RolloutPolicy } from '../../core/rollout/decide.ts';
+import { decide, policyOf, type Decision, type RolloutPolicy } from '../../core/rollout/decide.ts';
 import { parseRolloutState, type RolloutState } from '../../core/rollout/state.ts';
 import type { RolloutObservation } from '../../reconciler/engine.ts';
 import { branchHistory } from '../../rollout/history.ts';
@@ -93,10 +93,7 @@ describe('actions/promote against a real fleetwave serve', () => {
     const state = originState();
     const stable = await mirror.load(state.stable);
     assert.ok(stable.valid);
-    const policy: RolloutPolicy = {
-      pollIntervalSeconds: stable.model.fleet.spec.pollIntervalSeconds,
-      waves: stable.model.fleet.spec.waves,
-    };
+    const policy = policyOf(stable.model);
     await baked(state, policy);
     const history = await branchHistory(mirror, tips.branch!, state);
     const published = (await status()).rollout.observation;
