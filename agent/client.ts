@@ -18,21 +18,16 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import type { Labels, Target } from '../core/target/model.ts';
-import {
-  applyEnv,
-  childEnv,
-  describeResult,
-  healthOf,
-  runCommand,
-  type HealthReport,
-} from './apply.ts';
+import type { CheckinBody } from '../wire/checkin.ts';
+import type { Health } from '../wire/health.ts';
+import { applyEnv, childEnv, describeResult, healthOf, runCommand } from './apply.ts';
 import { fetchArtifact } from './artifact.ts';
 import { DEFAULT_BACKOFF, backoffDelay, pollDelay, type BackoffPolicy } from './backoff.ts';
 import { TargetCache, writeFileAtomic, type CachedState } from './cache.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { AgentError, describe } from './errors.ts';
 import { Installer, type InstallerOptions } from './install/installer.ts';
-import { checkin, enroll, type CheckinBody } from './protocol.ts';
+import { checkin, enroll } from './protocol.ts';
 import { resolveSecrets } from './secrets.ts';
 import {
   checkSignaturePolicy,
@@ -63,7 +58,7 @@ export interface AgentOptions {
   /** A shell command (target JSON on stdin, FLEETWAVE_* env), or a function; throw to fail. */
   apply?: string | ((context: ApplyContext) => Promise<void>) | undefined;
   /** A shell command (exit 0 ok, 1 degraded, else failed), or a function. */
-  health?: string | (() => Promise<HealthReport>) | undefined;
+  health?: string | (() => Promise<Health>) | undefined;
   /**
    * The built-in installer instead of `apply`: unpack into installDir/versions/<version>, write
    * the config file, switch `current`, restart (run or service), watch, switch back on failure.
@@ -370,7 +365,7 @@ export class Agent {
     return f !== undefined && !f.retrying && (f.rolledBack || f.attempts >= this.maxApplyAttempts);
   }
 
-  private async health(): Promise<HealthReport> {
+  private async health(): Promise<Health> {
     const f = this.failure;
     // Retrying: what runs is the old target (the check-in says so), and the gates count this
     // agent as not having applied the new one rather than as failed.
@@ -390,7 +385,7 @@ export class Agent {
         ...(f.rolledBack ? { rolledBack: true, reason: (f.reason ?? '').slice(0, 500) } : {}),
       };
     }
-    let report: HealthReport = { status: 'ok' };
+    let report: Health = { status: 'ok' };
     const health = this.options.health;
     if (this.installer) {
       report = await this.installer.health();

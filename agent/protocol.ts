@@ -5,18 +5,10 @@
 
 import { request, type Dispatcher } from 'undici';
 import type { Labels, Target } from '../core/target/model.ts';
-import type { HealthReport } from './apply.ts';
+import type { CheckinBody } from '../wire/checkin.ts';
 import { parseRetryAfter } from './backoff.ts';
 import { AgentError, describe } from './errors.ts';
 import { checkTarget, etagHeader } from './target.ts';
-
-/** What every check-in says: who, what it runs, how it is. */
-export interface CheckinBody {
-  id: string;
-  labels: Labels;
-  current?: { etag: string; version: string };
-  health?: HealthReport;
-}
 
 export type CheckinAnswer =
   | { kind: 'target'; target: Target }

@@ -46,7 +46,7 @@ const load = () =>
 
 interface Status {
   stable: string;
-  candidate: { revision: string; wave: number } | null;
+  candidate: { revision: string; waveIndex: number } | null;
   rejected: Array<{ revision: string; reason: string }>;
   servedSince: string | null;
   waves: Array<{

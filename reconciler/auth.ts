@@ -12,11 +12,11 @@ import {
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
+import { AGENT_ID_PATTERN } from '../wire/agent.ts';
 
 const PREFIX = 'v1';
 const MAC_CONTEXT = 'fleetwave agent v1\0';
 /** Agent ids: what hostnames, instance ids and UUIDs look like; bounded. */
-export const AGENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}$';
 const AGENT_ID = new RegExp(AGENT_ID_PATTERN);
 
 export function deriveTokenKey(options: { tokenSecret?: string; enrollToken?: string }): Buffer {

@@ -7,11 +7,12 @@
 
 import { Agent as HttpAgent, type Dispatcher } from 'undici';
 import type { Labels, Target } from '../core/target/model.ts';
-import type { HealthReport } from '../agent/apply.ts';
 import { DEFAULT_BACKOFF, backoffDelay, pollDelay, type BackoffPolicy } from '../agent/backoff.ts';
 import { systemClock, type Clock } from '../agent/clock.ts';
 import { AgentError } from '../agent/errors.ts';
-import { checkin, enroll, type CheckinBody } from '../agent/protocol.ts';
+import { checkin, enroll } from '../agent/protocol.ts';
+import type { CheckinBody } from '../wire/checkin.ts';
+import type { Health } from '../wire/health.ts';
 import { fateOf, type Fault } from './faults.ts';
 import { prng, syntheticAgents } from './labels.ts';
 
@@ -65,7 +66,7 @@ interface SimAgent {
   labels: Labels;
   token?: string;
   current?: Target;
-  health: HealthReport;
+  health: Health;
   errorRate: number;
   silent: boolean;
   crashes: number;

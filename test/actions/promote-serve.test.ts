@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { parseDuration } from '../../core/fleet/duration.ts';
 import { decide, type Decision, type RolloutPolicy } from '../../core/rollout/decide.ts';
 import { parseRolloutState, type RolloutState } from '../../core/rollout/state.ts';
-import type { RolloutObservation } from '../../reconciler/engine.ts';
+import type { RolloutObservation } from '../../wire/status.ts';
 import { branchHistory } from '../../reconciler/history.ts';
 import { Mirror } from '../../reconciler/mirror.ts';
 import { observationOf } from '../../actions/promote/src/observe.ts';
@@ -37,7 +37,7 @@ const STATE = 'fleetwave/state';
 
 interface Status {
   stable: string;
-  candidate: { revision: string; wave: number } | null;
+  candidate: { revision: string; waveIndex: number } | null;
   stateCommit: string;
   waves: Array<{ name: string; agents: number; running: { candidate: number; stable: number } }>;
   rollout: { evaluateIntervalSeconds: number; observation: RolloutObservation | null };
@@ -268,7 +268,7 @@ describe('actions/promote against a real fleetwave serve', () => {
     const s = await status();
     const observed = s.rollout.observation!;
     assert.equal(observed.revision, bad);
-    assert.equal(observed.wave, 0);
+    assert.equal(observed.waveIndex, 0);
     assert.equal(observed.candidate.agents, s.waves[0]!.agents);
     assert.ok(observed.candidate.applied >= 3, `minAgents reached: ${observed.candidate.applied}`);
     assert.equal(observed.candidate.failed, observed.candidate.applied);

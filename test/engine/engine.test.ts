@@ -11,9 +11,9 @@ import { EngineRig, SimFleet, change, stateLog } from './sim.ts';
 
 interface Status {
   stable: string;
-  candidate: { revision: string; wave: number; waveName: string } | null;
+  candidate: { revision: string; wave: string; waveIndex: number } | null;
   paused: boolean;
-  rejected: Array<{ revision: string; wave: number; reason: string }>;
+  rejected: Array<{ revision: string; waveIndex: number; reason: string }>;
   rollout: {
     stalled: string | null;
     lastEvaluation: {
@@ -72,7 +72,7 @@ describe('rollout engine (push reverts)', () => {
     sim.bad.add(bad);
     const s = await until((s) => s.rejected.some((r) => r.revision === bad));
     const rejection = s.rejected.find((r) => r.revision === bad)!;
-    assert.equal(rejection.wave, 0);
+    assert.equal(rejection.waveIndex, 0);
     assert.match(rejection.reason, /^canary: failed ratio/);
     assert.equal(s.candidate, null);
     assert.equal(s.stable, stable);
@@ -115,7 +115,7 @@ describe('rollout engine (push reverts)', () => {
     await until((s) => s.candidate?.revision === a, 3);
     const b = await change(repo, 'change B');
     const s = await until((s) => s.candidate?.revision === b, 3);
-    assert.equal(s.candidate!.wave, 0);
+    assert.equal(s.candidate!.waveIndex, 0);
     assert.equal(s.history[0]!.subject, `fleetwave: start ${b.slice(0, 12)} on wave canary`);
     assert.match(s.history[0]!.body, new RegExp(`supersedes: ${a}`));
     await until((s) => s.stable === b);
@@ -154,7 +154,8 @@ describe('rollout engine (push reverts)', () => {
     const promoted = await admin('promote', { reason: 'urgent fix', actor: 'bob' });
     assert.equal(promoted.status, 200, promoted.text);
     s = await status();
-    assert.equal(s.candidate?.wave, 1);
+    assert.equal(s.candidate?.waveIndex, 1);
+    assert.equal(s.candidate?.wave, 'half');
     assert.equal(
       s.history[0]!.subject,
       `fleetwave: promote ${c.slice(0, 12)} to wave half (operator)`,

@@ -62,8 +62,8 @@ const MAY_BE_EMPTY = new Set(['Render errors (A)', 'Revisions refused (A)']);
 
 interface Status {
   agents: { known: number };
-  candidate: { revision: string; wave: number } | null;
-  rejected: Array<{ revision: string; wave: number }>;
+  candidate: { revision: string; waveIndex: number } | null;
+  rejected: Array<{ revision: string; waveIndex: number }>;
 }
 
 interface RevertSeen {
@@ -221,7 +221,7 @@ describe(
         async () => (await status()).rejected.find((r) => r.revision === bad),
         rollout,
       );
-      assert.equal(rejection.wave, 0);
+      assert.equal(rejection.waveIndex, 0);
       // The revert goes on main first: a change pushed before it would be reverted on top of.
       await until(
         'the revert of the bad change is on main',
@@ -237,7 +237,7 @@ describe(
         'the good change bakes on wave 1',
         async () => {
           const c = (await status()).candidate;
-          return c?.revision === good && c.wave === 1 ? c : undefined;
+          return c?.revision === good && c.waveIndex === 1 ? c : undefined;
         },
         rollout,
       );

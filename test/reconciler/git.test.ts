@@ -32,7 +32,7 @@ interface Target {
 interface Status {
   ready: boolean;
   stable: string;
-  candidate: { revision: string; wave: number; waveName: string } | null;
+  candidate: { revision: string; wave: string; waveIndex: number } | null;
   waves: Array<{ name: string; agents: number; revision: string }>;
   git: {
     remote: { reachable: boolean; lastError: string | null; consecutiveFailures: number };
@@ -207,7 +207,8 @@ describe('reconciler against a git daemon remote', () => {
     await push();
     const s = await status();
     assert.equal(s.candidate?.revision, candidate);
-    assert.equal(s.candidate?.waveName, 'canary');
+    assert.equal(s.candidate?.wave, 'canary');
+    assert.equal(s.candidate?.waveIndex, 0);
 
     const id = canaryId();
     const canaryToken = await enroll(server.url, id, INTERNAL);

@@ -10,7 +10,7 @@ import { Postgres } from '../helpers/postgres.ts';
 import { call, metric, startServer, testConfig, type Running } from '../reconciler/helpers.ts';
 
 interface Status {
-  candidate: { revision: string; wave: number } | null;
+  candidate: { revision: string; waveIndex: number } | null;
   store: { up: boolean; buffered: number; lastError: { message: string } | null };
   agents: { known: number };
   rollout: { lastEvaluation: { decision: string; reason: string | null } | null };
