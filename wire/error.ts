@@ -23,7 +23,6 @@ export const ANSWER_CODES = [
   'ROLLOUT_CONFLICT',
   'ROLLOUT_WRITE_FAILED',
   'STORE_UNAVAILABLE',
-  'USAGE',
   'INTERNAL',
 ] as const satisfies readonly ErrorCode[];
 
