@@ -22,12 +22,13 @@ import type { CheckinBody } from '../wire/checkin.ts';
 import type { Health } from '../wire/health.ts';
 import { applyEnv, childEnv, describeResult, healthOf, runCommand } from './apply.ts';
 import { fetchArtifact } from './artifact.ts';
-import { DEFAULT_BACKOFF, backoffDelay, pollDelay, type BackoffPolicy } from './backoff.ts';
+import { backoffDelay, pollDelay } from './backoff.ts';
 import { TargetCache, writeFileAtomic, type CachedState } from './cache.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { AgentError, describe } from './errors.ts';
 import { Installer, type InstallerOptions } from './install/installer.ts';
 import { checkin, enroll } from './protocol.ts';
+import { DEFAULT_RETRY, failureOf, retryAfter, type Retry, type RetryPolicy } from './retry.ts';
 import { resolveSecrets } from './secrets.ts';
 import {
   checkSignaturePolicy,
@@ -74,7 +75,11 @@ export interface AgentOptions {
   timeoutMs?: number | undefined;
   applyTimeoutMs?: number | undefined;
   healthTimeoutMs?: number | undefined;
-  backoff?: Partial<BackoffPolicy> | undefined;
+  /**
+   * After a failed check-in (agent/retry.ts): backoff of passing failures, the cap of a
+   * Retry-After, and the interval of retries after a refusal (stalledMs).
+   */
+  backoff?: Partial<RetryPolicy> | undefined;
   /**
    * Tries of one target before the agent stops asking for it (until the target changes). A
    * failure that may pass (a download reset, a 5xx) does not count: it is retried with backoff
@@ -125,7 +130,15 @@ export type AgentEvent =
   | { kind: 'rolled-back'; from: Target; to: Target; reason: string }
   /** The new version failed its health watch and there was nothing to switch back to. */
   | { kind: 'watch-failed'; target: Target; reason: string; error?: AgentError }
-  | { kind: 'error'; url: string; error: AgentError; retryInMs: number; nextUrl: string }
+  /** A check-in failed; `retry` is what follows from the failure's kind (agent/retry.ts). */
+  | {
+      kind: 'error';
+      url: string;
+      error: AgentError;
+      retry: Retry['kind'];
+      retryInMs: number;
+      nextUrl: string;
+    }
   | { kind: 'cache-error'; error: AgentError }
   | { kind: 'stopped' };
 
@@ -159,7 +172,7 @@ export class Agent {
   private readonly cache: TargetCache;
   private readonly clock: Clock;
   private readonly random: () => number;
-  private readonly backoff: BackoffPolicy;
+  private readonly backoff: RetryPolicy;
   private readonly trustedKeys: TrustedKeys;
   private readonly controller = new AbortController();
   private loop: Promise<void> | undefined;
@@ -186,7 +199,7 @@ export class Agent {
     this.cache = new TargetCache(options.cacheDir);
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
-    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.backoff = { ...DEFAULT_RETRY, ...options.backoff };
     // Throws (naming the key) for a key that is not an ECDSA or Ed25519 public key.
     this.trustedKeys = trustedKeysOf(options.trustedKeys);
     if (options.install && options.apply !== undefined)
@@ -298,13 +311,29 @@ export class Agent {
           e instanceof AgentError
             ? e
             : new AgentError('AGENT_UNREACHABLE', `${url}: ${describe(e)}`);
-        // A credential the server no longer knows (its key changed): enroll again.
+        // What follows is the failure's kind: back off, wait as asked, or retry a refusal only
+        // slowly. A credential the server no longer knows (its key changed): enroll again.
+        const retry = retryAfter(
+          this.backoff,
+          failureOf(error, this.token !== undefined),
+          this.consecutiveErrors,
+          // Not told how long: one poll interval, the server's pace.
+          (this.pollAfterSeconds ?? DEFAULT_WAIT_SECONDS) * 1000,
+          this.random,
+        );
         if (error.status === 401) this.token = undefined;
-        delay = backoffDelay(this.backoff, this.consecutiveErrors, this.random, error.retryAfterMs);
+        delay = retry.delayMs;
         this.consecutiveErrors++;
         this.lastError = error;
         this.urlIndex = (this.urlIndex + 1) % urls.length;
-        this.emit({ kind: 'error', url, error, retryInMs: delay, nextUrl: urls[this.urlIndex]! });
+        this.emit({
+          kind: 'error',
+          url,
+          error,
+          retry: retry.kind,
+          retryInMs: delay,
+          nextUrl: urls[this.urlIndex]!,
+        });
       }
       if (delay > 0 && !this.stopping)
         await this.clock.sleep(delay, AbortSignal.any([this.controller.signal, this.wake.signal]));

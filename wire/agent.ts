@@ -8,6 +8,13 @@ export const AGENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}$';
 
 export const AGENT_ID_SCHEMA = { type: 'string', pattern: AGENT_ID_PATTERN } as const;
 
+const AGENT_ID = new RegExp(AGENT_ID_PATTERN);
+
+/** Agent ids: what hostnames, instance ids and UUIDs look like; bounded. */
+export function isAgentId(id: unknown): id is string {
+  return typeof id === 'string' && AGENT_ID.test(id);
+}
+
 /** Label keys and values are checked further by core/fleet/selector.ts (Kubernetes' rules). */
 export const LABELS_SCHEMA = {
   type: 'object',

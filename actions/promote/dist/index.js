@@ -81133,16 +81133,19 @@ var ERROR_CODES = {
   },
   AGENT_SERVER_ERROR: {
     kind: "transient",
-    summary: "The reconciler answered the agent with a 5xx."
+    summary: "The reconciler answered the agent with a 5xx, or an error whose code is transient."
   },
   AGENT_BAD_ANSWER: {
     kind: "transient",
     summary: "The reconciler answered something that is not the API (not a target, a wrong etag)."
   },
-  AGENT_BUSY: { kind: "waiting", summary: "The reconciler answered 429 or 503 with Retry-After." },
+  AGENT_BUSY: {
+    kind: "waiting",
+    summary: "The reconciler answered 429 or 503, or an error whose code is waiting."
+  },
   AGENT_REFUSED: {
     kind: "stalled",
-    summary: "The reconciler refused the agent (bad token, forbidden, no target for its labels)."
+    summary: "The reconciler refused the agent with another 4xx (bad token, forbidden, no target for its labels)."
   },
   ARTIFACT_DOWNLOAD_FAILED: {
     kind: "transient",
@@ -92623,6 +92626,8 @@ function compileWire(ajv, schema) {
 }
 
 // wire/agent.ts
+var AGENT_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}$";
+var AGENT_ID = new RegExp(AGENT_ID_PATTERN);
 var COMMIT_SCHEMA = { type: "string", pattern: "^[0-9a-f]{40}([0-9a-f]{24})?$" };
 var TIMESTAMP_SCHEMA = { type: "string", format: "date-time" };
 
