@@ -8,24 +8,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN_TOKEN, call, git, type Running, FleetRepo } from '../reconciler/helpers.ts';
 import { EngineRig, SimFleet, change, stateLog } from './sim.ts';
+import type { Status as WireStatus } from '../../wire/status.ts';
 
-interface Status {
-  stable: string;
-  candidate: { revision: string; wave: string; waveIndex: number } | null;
-  paused: boolean;
-  rejected: Array<{ revision: string; waveIndex: number; reason: string }>;
-  rollout: {
-    stalled: string | null;
-    lastEvaluation: {
-      decision: string;
-      reason: string | null;
-      gates: Array<{ gate: string }>;
-    } | null;
-    reverts: Array<{ revision: string; state: string; commit?: string }>;
-  };
-  history: Array<{ commit: string; subject: string; body: string }>;
-  git: { state: { lastError: { errors: string[] } | null } };
-}
+/** GET /v1/status from a server that runs the rollout engine. */
+type Status = WireStatus & Required<Pick<WireStatus, 'rollout' | 'history'>>;
 
 describe('rollout engine (push reverts)', () => {
   let rig: EngineRig;

@@ -24,6 +24,7 @@ import {
   type Running,
 } from '../reconciler/helpers.ts';
 import { RULES, concrete, dashboardQueries, ruleGroups, ruleQueries } from './promql.ts';
+import type { Status as WireStatus } from '../../wire/status.ts';
 
 const hasPrometheus = spawnSync('sh', ['-c', 'command -v prometheus']).status === 0;
 
@@ -60,11 +61,8 @@ spec:
 /** Dashboard panels that read counters which only exist once something went wrong. */
 const MAY_BE_EMPTY = new Set(['Render errors (A)', 'Revisions refused (A)']);
 
-interface Status {
-  agents: { known: number };
-  candidate: { revision: string; waveIndex: number } | null;
-  rejected: Array<{ revision: string; waveIndex: number }>;
-}
+/** GET /v1/status from a server that runs the rollout engine. */
+type Status = WireStatus & Required<Pick<WireStatus, 'rollout' | 'history'>>;
 
 interface RevertSeen {
   revision: string;
