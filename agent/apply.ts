@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import type { Target } from '../core/target/model.ts';
+import type { Health, HealthStatus } from '../wire/health.ts';
 
 export interface CommandResult {
   /** The exit code, or null when killed by a signal. */
@@ -118,19 +119,6 @@ export function applyEnv(
   };
 }
 
-/** `retrying`: a new target could not be applied for a passing reason; the old one still runs. */
-export type HealthStatus = 'ok' | 'degraded' | 'failed' | 'retrying';
-
-/** What the agent reports as its health: the status, a message, and optional error counts. */
-export interface HealthReport {
-  status: HealthStatus;
-  message?: string;
-  /** Errors and requests since the previous report (read by the maxErrorRate gate). */
-  errors?: number;
-  requests?: number;
-  [detail: string]: unknown;
-}
-
 function count(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }
@@ -140,10 +128,10 @@ function count(v: unknown): number | undefined {
  * anything else (or killed, or timed out) failed. Its output is the message; when the output
  * is a JSON object, its `message`, `errors` and `requests` are taken from it.
  */
-export function healthOf(r: CommandResult): HealthReport {
+export function healthOf(r: CommandResult): Health {
   const status: HealthStatus =
     r.code === 0 && !r.timedOut ? 'ok' : r.code === 1 && !r.timedOut ? 'degraded' : 'failed';
-  const report: HealthReport = { status };
+  const report: Health = { status };
   let parsed: unknown;
   try {
     parsed = r.output.startsWith('{') ? JSON.parse(r.output) : undefined;

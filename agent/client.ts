@@ -18,21 +18,17 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import type { Labels, Target } from '../core/target/model.ts';
-import {
-  applyEnv,
-  childEnv,
-  describeResult,
-  healthOf,
-  runCommand,
-  type HealthReport,
-} from './apply.ts';
+import type { CheckinBody } from '../wire/checkin.ts';
+import type { Health } from '../wire/health.ts';
+import { applyEnv, childEnv, describeResult, healthOf, runCommand } from './apply.ts';
 import { fetchArtifact } from './artifact.ts';
-import { DEFAULT_BACKOFF, backoffDelay, pollDelay, type BackoffPolicy } from './backoff.ts';
+import { backoffDelay, pollDelay } from './backoff.ts';
 import { TargetCache, writeFileAtomic, type CachedState } from './cache.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { AgentError, describe } from './errors.ts';
 import { Installer, type InstallerOptions } from './install/installer.ts';
-import { checkin, enroll, type CheckinBody } from './protocol.ts';
+import { checkin, enroll } from './protocol.ts';
+import { DEFAULT_RETRY, failureOf, retryAfter, type Retry, type RetryPolicy } from './retry.ts';
 import { resolveSecrets } from './secrets.ts';
 import {
   checkSignaturePolicy,
@@ -63,7 +59,7 @@ export interface AgentOptions {
   /** A shell command (target JSON on stdin, FLEETWAVE_* env), or a function; throw to fail. */
   apply?: string | ((context: ApplyContext) => Promise<void>) | undefined;
   /** A shell command (exit 0 ok, 1 degraded, else failed), or a function. */
-  health?: string | (() => Promise<HealthReport>) | undefined;
+  health?: string | (() => Promise<Health>) | undefined;
   /**
    * The built-in installer instead of `apply`: unpack into installDir/versions/<version>, write
    * the config file, switch `current`, restart (run or service), watch, switch back on failure.
@@ -79,7 +75,11 @@ export interface AgentOptions {
   timeoutMs?: number | undefined;
   applyTimeoutMs?: number | undefined;
   healthTimeoutMs?: number | undefined;
-  backoff?: Partial<BackoffPolicy> | undefined;
+  /**
+   * After a failed check-in (agent/retry.ts): backoff of passing failures, the cap of a
+   * Retry-After, and the interval of retries after a refusal (stalledMs).
+   */
+  backoff?: Partial<RetryPolicy> | undefined;
   /**
    * Tries of one target before the agent stops asking for it (until the target changes). A
    * failure that may pass (a download reset, a 5xx) does not count: it is retried with backoff
@@ -130,7 +130,15 @@ export type AgentEvent =
   | { kind: 'rolled-back'; from: Target; to: Target; reason: string }
   /** The new version failed its health watch and there was nothing to switch back to. */
   | { kind: 'watch-failed'; target: Target; reason: string; error?: AgentError }
-  | { kind: 'error'; url: string; error: AgentError; retryInMs: number; nextUrl: string }
+  /** A check-in failed; `retry` is what follows from the failure's kind (agent/retry.ts). */
+  | {
+      kind: 'error';
+      url: string;
+      error: AgentError;
+      retry: Retry['kind'];
+      retryInMs: number;
+      nextUrl: string;
+    }
   | { kind: 'cache-error'; error: AgentError }
   | { kind: 'stopped' };
 
@@ -164,7 +172,7 @@ export class Agent {
   private readonly cache: TargetCache;
   private readonly clock: Clock;
   private readonly random: () => number;
-  private readonly backoff: BackoffPolicy;
+  private readonly backoff: RetryPolicy;
   private readonly trustedKeys: TrustedKeys;
   private readonly controller = new AbortController();
   private loop: Promise<void> | undefined;
@@ -191,7 +199,7 @@ export class Agent {
     this.cache = new TargetCache(options.cacheDir);
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
-    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.backoff = { ...DEFAULT_RETRY, ...options.backoff };
     // Throws (naming the key) for a key that is not an ECDSA or Ed25519 public key.
     this.trustedKeys = trustedKeysOf(options.trustedKeys);
     if (options.install && options.apply !== undefined)
@@ -303,13 +311,29 @@ export class Agent {
           e instanceof AgentError
             ? e
             : new AgentError('AGENT_UNREACHABLE', `${url}: ${describe(e)}`);
-        // A credential the server no longer knows (its key changed): enroll again.
+        // What follows is the failure's kind: back off, wait as asked, or retry a refusal only
+        // slowly. A credential the server no longer knows (its key changed): enroll again.
+        const retry = retryAfter(
+          this.backoff,
+          failureOf(error, this.token !== undefined),
+          this.consecutiveErrors,
+          // Not told how long: one poll interval, the server's pace.
+          (this.pollAfterSeconds ?? DEFAULT_WAIT_SECONDS) * 1000,
+          this.random,
+        );
         if (error.status === 401) this.token = undefined;
-        delay = backoffDelay(this.backoff, this.consecutiveErrors, this.random, error.retryAfterMs);
+        delay = retry.delayMs;
         this.consecutiveErrors++;
         this.lastError = error;
         this.urlIndex = (this.urlIndex + 1) % urls.length;
-        this.emit({ kind: 'error', url, error, retryInMs: delay, nextUrl: urls[this.urlIndex]! });
+        this.emit({
+          kind: 'error',
+          url,
+          error,
+          retry: retry.kind,
+          retryInMs: delay,
+          nextUrl: urls[this.urlIndex]!,
+        });
       }
       if (delay > 0 && !this.stopping)
         await this.clock.sleep(delay, AbortSignal.any([this.controller.signal, this.wake.signal]));
@@ -370,7 +394,7 @@ export class Agent {
     return f !== undefined && !f.retrying && (f.rolledBack || f.attempts >= this.maxApplyAttempts);
   }
 
-  private async health(): Promise<HealthReport> {
+  private async health(): Promise<Health> {
     const f = this.failure;
     // Retrying: what runs is the old target (the check-in says so), and the gates count this
     // agent as not having applied the new one rather than as failed.
@@ -390,7 +414,7 @@ export class Agent {
         ...(f.rolledBack ? { rolledBack: true, reason: (f.reason ?? '').slice(0, 500) } : {}),
       };
     }
-    let report: HealthReport = { status: 'ok' };
+    let report: Health = { status: 'ok' };
     const health = this.options.health;
     if (this.installer) {
       report = await this.installer.health();

@@ -1,14 +1,17 @@
 // The agent's failures. Their codes live with every other code in core/errors.ts (documented in
-// docs/errors.md); the kind says what the agent does next: `transient` backs off and fails over
-// to the next URL, `waiting` waits as long as the server asked (Retry-After), `stalled` needs a
-// person (it is reported, and retried only slowly). Codes:
+// docs/errors.md); the kind says what the agent does next (agent/retry.ts): `transient` backs
+// off and fails over to the next URL, `waiting` waits as long as the server asked (Retry-After)
+// or one poll interval, `stalled` needs a person (it is logged so, and retried only every
+// stalledMs). An error answer is classed by the kind of its code, or by its status when it is
+// not the API's (a proxy's page). Codes:
 //
 // - AGENT_UNREACHABLE (transient): no connection, a reset, or a request timed out.
-// - AGENT_SERVER_ERROR (transient): the reconciler answered 5xx.
+// - AGENT_SERVER_ERROR (transient): the reconciler answered 5xx, or a transient code (408).
 // - AGENT_BAD_ANSWER (transient): the reconciler answered something that is not the API
 //   (not JSON, not a target, an etag that does not match the content, too large).
-// - AGENT_BUSY (waiting): 429 or 503 (too many waiters, not ready); Retry-After is honoured.
-// - AGENT_REFUSED (stalled): 4xx (bad enrollment token, forbidden, no target for these labels).
+// - AGENT_BUSY (waiting): 429 or 503, or a waiting code (too many waiters, not ready).
+// - AGENT_REFUSED (stalled): another 4xx (bad enrollment token, forbidden, no target for these
+//   labels, a malformed report).
 // - ARTIFACT_DOWNLOAD_FAILED (transient): the artifact could not be fetched (status,
 //   redirect loop or too many redirects, timeout, larger than allowed).
 // - ARTIFACT_MISMATCH (stalled): the artifact's sha256 is not the target's: refused.

@@ -4,19 +4,13 @@
 // and the simulator, so simulated reports are exactly real ones.
 
 import { request, type Dispatcher } from 'undici';
+import { ERROR_CODES, type ErrorKind } from '../core/errors.ts';
 import type { Labels, Target } from '../core/target/model.ts';
-import type { HealthReport } from './apply.ts';
+import type { CheckinBody } from '../wire/checkin.ts';
+import type { ErrorBody } from '../wire/error.ts';
 import { parseRetryAfter } from './backoff.ts';
 import { AgentError, describe } from './errors.ts';
 import { checkTarget, etagHeader } from './target.ts';
-
-/** What every check-in says: who, what it runs, how it is. */
-export interface CheckinBody {
-  id: string;
-  labels: Labels;
-  current?: { etag: string; version: string };
-  health?: HealthReport;
-}
 
 export type CheckinAnswer =
   | { kind: 'target'; target: Target }
@@ -51,16 +45,26 @@ async function readLimited(body: Dispatcher.ResponseData['body']): Promise<strin
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** The `{error: {code, message}}` of an error answer, as one line; or the start of the text. */
-function errorMessage(text: string): string {
+/**
+ * An error answer (wire/error.ts) as one line, and the kind of its code when it is one the
+ * API knows; else the start of the text (a proxy's page) and no kind.
+ */
+function errorOf(text: string): { message: string; kind: ErrorKind | undefined } {
   try {
-    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
-    if (typeof body.error?.message === 'string')
-      return `${String(body.error.code)}: ${body.error.message}`.slice(0, 500);
+    const body = JSON.parse(text) as Partial<ErrorBody> | null;
+    const code: unknown = body?.error?.code;
+    if (typeof body?.error?.message === 'string')
+      return {
+        message: `${String(code)}: ${body.error.message}`.slice(0, 500),
+        kind:
+          typeof code === 'string' && Object.hasOwn(ERROR_CODES, code)
+            ? ERROR_CODES[code as keyof typeof ERROR_CODES].kind
+            : undefined,
+      };
   } catch {
     // not the API's error format
   }
-  return JSON.stringify(text.slice(0, 200));
+  return { message: JSON.stringify(text.slice(0, 200)), kind: undefined };
 }
 
 async function send(
@@ -98,22 +102,21 @@ async function send(
     });
   }
   const status = res.statusCode;
-  if (status === 429 || status === 503) {
+  if (status < 400) return { status, headers: res.headers, text };
+  // What the agent does next follows the kind of the answer's code (client.ts, retry.ts);
+  // an answer that is not the API's (a proxy) is read by its status.
+  const { message, kind } = errorOf(text);
+  const said = `${url} answered ${status} ${message}`;
+  if (status === 429 || status === 503 || kind === 'waiting') {
     const retryAfterMs = parseRetryAfter(res.headers['retry-after'], (options.now ?? Date.now)());
-    throw new AgentError('AGENT_BUSY', `${url} answered ${status} ${errorMessage(text)}`, {
+    throw new AgentError('AGENT_BUSY', said, {
       status,
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     });
   }
-  if (status >= 500)
-    throw new AgentError('AGENT_SERVER_ERROR', `${url} answered ${status} ${errorMessage(text)}`, {
-      status,
-    });
-  if (status >= 400)
-    throw new AgentError('AGENT_REFUSED', `${url} answered ${status} ${errorMessage(text)}`, {
-      status,
-    });
-  return { status, headers: res.headers, text };
+  if (status >= 500 || kind === 'transient')
+    throw new AgentError('AGENT_SERVER_ERROR', said, { status });
+  throw new AgentError('AGENT_REFUSED', said, { status });
 }
 
 function json(url: string, text: string, status: number): unknown {

@@ -23,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { startSimulation, type Simulation } from '../simulate/fleet.ts';
 import { ADMIN_TOKEN, ENROLL_TOKEN, FleetRepo, freePort, git } from '../test/reconciler/helpers.ts';
 import { fmt, median } from './lib/stats.ts';
+import type { Status as WireStatus } from '../wire/status.ts';
 
 const { values } = parseArgs({
   options: {
@@ -44,21 +45,8 @@ const load = () =>
     .map((l) => l.toFixed(2))
     .join(' ');
 
-interface Status {
-  stable: string;
-  candidate: { revision: string; wave: number } | null;
-  rejected: Array<{ revision: string; reason: string }>;
-  servedSince: string | null;
-  waves: Array<{
-    name: string;
-    agents: number;
-    running: { candidate: number; stable: number; other: number };
-  }>;
-  rollout: {
-    lastWrite: { at: string; subject: string } | null;
-    reverts: Array<{ revision: string; state: string }>;
-  };
-}
+/** GET /v1/status from a server that runs the rollout engine. */
+type Status = WireStatus & Required<Pick<WireStatus, 'rollout' | 'history'>>;
 
 interface Run {
   canary: number;

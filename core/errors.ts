@@ -97,16 +97,20 @@ export const ERROR_CODES = {
   },
   AGENT_SERVER_ERROR: {
     kind: 'transient',
-    summary: 'The reconciler answered the agent with a 5xx.',
+    summary: 'The reconciler answered the agent with a 5xx, or an error whose code is transient.',
   },
   AGENT_BAD_ANSWER: {
     kind: 'transient',
     summary: 'The reconciler answered something that is not the API (not a target, a wrong etag).',
   },
-  AGENT_BUSY: { kind: 'waiting', summary: 'The reconciler answered 429 or 503 with Retry-After.' },
+  AGENT_BUSY: {
+    kind: 'waiting',
+    summary: 'The reconciler answered 429 or 503, or an error whose code is waiting.',
+  },
   AGENT_REFUSED: {
     kind: 'stalled',
-    summary: 'The reconciler refused the agent (bad token, forbidden, no target for its labels).',
+    summary:
+      'The reconciler refused the agent with another 4xx (bad token, forbidden, no target for its labels).',
   },
   ARTIFACT_DOWNLOAD_FAILED: {
     kind: 'transient',

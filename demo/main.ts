@@ -246,8 +246,12 @@ async function main(): Promise<number> {
       return found;
     });
     // Rejected between two looks: the wave it was on still has its line.
-    say.reached(bad, rejected.wave, waves[rejected.wave]?.name ?? String(rejected.wave));
-    say.step(`rejected on wave ${rejected.wave}: ${rejected.reason}`);
+    say.reached(
+      bad,
+      rejected.waveIndex,
+      waves[rejected.waveIndex]?.name ?? String(rejected.waveIndex),
+    );
+    say.step(`rejected on wave ${rejected.waveIndex}: ${rejected.reason}`);
     const recovered = Date.now();
     await until('every agent back on 2.4.0', 60_000, async () => {
       const v = simulation!.stats().versions;

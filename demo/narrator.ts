@@ -2,16 +2,9 @@
 // line for the wave the candidate is on, printed when it changes.
 
 import type { Writable } from 'node:stream';
-import type { WaveCounts } from '../reconciler/routes/status.ts';
+import type { Status } from '../wire/status.ts';
 
-export interface Status {
-  ready: boolean;
-  stable: string | null;
-  candidate: { revision: string; wave: number; waveName: string | null } | null;
-  rejected?: Array<{ revision: string; wave: number; reason: string; at: string }>;
-  waves: WaveCounts[];
-  history?: Array<{ commit: string; subject: string; at: string }>;
-}
+export type { Status };
 
 export class Narrator {
   private readonly out: Writable;
@@ -51,12 +44,12 @@ export class Narrator {
   progress(s: Status): void {
     const c = s.candidate;
     if (!c) return;
-    const wave = s.waves[c.wave];
+    const wave = s.waves[c.waveIndex];
     if (!wave) return;
-    const key = `${c.revision}:${c.wave}`;
+    const key = `${c.revision}:${c.waveIndex}`;
     if (key !== this.lastWave) {
       this.lastWave = key;
-      this.step(`${c.revision.slice(0, 7)} is on wave ${c.wave} (${wave.name})`);
+      this.step(`${c.revision.slice(0, 7)} is on wave ${c.waveIndex} (${wave.name})`);
     }
     const text = `${wave.name}: ${wave.running.candidate}/${wave.agents} agents on the candidate, ${wave.health.failed} failed`;
     if (text !== this.lastProgress) {

@@ -5,81 +5,24 @@
 // (routes/agents.ts: app.inject, and any request the fast path hands over), so both answer
 // alike, to the byte of every error message.
 
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { FleetwaveError } from '../core/errors.ts';
 import { labelKeyProblem, labelValueProblem } from '../core/fleet/selector.ts';
-import { MAX_REPORT_COUNT } from '../core/rollout/observations.ts';
 import type { Labels } from '../core/target/model.ts';
-import type { AgentRecord, AgentReport, Health } from './agents.ts';
-import {
-  AGENT_ID_PATTERN,
-  bearer,
-  issueAgentToken,
-  secretEquals,
-  verifyAgentToken,
-} from './auth.ts';
+import { CHECKIN_BODY_SCHEMA } from '../wire/checkin.ts';
+import { ENROLL_BODY_SCHEMA } from '../wire/enroll.ts';
+import { compileWire, wireAjv } from '../wire/schema.ts';
+import type { AgentRecord, AgentReport } from './agents.ts';
+import { bearer, issueAgentToken, secretEquals, verifyAgentToken } from './auth.ts';
 import type { Reconciler } from './context.ts';
 import type { Waiter } from './longpoll.ts';
 import { sameLabels, type Served } from './targets.ts';
 
-const LABELS_SCHEMA = {
-  type: 'object',
-  maxProperties: 64,
-  additionalProperties: { type: 'string', maxLength: 63 },
-} as const;
-
-export const ENROLL_SCHEMA = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'labels'],
-  properties: {
-    id: { type: 'string', pattern: AGENT_ID_PATTERN },
-    labels: LABELS_SCHEMA,
-  },
-} as const;
-
-const REPORT_COUNT = { type: 'number', minimum: 0, maximum: MAX_REPORT_COUNT } as const;
-
-export const CHECKIN_SCHEMA = {
-  ...ENROLL_SCHEMA,
-  properties: {
-    ...ENROLL_SCHEMA.properties,
-    current: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        etag: { type: 'string', maxLength: 128 },
-        version: { type: 'string', maxLength: 128 },
-      },
-    },
-    health: {
-      type: 'object',
-      required: ['status'],
-      maxProperties: 32,
-      properties: {
-        status: { enum: ['ok', 'degraded', 'failed', 'retrying'] },
-        // Counts since the previous report, read by the error-rate gates: JSON has no NaN or
-        // Infinity, but 1e308 is a number; a sane maximum keeps every sum finite.
-        errors: REPORT_COUNT,
-        requests: REPORT_COUNT,
-      },
-    },
-  },
-} as const;
-
-interface EnrollBody {
-  id: string;
-  labels: Record<string, string>;
-}
-
-interface CheckinBody extends EnrollBody {
-  current?: { etag?: string; version?: string };
-  health?: Health;
-}
-
-const ajv = new Ajv({ strict: true, allErrors: true, coerceTypes: false, useDefaults: false });
-const validEnroll = ajv.compile<EnrollBody>(ENROLL_SCHEMA);
-const validCheckin = ajv.compile<CheckinBody>(CHECKIN_SCHEMA);
+// The bodies' schemas and types are the wire's (wire/enroll.ts, wire/checkin.ts): the agent
+// sends what is checked here, and the OpenAPI document is tested against the same schemas.
+const ajv = wireAjv();
+const validEnroll = compileWire(ajv, ENROLL_BODY_SCHEMA);
+const validCheckin = compileWire(ajv, CHECKIN_BODY_SCHEMA);
 
 /** "body/labels must be object, body must have required property 'id'" */
 function schemaMessage(errors: ErrorObject[] | null | undefined): string {
@@ -87,11 +30,11 @@ function schemaMessage(errors: ErrorObject[] | null | undefined): string {
 }
 
 function bodyOf<T>(
-  validate: ((b: unknown) => boolean) & { errors?: ErrorObject[] | null },
+  validate: ((b: unknown) => b is T) & { errors?: ErrorObject[] | null },
   body: unknown,
 ): T {
   if (!validate(body)) throw new FleetwaveError('REQUEST_INVALID', schemaMessage(validate.errors));
-  return body as T;
+  return body;
 }
 
 /** What an agent request carries, whichever transport read it. */
@@ -230,7 +173,7 @@ export function authenticateEnrollment(ctx: Reconciler, authorization: string | 
 
 /** POST /v1/enroll, once authenticateEnrollment passed: the agent's credential. */
 export function enroll(ctx: Reconciler, body: unknown): { id: string; token: string } {
-  const { id, labels } = bodyOf<EnrollBody>(validEnroll, body);
+  const { id, labels } = bodyOf(validEnroll, body);
   ctx.agents.enrolled(id, checkLabels(labels, ctx.agents.get(id)?.labels), ctx.now());
   ctx.metrics.enrollments.inc();
   return { id, token: issueAgentToken(ctx.tokenKey, id) };
@@ -246,7 +189,7 @@ export function checkin(
   body: unknown,
 ): CheckinOutcome {
   const id = request.agentId;
-  const checked = bodyOf<CheckinBody>(validCheckin, body);
+  const checked = bodyOf(validCheckin, body);
   if (checked.id !== id)
     throw new FleetwaveError('FORBIDDEN', 'this credential belongs to another agent');
   const wait = waitOf(request.wait);

@@ -2,27 +2,17 @@
 // check-ins without a round trip to the store. Every report marks the agent dirty; reports.ts
 // writes dirty agents to the shared store in batches, off the check-in's path.
 
-import {
-  emptyTally,
-  tallyReport,
-  type HealthStatus,
-  type Tally,
-} from '../core/rollout/observations.ts';
+import { emptyTally, tallyReport, type Tally } from '../core/rollout/observations.ts';
 import type { Labels } from '../core/target/model.ts';
-
-export type { HealthStatus };
-
-export interface Health {
-  status: HealthStatus;
-  /** Whatever else the agent reports (error counts, messages), bounded by the body limit. */
-  [detail: string]: unknown;
-}
+import type { CheckinBody } from '../wire/checkin.ts';
+import type { Health, HealthStatus } from '../wire/health.ts';
 
 export interface AgentReport {
   id: string;
   labels: Labels;
   /** What the agent says it runs: the etag of its applied target and its version. */
-  current?: { etag?: string; version?: string };
+  current?: CheckinBody['current'];
+  /** As checked by the check-in schema (wire/health.ts); more details may ride along. */
   health?: Health;
   /** Milliseconds since the epoch, from the injected clock. */
   at: number;
@@ -103,8 +93,8 @@ export class AgentRegistry {
     const health = report.health;
     tallyReport((record.pending ??= emptyTally()), {
       status: health?.status,
-      errors: health?.['errors'],
-      requests: health?.['requests'],
+      errors: health?.errors,
+      requests: health?.requests,
     });
     this.dirty.add(report.id);
     return record;

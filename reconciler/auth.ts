@@ -12,12 +12,10 @@ import {
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
+import { isAgentId } from '../wire/agent.ts';
 
 const PREFIX = 'v1';
 const MAC_CONTEXT = 'fleetwave agent v1\0';
-/** Agent ids: what hostnames, instance ids and UUIDs look like; bounded. */
-export const AGENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}$';
-const AGENT_ID = new RegExp(AGENT_ID_PATTERN);
 
 export function deriveTokenKey(options: { tokenSecret?: string; enrollToken?: string }): Buffer {
   const material = options.tokenSecret ?? options.enrollToken;
@@ -45,10 +43,6 @@ function mac(key: Buffer, id: string): Buffer {
 // most VERIFIED ids) so the next check-ins compare against it without computing it again.
 const VERIFIED = 200_000;
 const verifiedMacs = new WeakMap<Buffer, Map<string, Buffer>>();
-
-export function isAgentId(id: unknown): id is string {
-  return typeof id === 'string' && AGENT_ID.test(id);
-}
 
 export function issueAgentToken(key: Buffer, id: string): string {
   return `${PREFIX}.${Buffer.from(id, 'utf8').toString('base64url')}.${mac(key, id).toString('base64url')}`;

@@ -5,28 +5,82 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { FleetwaveError, type ErrorCode } from '../core/errors.ts';
+import type { AnswerCode, ErrorBody } from '../wire/error.ts';
+import { assertSame, type Same } from '../wire/schema.ts';
 
-export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+export type { ErrorBody };
+
+/**
+ * The HTTP status of every code: total, so a new code does not compile until it has one. 500
+ * marks what is never a client's answer (a failure of the server itself, or a code of the CLI,
+ * the agent or the actions that would only reach here by a bug): it is answered as INTERNAL and
+ * its message stays in the log. 503 is "not now, retry": its code and message are shown.
+ */
+export const HTTP_STATUS = {
+  // The request: fix it.
+  REQUEST_INVALID: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
-  REQUEST_INVALID: 400,
-  REQUEST_TOO_LARGE: 413,
   REQUEST_TIMEOUT: 408,
+  ROLLOUT_CONFLICT: 409,
+  REQUEST_TOO_LARGE: 413,
   REQUEST_ENCODING_UNSUPPORTED: 415,
+  TARGET_UNAVAILABLE: 422,
+  // Not now: retry (after Retry-After when the answer has one).
+  TOO_MANY_WAITERS: 429,
   TOO_MANY_CONNECTIONS: 503,
   TOO_MANY_BODIES: 503,
-  TARGET_UNAVAILABLE: 422,
-  TOO_MANY_WAITERS: 429,
   NOT_READY: 503,
-  ROLLOUT_CONFLICT: 409,
   ROLLOUT_WRITE_FAILED: 503,
   STORE_UNAVAILABLE: 503,
-  USAGE: 400,
-};
+  // The server's own failures: INTERNAL, details only in the log.
+  INTERNAL: 500,
+  GIT_FAILED: 500,
+  // A push that failed for another reason than a refusal (the remote down) inside an operator
+  // action; its message is git's stderr, which may name the remote: logged, not answered.
+  GIT_FETCH_FAILED: 500,
+  GIT_PUSH_REJECTED: 500,
+  GIT_REVISION_NOT_FOUND: 500,
+  GITHUB_API_FAILED: 500,
+  ROLLOUT_STATE_INVALID: 500,
+  STORE_SCHEMA_NEWER: 500,
+  CONFIG_INVALID: 500,
+  FLEET_INVALID: 500,
+  FLEET_NOT_FOUND: 500,
+  INVENTORY_INVALID: 500,
+  RECONCILER_UNREACHABLE: 500,
+  // The CLI's: a command line is never an HTTP request (the API says REQUEST_INVALID).
+  USAGE: 500,
+  // The agent's own codes: never a server's answer.
+  AGENT_UNREACHABLE: 500,
+  AGENT_SERVER_ERROR: 500,
+  AGENT_BAD_ANSWER: 500,
+  AGENT_BUSY: 500,
+  AGENT_REFUSED: 500,
+  ARTIFACT_DOWNLOAD_FAILED: 500,
+  ARTIFACT_MISMATCH: 500,
+  ARTIFACT_SIGNATURE_INVALID: 500,
+  ARTIFACT_INVALID: 500,
+  INSTALL_FAILED: 500,
+  HEALTH_WATCH_FAILED: 500,
+  APPLY_FAILED: 500,
+  SECRET_UNRESOLVED: 500,
+  CACHE_UNWRITABLE: 500,
+} as const satisfies Record<
+  ErrorCode,
+  400 | 401 | 403 | 404 | 408 | 409 | 413 | 415 | 422 | 429 | 500 | 503
+>;
 
-export interface ErrorBody {
-  error: { code: ErrorCode; message: string };
+/** The codes an answer shows: those not answered as INTERNAL, and INTERNAL. */
+type ShownCode =
+  { [C in ErrorCode]: (typeof HTTP_STATUS)[C] extends 500 ? never : C }[ErrorCode] | 'INTERNAL';
+// The wire's list of answer codes (and so the OpenAPI document's, tested against it) is this.
+assertSame<Same<ShownCode, AnswerCode>>();
+
+/** The code an answer shows for `code`. */
+export function answerCode(code: ErrorCode): AnswerCode {
+  return HTTP_STATUS[code] === 500 ? 'INTERNAL' : (code as AnswerCode);
 }
 
 /** Extra response headers an error carries (Retry-After). */
@@ -34,16 +88,15 @@ export interface HttpErrorDetails {
   retryAfter?: number;
 }
 
-export function errorBody(code: ErrorCode, message: string): ErrorBody {
+export function errorBody(code: AnswerCode, message: string): ErrorBody {
   return { error: { code, message } };
 }
 
-function classify(error: unknown): { status: number; code: ErrorCode; message: string } {
+function classify(error: unknown): { status: number; code: AnswerCode; message: string } {
   if (error instanceof FleetwaveError) {
-    const status = HTTP_STATUS[error.code] ?? 500;
     return {
-      status,
-      code: status >= 500 && status !== 503 ? 'INTERNAL' : error.code,
+      status: HTTP_STATUS[error.code],
+      code: answerCode(error.code),
       message: error.message,
     };
   }
@@ -93,7 +146,7 @@ export function handleError(error: unknown, request: FastifyRequest, reply: Fast
  */
 export function writeErrorAndClose(socket: Socket, status: number, error: FleetwaveError): void {
   if (socket.destroyed) return;
-  const body = JSON.stringify(errorBody(error.code, error.message));
+  const body = JSON.stringify(errorBody(answerCode(error.code), error.message));
   const retryAfter = (error.details as HttpErrorDetails | undefined)?.retryAfter;
   if (socket.writable) {
     // Written as node:http writes its own answers (capitalized names).

@@ -6,6 +6,7 @@
 // still answered, dirty agents stay dirty (the buffer is bounded by the agents known here),
 // and the observations are stale: gates wait.
 
+import type { StoreStatus } from '../wire/status.ts';
 import { silentAfterMs } from '../core/rollout/decide.ts';
 import type { RolloutPolicy } from '../core/rollout/decide.ts';
 import { addTally, cohortOfJudged, emptyTally } from '../core/rollout/observations.ts';
@@ -34,14 +35,8 @@ const COUNTS_TTL_MS = 2_000;
 /** Longest message kept of a health report. */
 const MESSAGE_LIMIT = 1024;
 
-export interface StoreStatus {
-  kind: 'sqlite' | 'postgres';
-  up: boolean;
-  lastWriteAt: string | null;
-  lastError: { at: string; message: string } | null;
-  /** Agents whose latest report is not in the store yet. */
-  buffered: number;
-}
+/** `store` in GET /v1/status. */
+export type { StoreStatus };
 
 export interface ReportsOptions {
   store: AgentStore;
@@ -66,10 +61,7 @@ export function rewriteAfterMs(policy: RolloutPolicy): number {
 }
 
 function failedEtagOf(record: AgentRecord): string | undefined {
-  const failed = record.health?.['failedTarget'];
-  if (typeof failed !== 'object' || failed === null || !('etag' in failed)) return undefined;
-  const etag = (failed as { etag: unknown }).etag;
-  return typeof etag === 'string' ? etag : undefined;
+  return record.health?.failedTarget?.etag;
 }
 
 function sameReport(a: Written, b: Written): boolean {
@@ -226,8 +218,7 @@ export class Reports {
       if (!record) continue;
       const j = await judge(record);
       const health = record.health;
-      const raw = health?.['message'];
-      const message = typeof raw === 'string' ? raw.slice(0, MESSAGE_LIMIT) : null;
+      const message = health?.message?.slice(0, MESSAGE_LIMIT) ?? null;
       // What makes a report news; error counts alone are not (the tally has every check-in).
       const report: Written = {
         lastSeen: record.at,
@@ -252,8 +243,8 @@ export class Reports {
           version: report.version,
           status: report.status,
           message,
-          errors: Math.min(counted(health?.['errors']), counted(health?.['requests'])),
-          requests: counted(health?.['requests']),
+          errors: Math.min(counted(health?.errors), counted(health?.requests)),
+          requests: counted(health?.requests),
           failedRevision: report.failedRevision,
           health: health ?? null,
           firstSeen: record.firstSeen,

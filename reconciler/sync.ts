@@ -3,6 +3,7 @@
 // what is served only to a state whose every revision is valid. Failures never take the last
 // good rollout down: they show in status, logs and metrics.
 
+import type { GitStatus } from '../wire/status.ts';
 import { isFleetwaveError } from '../core/errors.ts';
 import type { FleetModel } from '../core/fleet/model.ts';
 import type { RolloutState } from '../core/rollout/state.ts';
@@ -34,35 +35,9 @@ export interface ServedRollout {
   since: number;
 }
 
-export interface RevisionAttempt {
-  revision: string;
-  at: string;
-  valid: boolean;
-  errors: string[];
-}
-
-export interface SyncStatus {
-  remote: {
-    url: string;
-    reachable: boolean | null;
-    lastFetchAt: string | null;
-    lastSuccessAt: string | null;
-    lastError: string | null;
-    consecutiveFailures: number;
-  };
-  branch: {
-    name: string;
-    tip: string | null;
-    lastApplied: { revision: string; at: string } | null;
-    lastAttempted: RevisionAttempt | null;
-    forcePush: { from: string; to: string; at: string } | null;
-  };
-  state: {
-    branch: string;
-    commit: string | null;
-    lastError: { commit: string | null; at: string; errors: string[] } | null;
-  };
-}
+/** `git` in GET /v1/status: the remote, the fleet branch and the state branch. */
+export type SyncStatus = GitStatus;
+export type RevisionAttempt = NonNullable<GitStatus['branch']['lastAttempted']>;
 
 /** A URL without its user:password part, for status and logs. */
 export function redactUrl(url: string): string {

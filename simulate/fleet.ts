@@ -7,11 +7,13 @@
 
 import { Agent as HttpAgent, type Dispatcher } from 'undici';
 import type { Labels, Target } from '../core/target/model.ts';
-import type { HealthReport } from '../agent/apply.ts';
-import { DEFAULT_BACKOFF, backoffDelay, pollDelay, type BackoffPolicy } from '../agent/backoff.ts';
+import { pollDelay } from '../agent/backoff.ts';
+import { DEFAULT_RETRY, failureOf, retryAfter, type RetryPolicy } from '../agent/retry.ts';
 import { systemClock, type Clock } from '../agent/clock.ts';
 import { AgentError } from '../agent/errors.ts';
-import { checkin, enroll, type CheckinBody } from '../agent/protocol.ts';
+import { checkin, enroll } from '../agent/protocol.ts';
+import type { CheckinBody } from '../wire/checkin.ts';
+import type { Health } from '../wire/health.ts';
 import { fateOf, type Fault } from './faults.ts';
 import { prng, syntheticAgents } from './labels.ts';
 
@@ -32,7 +34,7 @@ export interface SimulationOptions {
   dispatcher?: Dispatcher;
   clock?: Clock;
   timeoutMs?: number;
-  backoff?: Partial<BackoffPolicy>;
+  backoff?: Partial<RetryPolicy>;
   /** Agents' ids and labels; default: simulate/labels.ts's seeded mix. */
   inventory?: ReadonlyArray<{ id: string; labels: Labels }>;
 }
@@ -65,7 +67,7 @@ interface SimAgent {
   labels: Labels;
   token?: string;
   current?: Target;
-  health: HealthReport;
+  health: Health;
   errorRate: number;
   silent: boolean;
   crashes: number;
@@ -76,7 +78,7 @@ export function startSimulation(options: SimulationOptions): Simulation {
   const faults = options.faults ?? [];
   const clock = options.clock ?? systemClock;
   const random = prng(seed ^ 0x5eed);
-  const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+  const backoff = { ...DEFAULT_RETRY, ...options.backoff };
   const maxConnections = options.maxConnections ?? 4096;
   const longPoll = options.agents <= maxConnections;
   const owned = options.dispatcher
@@ -196,13 +198,14 @@ export function startSimulation(options: SimulationOptions): Simulation {
         }
         counters.errors++;
         counters.lastError = e instanceof Error ? e.message : String(e);
+        // As the reference agent does (agent/retry.ts): the failure's kind says what follows.
+        const failure =
+          e instanceof AgentError
+            ? failureOf(e, agent.token !== undefined)
+            : { kind: 'transient' as const };
         if (e instanceof AgentError && e.status === 401) delete agent.token;
-        delay = backoffDelay(
-          backoff,
-          attempt++,
-          random,
-          e instanceof AgentError ? e.retryAfterMs : undefined,
-        );
+        const pace = (agent.current?.pollAfterSeconds ?? 30) * 1000;
+        delay = retryAfter(backoff, failure, attempt++, pace, random).delayMs;
       }
       // Every turn yields: even a zero delay lets other agents and I/O run.
       await clock.sleep(delay, controller.signal);

@@ -10,7 +10,8 @@ import { lstat, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import type { Target } from '../../core/target/model.ts';
-import { describeResult, runCommand, type HealthReport } from '../apply.ts';
+import type { Health } from '../../wire/health.ts';
+import { describeResult, runCommand } from '../apply.ts';
 import type { BackoffPolicy } from '../backoff.ts';
 import { AgentError, describe } from '../errors.ts';
 import { DEFAULT_UNPACK_LIMITS, unpackArchive, type UnpackLimits } from './archive.ts';
@@ -262,7 +263,7 @@ export class Installer {
   }
 
   /** The health the agent reports with each check-in. */
-  async health(): Promise<HealthReport> {
+  async health(): Promise<Health> {
     if (this.watching)
       return { status: 'ok', message: 'health watch after a switch', watching: true };
     if (this.supervisor && this.running) {

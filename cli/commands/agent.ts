@@ -8,7 +8,7 @@ import { rootCertificates } from 'node:tls';
 import { Agent as HttpAgent } from 'undici';
 import { FleetwaveError } from '../../core/errors.ts';
 import { labelKeyProblem, labelValueProblem } from '../../core/fleet/selector.ts';
-import { isAgentId } from '../../reconciler/auth.ts';
+import { isAgentId } from '../../wire/agent.ts';
 import {
   Agent,
   type AgentEvent,
@@ -19,6 +19,7 @@ import { configFormat } from '../../agent/install/config.ts';
 import { parseMetricProbe } from '../../agent/install/health.ts';
 import { parseDuration } from '../../core/fleet/duration.ts';
 import { isAgentError } from '../../agent/errors.ts';
+import { refusalHint } from '../../agent/retry.ts';
 import { trustedKey } from '../../agent/signature.ts';
 import { DEFAULT_KEY_REF } from '../../core/fleet/signature.ts';
 import { DEFAULT_SECRET_DIR } from '../../agent/secrets.ts';
@@ -163,8 +164,19 @@ export function formatEvent(event: AgentEvent): string | undefined {
       return `error: HEALTH_WATCH_FAILED: ${event.from.version} (${event.from.etag.slice(0, 12)}) failed its health watch: ${event.reason}; switched back to ${event.to.version}`;
     case 'watch-failed':
       return `error: ${event.error?.code ?? 'HEALTH_WATCH_FAILED'}: ${event.target.version} (${event.target.etag.slice(0, 12)}): ${event.reason}${event.error ? '' : '; nothing to switch back to'}`;
-    case 'error':
-      return `error: ${event.error.code}: ${event.error.message}; retrying ${event.nextUrl} in ${(event.retryInMs / 1000).toFixed(1)}s`;
+    case 'error': {
+      const what = `error: ${event.error.code}: ${event.error.message}`;
+      const when = `${event.nextUrl} in ${(event.retryInMs / 1000).toFixed(1)}s`;
+      switch (event.retry) {
+        case 'backoff':
+          return `${what}; retrying ${when}`;
+        case 'wait':
+          return `${what}; waiting as the reconciler asks, retrying ${when}`;
+        case 'stalled':
+          return `${what}; refused: a person must act (${refusalHint(event.error.status)}); retrying only slowly, ${when}`;
+      }
+      return what;
+    }
     case 'cache-error':
       return `error: ${event.error.code}: ${event.error.message}`;
     case 'stopped':

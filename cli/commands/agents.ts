@@ -2,7 +2,7 @@
 // its store), every page followed; `fleetwave agents forget ID` removes one agent.
 
 import { FleetwaveError } from '../../core/errors.ts';
-import type { AgentView } from '../../reconciler/routes/inventory.ts';
+import type { AgentPage, AgentView } from '../../wire/inventory.ts';
 import { EXIT, type CommandIO } from '../io.ts';
 import { choice, parseFlags } from '../options.ts';
 import { callApi } from './rollout.ts';
@@ -117,10 +117,7 @@ export async function agentsCommand(args: string[], io: CommandIO): Promise<numb
     }
     q.searchParams.set('limit', String(Math.min(PAGE, limit - agents.length)));
     if (cursor) q.searchParams.set('cursor', cursor);
-    const page = (await callApi('GET', q, token, undefined)) as {
-      agents: AgentView[];
-      next: string | null;
-    };
+    const page = (await callApi('GET', q, token, undefined)) as AgentPage;
     agents.push(...page.agents);
     cursor = page.next;
   } while (cursor !== null && agents.length < limit);

@@ -9,6 +9,7 @@ import {
   type ErrorCode,
   ERROR_CODES,
 } from '../../core/errors.ts';
+import type { Status } from '../../wire/status.ts';
 import { EXIT, type CommandIO } from '../io.ts';
 import { choice, parseFlags } from '../options.ts';
 
@@ -80,44 +81,8 @@ export async function callApi(
   return json;
 }
 
-interface StatusJson {
-  stable: string | null;
-  candidate: {
-    revision: string;
-    wave: number;
-    waveName: string | null;
-    waveStartedAt: string | null;
-  } | null;
-  paused: boolean;
-  rejected: Array<{ revision: string; wave: number; reason: string; at: string }>;
-  waves: Array<{
-    name: string;
-    agents: number;
-    running: { candidate: number; stable: number; other: number };
-  }>;
-  rollout?: {
-    stalled: string | null;
-    lastEvaluation: {
-      at: string;
-      decision: string;
-      reason: string | null;
-      gates: Array<{ gate: string; verdict: string; message: string }>;
-    } | null;
-    reverts: Array<{ revision: string; state: string; message: string }>;
-    lastError: { message: string } | null;
-  };
-  history?: Array<{ commit: string; at: string; subject: string }>;
-  ready?: boolean;
-  git?: {
-    remote?: { reachable: boolean | null; lastError: string | null; consecutiveFailures: number };
-    branch?: {
-      name: string;
-      lastAttempted: { revision: string; valid: boolean; errors: string[] } | null;
-      forcePush: { from: string; to: string; at: string } | null;
-    };
-    state?: { lastError: { errors: string[] } | null };
-  };
-}
+/** GET /v1/status as read here: the wire's shape, from a server that may be older or newer. */
+type StatusJson = Status;
 
 /**
  * Every problem the status reports, each with the field of /v1/status that holds it, so that
@@ -157,7 +122,7 @@ function statusText(s: StatusJson): string {
   lines.push(`stable:    ${s.stable ?? '(none yet)'}`);
   lines.push(
     s.candidate
-      ? `candidate: ${s.candidate.revision} on wave ${s.candidate.wave} (${s.candidate.waveName ?? '?'}) since ${s.candidate.waveStartedAt ?? '?'}`
+      ? `candidate: ${s.candidate.revision} on wave ${s.candidate.waveIndex} (${s.candidate.wave ?? '?'}) since ${s.candidate.waveStartedAt ?? '?'}`
       : 'candidate: none',
   );
   if (s.paused) lines.push('paused:    yes');
@@ -176,7 +141,7 @@ function statusText(s: StatusJson): string {
   for (const r of s.rollout?.reverts ?? [])
     lines.push(`revert of ${r.revision.slice(0, 12)}: ${r.state}: ${r.message}`);
   for (const r of s.rejected.slice(-5))
-    lines.push(`rejected ${r.revision.slice(0, 12)} at wave ${r.wave}: ${r.reason}`);
+    lines.push(`rejected ${r.revision.slice(0, 12)} at wave ${r.waveIndex}: ${r.reason}`);
   if (s.history?.length) {
     lines.push('history (newest first):');
     for (const h of s.history.slice(0, 10))

@@ -8,7 +8,8 @@ import { applyDecision, type Decision, type RolloutPolicy } from './decide.ts';
 import { sameState, type RolloutState } from './state.ts';
 import { waveName, type Step } from './step.ts';
 
-export type OperatorAction = 'pause' | 'resume' | 'promote' | 'rollback';
+export const OPERATOR_ACTIONS = ['pause', 'resume', 'promote', 'rollback'] as const;
+export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
 
 export type OperatorDecision = Extract<Decision, { kind: 'promote' | 'complete' | 'reject' }>;
 

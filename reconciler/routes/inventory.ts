@@ -6,7 +6,8 @@
 import type { FastifyInstance } from 'fastify';
 import { FleetwaveError } from '../../core/errors.ts';
 import { parseSelector } from '../../core/fleet/selector.ts';
-import { AGENT_ID_PATTERN } from '../auth.ts';
+import { AGENT_ID_PATTERN } from '../../wire/agent.ts';
+import type { AgentDetail, AgentPage, AgentView, Forgotten } from '../../wire/inventory.ts';
 import type { Reconciler } from '../context.ts';
 import type { AgentFilter, AgentRow, HealthFilter } from '../store/store.ts';
 import { adminAuth } from './admin.ts';
@@ -44,29 +45,7 @@ interface ListQuery {
   cursor?: string;
 }
 
-/** One agent as the inventory shows it. */
-export interface AgentView {
-  id: string;
-  labels: Record<string, string>;
-  wave: string | null;
-  waveIndex: number | null;
-  /** The revision it runs (candidate or stable), null when neither. */
-  revision: string | null;
-  etag: string | null;
-  version: string | null;
-  health: {
-    status: string | null;
-    silent: boolean;
-    message: string | null;
-    errors: number;
-    requests: number;
-    failedRevision: string | null;
-    report: Record<string, unknown> | null;
-  };
-  firstSeen: string;
-  lastSeen: string;
-  replica: string;
-}
+export type { AgentView };
 
 export function agentView(row: AgentRow, silentBefore: number): AgentView {
   return {
@@ -109,7 +88,7 @@ export async function inventoryRoutes(
   app.get(
     '/v1/agents',
     { onRequest: admin, schema: { querystring: QUERY_SCHEMA } },
-    async (request) => {
+    async (request): Promise<AgentPage> => {
       const q = request.query as ListQuery;
       const limit = q.limit === undefined ? DEFAULT_LIMIT : Number(q.limit);
       if (limit < 1 || limit > MAX_LIMIT) {
@@ -168,7 +147,7 @@ export async function inventoryRoutes(
   app.get(
     '/v1/agents/:id',
     { onRequest: admin, schema: { params: ID_PARAMS } },
-    async (request) => {
+    async (request): Promise<AgentDetail> => {
       const { id } = request.params as { id: string };
       const row = await ctx.reports.get(id);
       if (!row) throw new FleetwaveError('NOT_FOUND', `no agent ${id} in the store`);
@@ -187,7 +166,7 @@ export async function inventoryRoutes(
   app.post(
     '/v1/agents/:id/forget',
     { onRequest: admin, schema: { params: ID_PARAMS } },
-    async (request) => {
+    async (request): Promise<Forgotten> => {
       const { id } = request.params as { id: string };
       const forgotten = await ctx.reports.forget(id);
       if (!forgotten) throw new FleetwaveError('NOT_FOUND', `no agent ${id} to forget`);

@@ -2,26 +2,15 @@
 // to the state branch as one commit that says who and why, like any other decision.
 
 import type { FastifyInstance } from 'fastify';
+import {
+  OPERATOR_ACTIONS,
+  OPERATOR_ACTION_BODY_SCHEMA,
+  type ActionResult,
+  type OperatorActionBody,
+} from '../../wire/operator.ts';
 import type { Reconciler } from '../context.ts';
 import { adminAuth } from './admin.ts';
-import type { OperatorAction } from '../../core/rollout/operator.ts';
 import type { RolloutEngine } from '../engine.ts';
-
-const ACTIONS: readonly OperatorAction[] = ['pause', 'resume', 'promote', 'rollback'];
-
-const BODY_SCHEMA = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    reason: { type: 'string', maxLength: 1000 },
-    actor: { type: 'string', maxLength: 200, pattern: '^[^\\n\\r]*$' },
-  },
-} as const;
-
-interface ActionBody {
-  reason?: string;
-  actor?: string;
-}
 
 export async function rolloutRoutes(
   app: FastifyInstance,
@@ -29,12 +18,12 @@ export async function rolloutRoutes(
 ): Promise<void> {
   const admin = adminAuth(ctx, 'operator actions');
 
-  for (const action of ACTIONS) {
+  for (const action of OPERATOR_ACTIONS) {
     app.post(
       `/v1/rollout/${action}`,
-      { onRequest: admin, schema: { body: BODY_SCHEMA } },
-      async (request) => {
-        const body = (request.body ?? {}) as ActionBody;
+      { onRequest: admin, schema: { body: OPERATOR_ACTION_BODY_SCHEMA } },
+      async (request): Promise<ActionResult> => {
+        const body = (request.body ?? {}) as OperatorActionBody;
         const reason = body.reason?.trim() || 'no reason given';
         const actor = body.actor?.trim() || 'an operator';
         request.log.warn({ action, actor, reason }, 'operator action');

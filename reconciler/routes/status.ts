@@ -1,13 +1,24 @@
 // GET /v1/status: what is served (stable, candidate and its wave), per-wave agent counts,
 // and the health of the git source: last applied and last attempted revision with its errors,
-// the remote's reachability, force pushes, the state branch's last error.
+// the remote's reachability, force pushes, the state branch's last error. The shape is the
+// wire's (wire/status.ts); the engine's status is published in it, its observation with
+// `waveIndex`.
 
 import type { FastifyInstance } from 'fastify';
 import type { FleetModel } from '../../core/fleet/model.ts';
 import { DEFAULT_SILENT_POLLS } from '../../core/rollout/decide.ts';
+import {
+  publishObservation,
+  type EngineStatus,
+  type HistoryEntry,
+  type Status,
+  type WaveCounts,
+} from '../../wire/status.ts';
 import type { Reconciler } from '../context.ts';
 import type { RolloutEngine } from '../engine.ts';
 import type { ServedRevision } from '../sync.ts';
+
+export type { WaveCounts };
 
 /**
  * Silence in counts and the inventory (not gates, which use their wave's silentAfter): no
@@ -17,23 +28,12 @@ export function fleetSilentAfterMs(model: FleetModel): number {
   return DEFAULT_SILENT_POLLS * model.fleet.spec.pollIntervalSeconds * 1000;
 }
 
-/** One wave in GET /v1/status (the shape the status page, the demo and the actions read). */
-export interface WaveCounts {
-  index: number;
-  name: string;
-  /** The revision this wave is served: the candidate for waves 0..k, else stable. */
-  revision: string;
-  agents: number;
-  running: { candidate: number; stable: number; other: number };
-  health: { ok: number; degraded: number; failed: number; silent: number; unknown: number };
-}
-
 function release(revision: ServedRevision): { version: string; subject: string } {
   return { version: revision.model.fleet.spec.version, subject: revision.subject ?? '' };
 }
 
 /** Counts are fleet-wide, from the store: the same on every replica. */
-export async function rolloutStatus(ctx: Reconciler): Promise<object> {
+export async function rolloutStatus(ctx: Reconciler): Promise<Status> {
   const targets = ctx.targets;
   const rollout = targets?.rollout;
   const waves: WaveCounts[] = [];
@@ -76,14 +76,22 @@ export async function rolloutStatus(ctx: Reconciler): Promise<object> {
     candidate: candidate
       ? {
           revision: candidate.commit,
-          wave: candidate.wave,
-          waveName: targets!.waveNames[candidate.wave] ?? null,
+          // Served only while its wave is one of the stable policy's (reconciler/sync.ts).
+          wave: targets!.waveNames[candidate.wave]!,
+          waveIndex: candidate.wave,
           waveStartedAt: state?.candidate?.waveStartedAt ?? null,
           ...release(candidate),
         }
       : null,
     paused: state?.paused ?? false,
-    rejected: state?.rejected ?? [],
+    // rollout.yaml's `wave` is an index; on the wire that is `waveIndex`. Its name is not known
+    // here: the stable policy may have changed since.
+    rejected: (state?.rejected ?? []).map((r) => ({
+      revision: r.revision,
+      at: r.at,
+      waveIndex: r.wave,
+      reason: r.reason,
+    })),
     stateCommit: rollout?.stateCommit ?? null,
     servedSince: rollout ? new Date(rollout.since).toISOString() : null,
     waves,
@@ -101,15 +109,20 @@ export async function statusRoutes(
   app: FastifyInstance,
   { ctx, engine }: { ctx: Reconciler; engine?: RolloutEngine },
 ): Promise<void> {
-  app.get('/v1/status', async () => {
-    const status = (await rolloutStatus(ctx)) as Record<string, unknown>;
+  app.get('/v1/status', async (): Promise<Status> => {
+    const status = await rolloutStatus(ctx);
     if (engine) {
       // The last evaluation (decision, reason, gate values), reverts, and the state branch's
       // recent commits: what happened and why. The candidate's observation is what the promote
       // action decides on (actions/promote/src/observe.ts).
-      await engine.observation();
-      status.rollout = engine.status;
-      status.history = await engine.history();
+      const observed = await engine.observation();
+      const rollout: EngineStatus = {
+        ...engine.status,
+        observation: observed && publishObservation(observed, observed.at),
+      };
+      status.rollout = rollout;
+      // The engine reads them from `git log` in exactly this shape.
+      status.history = (await engine.history()) as HistoryEntry[];
     }
     return status;
   });

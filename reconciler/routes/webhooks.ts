@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FleetwaveError } from '../../core/errors.ts';
 import { verifyGithubSignature } from '../auth.ts';
+import type { WebhookResult } from '../../wire/webhook.ts';
 import type { Reconciler } from '../context.ts';
 
 /** Delivery ids remembered for de-duplication (GitHub redelivers by hand or on timeouts). */
@@ -70,19 +71,23 @@ export async function webhookRoutes(
       }
       if (seen.has(delivery)) {
         ctx.metrics.webhooks.inc({ result: 'duplicate' });
-        return reply.code(200).send({ delivery, action: 'duplicate' });
+        return reply.code(200).send({ delivery, action: 'duplicate' } satisfies WebhookResult);
       }
       seen.add(delivery);
       if (seen.size > REMEMBERED) seen.delete(seen.values().next().value!);
       const event = request.headers['x-github-event'];
       if (event !== 'push') {
         ctx.metrics.webhooks.inc({ result: 'ignored' });
-        return reply.code(202).send({ delivery, action: 'ignored', event: String(event ?? '') });
+        return reply.code(202).send({
+          delivery,
+          action: 'ignored',
+          event: String(event ?? ''),
+        } satisfies WebhookResult);
       }
       ctx.metrics.webhooks.inc({ result: 'accepted' });
       request.log.info({ delivery }, 'push webhook: fetching now');
       void ctx.sync.sync();
-      return reply.code(202).send({ delivery, action: 'fetch' });
+      return reply.code(202).send({ delivery, action: 'fetch' } satisfies WebhookResult);
     },
   );
 }

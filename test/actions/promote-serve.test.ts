@@ -15,7 +15,6 @@ import { after, before, describe, it } from 'node:test';
 import { parseDuration } from '../../core/fleet/duration.ts';
 import { decide, policyOf, type Decision, type RolloutPolicy } from '../../core/rollout/decide.ts';
 import { parseRolloutState, type RolloutState } from '../../core/rollout/state.ts';
-import type { RolloutObservation } from '../../reconciler/engine.ts';
 import { branchHistory } from '../../rollout/history.ts';
 import { Mirror } from '../../rollout/mirror.ts';
 import { observationOf } from '../../actions/promote/src/observe.ts';
@@ -31,17 +30,13 @@ import {
 } from '../reconciler/helpers.ts';
 import { BOT_TOKEN } from './fake-github.ts';
 import { runAction, type ActionRun } from './harness.ts';
+import type { Status as WireStatus } from '../../wire/status.ts';
 
 const CLI = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 const STATE = 'fleetwave/state';
 
-interface Status {
-  stable: string;
-  candidate: { revision: string; wave: number } | null;
-  stateCommit: string;
-  waves: Array<{ name: string; agents: number; running: { candidate: number; stable: number } }>;
-  rollout: { evaluateIntervalSeconds: number; observation: RolloutObservation | null };
-}
+/** GET /v1/status from a server that runs the rollout engine. */
+type Status = WireStatus & Required<Pick<WireStatus, 'rollout' | 'history'>>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -265,7 +260,7 @@ describe('actions/promote against a real fleetwave serve', () => {
     const s = await status();
     const observed = s.rollout.observation!;
     assert.equal(observed.revision, bad);
-    assert.equal(observed.wave, 0);
+    assert.equal(observed.waveIndex, 0);
     assert.equal(observed.candidate.agents, s.waves[0]!.agents);
     assert.ok(observed.candidate.applied >= 3, `minAgents reached: ${observed.candidate.applied}`);
     assert.equal(observed.candidate.failed, observed.candidate.applied);

@@ -13,7 +13,7 @@ import {
   serializeRolloutState,
   type RolloutState,
 } from '../../core/rollout/state.ts';
-import type { RolloutObservation } from '../../reconciler/engine.ts';
+import type { RolloutObservation } from '../../wire/status.ts';
 import { git } from '../helpers/git.ts';
 import { BOT_TOKEN, FakeGitHub } from './fake-github.ts';
 import { fleetFiles, type FleetSpec } from './fleets.ts';
@@ -157,7 +157,7 @@ function cohorts(revision: string, wave: number, failed: number): RolloutObserva
   });
   return {
     revision,
-    wave,
+    waveIndex: wave,
     at: new Date().toISOString(),
     candidate: snap(40, failed),
     stable: snap(400, 4),

@@ -8,24 +8,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN_TOKEN, call, git, type Running, FleetRepo } from '../reconciler/helpers.ts';
 import { EngineRig, SimFleet, change, stateLog } from './sim.ts';
+import type { Status as WireStatus } from '../../wire/status.ts';
 
-interface Status {
-  stable: string;
-  candidate: { revision: string; wave: number; waveName: string } | null;
-  paused: boolean;
-  rejected: Array<{ revision: string; wave: number; reason: string }>;
-  rollout: {
-    stalled: string | null;
-    lastEvaluation: {
-      decision: string;
-      reason: string | null;
-      gates: Array<{ gate: string }>;
-    } | null;
-    reverts: Array<{ revision: string; state: string; commit?: string }>;
-  };
-  history: Array<{ commit: string; subject: string; body: string }>;
-  git: { state: { lastError: { errors: string[] } | null } };
-}
+/** GET /v1/status from a server that runs the rollout engine. */
+type Status = WireStatus & Required<Pick<WireStatus, 'rollout' | 'history'>>;
 
 describe('rollout engine (push reverts)', () => {
   let rig: EngineRig;
@@ -72,7 +58,7 @@ describe('rollout engine (push reverts)', () => {
     sim.bad.add(bad);
     const s = await until((s) => s.rejected.some((r) => r.revision === bad));
     const rejection = s.rejected.find((r) => r.revision === bad)!;
-    assert.equal(rejection.wave, 0);
+    assert.equal(rejection.waveIndex, 0);
     assert.match(rejection.reason, /^canary: failed ratio/);
     assert.equal(s.candidate, null);
     assert.equal(s.stable, stable);
@@ -115,7 +101,7 @@ describe('rollout engine (push reverts)', () => {
     await until((s) => s.candidate?.revision === a, 3);
     const b = await change(repo, 'change B');
     const s = await until((s) => s.candidate?.revision === b, 3);
-    assert.equal(s.candidate!.wave, 0);
+    assert.equal(s.candidate!.waveIndex, 0);
     assert.equal(s.history[0]!.subject, `fleetwave: start ${b.slice(0, 12)} on wave canary`);
     assert.match(s.history[0]!.body, new RegExp(`supersedes: ${a}`));
     await until((s) => s.stable === b);
@@ -154,7 +140,8 @@ describe('rollout engine (push reverts)', () => {
     const promoted = await admin('promote', { reason: 'urgent fix', actor: 'bob' });
     assert.equal(promoted.status, 200, promoted.text);
     s = await status();
-    assert.equal(s.candidate?.wave, 1);
+    assert.equal(s.candidate?.waveIndex, 1);
+    assert.equal(s.candidate?.wave, 'half');
     assert.equal(
       s.history[0]!.subject,
       `fleetwave: promote ${c.slice(0, 12)} to wave half (operator)`,

@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { runQuery } from '../../rollout/prometheus.ts';
 import { freePort, git, type FleetRepo } from '../reconciler/helpers.ts';
 import { EngineRig, TEST_FLEET, change } from './sim.ts';
+import type { Status as WireStatus } from '../../wire/status.ts';
 
 const hasPrometheus = await new Promise<boolean>((resolve) => {
   const p = spawn('sh', ['-c', 'command -v prometheus'], { stdio: 'ignore' });
@@ -28,11 +29,8 @@ const GATE = `        prometheus:
             timeout: 5s
 `;
 
-interface Status {
-  stable: string;
-  rejected: Array<{ revision: string; wave: number; reason: string }>;
-  rollout: { lastEvaluation: { gates: Array<{ gate: string; verdict: string }> } | null };
-}
+/** GET /v1/status from a server that runs the rollout engine. */
+type Status = WireStatus & Required<Pick<WireStatus, 'rollout' | 'history'>>;
 
 describe(
   'engine with a real Prometheus gate',
@@ -122,7 +120,7 @@ describe(
       await scraped(0.5);
       const s = await until((s) => s.rejected.some((r) => r.revision === bad), 5);
       const rejection = s.rejected.find((r) => r.revision === bad)!;
-      assert.equal(rejection.wave, 0);
+      assert.equal(rejection.waveIndex, 0);
       assert.match(rejection.reason, /0\.5/);
       const revert = git(repo.origin, 'log', '-1', '--format=%B', 'main');
       assert.ok(revert.includes(`This reverts commit ${bad}.`));

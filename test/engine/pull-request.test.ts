@@ -8,16 +8,10 @@ import { run } from '../../cli/run.ts';
 import { BOT_TOKEN, FakeGitHub } from '../actions/fake-github.ts';
 import { ADMIN_TOKEN, git, type FleetRepo, type Running } from '../reconciler/helpers.ts';
 import { EngineRig, SimFleet, TEST_FLEET, change } from './sim.ts';
+import type { Status as WireStatus } from '../../wire/status.ts';
 
-interface Status {
-  stable: string;
-  candidate: { revision: string } | null;
-  rejected: Array<{ revision: string }>;
-  rollout: {
-    lastEvaluation: { decision: string; reason: string | null } | null;
-    reverts: Array<{ revision: string; state: string; pullRequest?: { number: number } }>;
-  };
-}
+/** GET /v1/status from a server that runs the rollout engine. */
+type Status = WireStatus & Required<Pick<WireStatus, 'rollout' | 'history'>>;
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   let stdout = '';

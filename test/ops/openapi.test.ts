@@ -103,7 +103,8 @@ function toJsonSchema(node: unknown): unknown {
     else out[key] = toJsonSchema(value);
   }
   if ((node as Json).nullable === true) {
-    if (typeof out.type === 'string') {
+    // Beside a oneOf/allOf, null passes as an alternative, not inside every branch.
+    if (typeof out.type === 'string' && !out.oneOf && !out.anyOf && !out.allOf) {
       out.type = [out.type, 'null'];
       if (Array.isArray(out.enum)) out.enum = [...out.enum, null];
     } else return { anyOf: [out, { type: 'null' }] };

@@ -24,6 +24,7 @@ import {
   type Running,
 } from '../reconciler/helpers.ts';
 import { RULES, concrete, dashboardQueries, ruleGroups, ruleQueries } from './promql.ts';
+import type { Status as WireStatus } from '../../wire/status.ts';
 
 const hasPrometheus = spawnSync('sh', ['-c', 'command -v prometheus']).status === 0;
 
@@ -60,11 +61,8 @@ spec:
 /** Dashboard panels that read counters which only exist once something went wrong. */
 const MAY_BE_EMPTY = new Set(['Render errors (A)', 'Revisions refused (A)']);
 
-interface Status {
-  agents: { known: number };
-  candidate: { revision: string; wave: number } | null;
-  rejected: Array<{ revision: string; wave: number }>;
-}
+/** GET /v1/status from a server that runs the rollout engine. */
+type Status = WireStatus & Required<Pick<WireStatus, 'rollout' | 'history'>>;
 
 interface RevertSeen {
   revision: string;
@@ -221,7 +219,7 @@ describe(
         async () => (await status()).rejected.find((r) => r.revision === bad),
         rollout,
       );
-      assert.equal(rejection.wave, 0);
+      assert.equal(rejection.waveIndex, 0);
       // The revert goes on main first: a change pushed before it would be reverted on top of.
       await until(
         'the revert of the bad change is on main',
@@ -237,7 +235,7 @@ describe(
         'the good change bakes on wave 1',
         async () => {
           const c = (await status()).candidate;
-          return c?.revision === good && c.wave === 1 ? c : undefined;
+          return c?.revision === good && c.waveIndex === 1 ? c : undefined;
         },
         rollout,
       );

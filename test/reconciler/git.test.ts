@@ -20,6 +20,7 @@ import {
   testConfig,
   type Running,
 } from './helpers.ts';
+import type { Status as WireStatus } from '../../wire/status.ts';
 
 interface Target {
   etag: string;
@@ -29,22 +30,8 @@ interface Target {
   config: Record<string, unknown>;
 }
 
-interface Status {
-  ready: boolean;
-  stable: string;
-  candidate: { revision: string; wave: number; waveName: string } | null;
-  waves: Array<{ name: string; agents: number; revision: string }>;
-  git: {
-    remote: { reachable: boolean; lastError: string | null; consecutiveFailures: number };
-    branch: {
-      tip: string;
-      lastApplied: { revision: string } | null;
-      lastAttempted: { revision: string; valid: boolean; errors: string[] } | null;
-      forcePush: { from: string; to: string } | null;
-    };
-    state: { lastError: { commit: string | null; errors: string[] } | null };
-  };
-}
+/** GET /v1/status from a server that runs the rollout engine. */
+type Status = WireStatus & Required<Pick<WireStatus, 'rollout' | 'history'>>;
 
 function signed(body: string, delivery: string): { raw: string; headers: Record<string, string> } {
   const sig = createHmac('sha256', WEBHOOK_SECRET).update(body).digest('hex');
@@ -201,13 +188,14 @@ describe('reconciler against a git daemon remote', () => {
       'agent 2.5.0',
     );
     repo.writeState({
-      ...initialRolloutState(stable),
+      ...initialRolloutState(stable!),
       candidate: { revision: candidate, wave: 0, waveStartedAt: '2026-11-27T10:00:00Z' },
     });
     await push();
     const s = await status();
     assert.equal(s.candidate?.revision, candidate);
-    assert.equal(s.candidate?.waveName, 'canary');
+    assert.equal(s.candidate?.wave, 'canary');
+    assert.equal(s.candidate?.waveIndex, 0);
 
     const id = canaryId();
     const canaryToken = await enroll(server.url, id, INTERNAL);

@@ -8,13 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import { EngineRig, change } from '../engine/sim.ts';
 import { Postgres } from '../helpers/postgres.ts';
 import { call, metric, startServer, testConfig, type Running } from '../reconciler/helpers.ts';
+import type { Status as WireStatus } from '../../wire/status.ts';
 
-interface Status {
-  candidate: { revision: string; wave: number } | null;
-  store: { up: boolean; buffered: number; lastError: { message: string } | null };
-  agents: { known: number };
-  rollout: { lastEvaluation: { decision: string; reason: string | null } | null };
-}
+/** GET /v1/status from a server that runs the rollout engine. */
+type Status = WireStatus & Required<Pick<WireStatus, 'rollout' | 'history'>>;
 
 describe('a store that goes down and comes back', () => {
   let db: Postgres;

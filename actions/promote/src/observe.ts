@@ -3,50 +3,22 @@
 // reconciler runs them (rollout/prometheus.ts).
 
 import type { Wave } from '../../../core/fleet/model.ts';
-import type { RolloutObservation } from '../../../reconciler/engine.ts';
+import type { FleetObservation } from '../../../core/rollout/observations.ts';
 import { runPrometheusGates } from '../../../rollout/prometheus.ts';
+import { compileWire, wireAjv } from '../../../wire/schema.ts';
+import { ROLLOUT_OBSERVATION_SCHEMA, fleetObservationOf } from '../../../wire/status.ts';
 import { fetchStatus } from '../../shared/src/reconciler.ts';
 import type { Observations } from '../../../core/rollout/decide.ts';
 
-const SNAPSHOT = [
-  'agents',
-  'applied',
-  'silent',
-  'failed',
-  'degraded',
-  'errors',
-  'requests',
-] as const;
-const TALLY = ['reports', 'failed', 'errors', 'requests'] as const;
+const validObservation = compileWire(wireAjv(), ROLLOUT_OBSERVATION_SCHEMA);
 
-function counts(value: unknown, keys: readonly string[]): boolean {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    keys.every((k) => {
-      const n = (value as Record<string, unknown>)[k];
-      return typeof n === 'number' && Number.isFinite(n) && n >= 0;
-    })
-  );
-}
-
-/** A RolloutObservation from untrusted JSON, or undefined when it is not one. */
-export function observationOf(value: unknown): RolloutObservation | undefined {
-  const o = value as Partial<RolloutObservation> | null | undefined;
-  if (
-    typeof o !== 'object' ||
-    o === null ||
-    typeof o.revision !== 'string' ||
-    typeof o.at !== 'string' ||
-    typeof o.wave !== 'number' ||
-    !counts(o.candidate, SNAPSHOT) ||
-    !counts(o.stable, SNAPSHOT) ||
-    !counts(o.tally?.candidate, TALLY) ||
-    !counts(o.tally?.stable, TALLY)
-  ) {
-    return undefined;
-  }
-  return o as RolloutObservation;
+/**
+ * The reconciler's `rollout.observation` (wire/status.ts, untrusted JSON) as the core's
+ * FleetObservation, or undefined when it is not one: a reconciler that publishes none, or an
+ * older or broken one, makes the gates wait rather than decide on a guess.
+ */
+export function observationOf(value: unknown): FleetObservation | undefined {
+  return validObservation(value) ? fleetObservationOf(value) : undefined;
 }
 
 export async function observe(options: {

@@ -2,19 +2,16 @@
 // connected and what they run. Used for live counts (validate) and observations (promote).
 
 import { FleetwaveError } from '../../../core/errors.ts';
-import type { WaveCounts } from '../../../reconciler/routes/status.ts';
+import type { Status, WaveCounts } from '../../../wire/status.ts';
 
-/** One wave as the reconciler's GET /v1/status reports it (one type, defined by the route). */
+/** One wave as the reconciler's GET /v1/status reports it (wire/status.ts). */
 export type LiveWave = WaveCounts;
 
-export interface ReconcilerStatus {
-  ready: boolean;
-  stable: string | null;
-  candidate: { revision: string; wave: number; waveName: string | null } | null;
-  waves: LiveWave[];
+/** What the actions read of GET /v1/status (wire/status.ts); the rest is not relied on. */
+export interface ReconcilerStatus extends Pick<Status, 'ready' | 'stable' | 'candidate' | 'waves'> {
   /**
    * The engine's status; `rollout.observation` is the candidate's cohorts at its wave as the
-   * reconciler observes them (a RolloutObservation of reconciler/engine.ts, checked by promote).
+   * reconciler observes them (a RolloutObservation of wire/status.ts, checked by promote).
    */
   rollout?: { observation?: unknown };
 }

@@ -56,7 +56,7 @@ function liveSection(live: ReconcilerStatus): string[] {
     return [...out, 'The reconciler is not serving a rollout yet.', ''];
   }
   out.push(
-    `Stable \`${(live.stable ?? '').slice(0, 7)}\`${live.candidate ? `, candidate \`${live.candidate.revision.slice(0, 7)}\` on wave ${live.candidate.wave}` : ', nothing rolling out'}.`,
+    `Stable \`${(live.stable ?? '').slice(0, 7)}\`${live.candidate ? `, candidate \`${live.candidate.revision.slice(0, 7)}\` on wave ${live.candidate.waveIndex}` : ', nothing rolling out'}.`,
     '',
     '| wave | agents connected | on candidate | on stable | failed |',
     '| --- | ---: | ---: | ---: | ---: |',
