@@ -24,6 +24,7 @@ import { syntheticAgents } from '../simulate/labels.ts';
 import type { LongpollAgent, LongpollMessage, LongpollReply } from './lib/longpoll-worker.ts';
 import { startEtcd } from './lib/etcd.ts';
 import { enrollAll, rssKiB, startReconciler, type Transport } from './lib/reconciler.ts';
+import { cpuSeconds } from './lib/load.ts';
 import { fmt, percentile, wallMs } from './lib/stats.ts';
 
 const { values } = parseArgs({
@@ -144,6 +145,8 @@ interface Figures {
   p99: number;
   max: number;
   perAgent: number;
+  /** CPU seconds the server used from the change being sent until everyone had it. */
+  cpu: number;
 }
 const summary: Figures[] = [];
 
@@ -214,6 +217,7 @@ async function measureReconciler(transport: Transport, label: string): Promise<v
     reconciler.repo.writeState(initialRolloutState(changed), 'bench: make 2.5.0 stable');
     const payload = JSON.stringify({ ref: 'refs/heads/main', after: changed });
     const signature = createHmac('sha256', WEBHOOK_SECRET).update(payload).digest('hex');
+    const cpuBefore = cpuSeconds([reconciler.pid]);
     const webhookSentAt = wallMs();
     const hook = await fetch(`${reconciler.url}/v1/webhooks/github`, {
       method: 'POST',
@@ -239,6 +243,7 @@ async function measureReconciler(transport: Transport, label: string): Promise<v
       const answered = reports.reduce((n, r) => n + r.statuses.filter((s) => s !== 0).length, 0);
       if (answered >= held || Date.now() > deadline) break;
     }
+    const cpu = cpuSeconds([reconciler.pid]) - cpuBefore;
     const rssAfter = reconciler.rssKiB();
     const latencies: number[] = [];
     let got = 0;
@@ -278,7 +283,12 @@ async function measureReconciler(transport: Transport, label: string): Promise<v
       p99: percentile(latencies, 99),
       max,
       perAgent,
+      cpu,
     });
+    console.log(
+      `  the server used ${fmt(cpu * 1000, 0)} CPU-ms from the webhook until everyone had the change ` +
+        "(fetch, validation, rendering every target, the answers): what the machine's load does not change",
+    );
     console.log(
       `  per waiting agent: ${fmt(perAgent, 2)} KiB (goal under 12 KB: ${perAgent * 1.024 < 12 ? 'met' : 'MISSED'}); ` +
         `per known agent (records, no connection): ${fmt((rssBefore - rssStart) / AGENTS, 2)} KiB`,
@@ -334,6 +344,7 @@ if (!values['no-baseline'] && agentsForBaseline.length > 0) {
       p99: NaN,
       max: NaN,
       perAgent: (withHeld - before) / held,
+      cpu: NaN,
     });
   } finally {
     await stopClients();
@@ -379,6 +390,7 @@ if (!values['no-etcd']) {
       });
       await sleep(2000);
       const withHeld = rssKiB(etcd.pid);
+      const cpuBefore = cpuSeconds([etcd.pid]);
       const putAt = wallMs();
       await etcd.put('fleetwave/bench', 'v2');
       const putAnsweredMs = wallMs() - putAt;
@@ -392,6 +404,7 @@ if (!values['no-etcd']) {
         const woken = reports.reduce((n, r) => n + r.statuses.filter((x) => x !== 0).length, 0);
         if (woken >= created || Date.now() > deadline) break;
       }
+      const cpu = cpuSeconds([etcd.pid]) - cpuBefore;
       const latencies = reports.flatMap((r) =>
         r.arrivals.filter((a) => !Number.isNaN(a)).map((a) => a - putAt),
       );
@@ -400,7 +413,7 @@ if (!values['no-etcd']) {
       console.log(
         `\netcd ${etcd.version}, ${fmt(created)} watches through its HTTP gateway` +
           (failed > 0 ? ` (${failed} connections failed)` : '') +
-          `: the put answered in ${fmt(putAnsweredMs, 1)} ms; ${fmt(latencies.length)} woken, ` +
+          `: the put answered in ${fmt(putAnsweredMs, 1)} ms; ${fmt(latencies.length)} woken using ${fmt(cpu * 1000, 0)} CPU-ms, ` +
           `first ${p(0)} ms, p50 ${p(50)} ms, p99 ${p(99)} ms, max ${fmt(max, 0)} ms after the put was sent`,
       );
       console.log(
@@ -415,6 +428,7 @@ if (!values['no-etcd']) {
         p99: percentile(latencies, 99),
         max,
         perAgent: (withHeld - before) / Math.max(1, created),
+        cpu,
       });
     } finally {
       await stopClients();
@@ -428,7 +442,8 @@ for (const f of summary) {
   const wake = Number.isNaN(f.max)
     ? 'no wake measured'
     : `${fmt(f.got)}/${fmt(f.held)} woken, p50 ${fmt(f.p50, 0)} ms, p99 ${fmt(f.p99, 0)} ms, max ${fmt(f.max, 0)} ms`;
-  console.log(`  ${f.label.padEnd(36)} ${wake}; ${fmt(f.perAgent, 2)} KiB per held request`);
+  const cpu = Number.isNaN(f.cpu) ? '' : `, ${fmt(f.cpu * 1000, 0)} CPU-ms`;
+  console.log(`  ${f.label.padEnd(36)} ${wake}${cpu}; ${fmt(f.perAgent, 2)} KiB per held request`);
 }
 const ours = summary[0];
 const etcdFigures = summary.find((f) => f.label.startsWith('etcd'));

@@ -288,11 +288,13 @@ export class AgentHttp {
       chunks!.push(chunk);
     });
     req.once('end', () => {
-      if (buffer === undefined)
-        buffer = chunks!.length === 1 ? chunks![0]! : Buffer.concat(chunks!);
+      req.removeAllListeners('data');
+      const whole = buffer ?? (chunks!.length === 1 ? chunks![0]! : Buffer.concat(chunks!));
+      // Nothing of the body stays referenced while a check-in is held.
+      buffer = undefined;
       chunks = undefined;
       try {
-        then(buffer.toString('utf8', 0, filled));
+        then(whole.toString('utf8', 0, filled));
       } catch (e) {
         exchange.fail(e);
       }
