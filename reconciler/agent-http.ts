@@ -294,7 +294,8 @@ export class AgentHttp {
     exchange.waiter = hold(ctx, outcome, exchange);
     const res = exchange.res as ServerResponse & { [EXCHANGE]?: Exchange };
     res[EXCHANGE] = exchange;
-    res.once('close', onHeldClose);
+    // 'close' comes once: `on` spares the wrapper `once` makes for every held check-in.
+    res.on('close', onHeldClose);
   }
 
   private target(exchange: Exchange, id: string): void {

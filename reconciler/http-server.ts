@@ -75,12 +75,16 @@ export function createHttpServer(options: HttpServerOptions, handler: RequestHan
     },
   );
   let open = 0;
+  // One listener for every socket ('close' comes once): no closure per connection.
+  const closed = (): void => {
+    open--;
+  };
   // Before node:http's own listener, which still reads every connection: past the cap (set
   // below the open-file limit, so git keeps descriptors to run) a clean 503 the agent backs
   // off from, then the connection ends.
   server.prependListener('connection', (socket: Refusable) => {
     open++;
-    socket.once('close', () => open--);
+    socket.on('close', closed);
     if (open <= options.maxConnections) return;
     socket[REFUSED] = true;
     writeErrorAndClose(
