@@ -287,7 +287,7 @@ async function measureReconciler(transport: Transport, label: string): Promise<v
     });
     console.log(
       `  the server used ${fmt(cpu * 1000, 0)} CPU-ms from the webhook until everyone had the change ` +
-        "(fetch, validation, rendering every target, the answers): what the machine's load does not change",
+        '(fetch, validation, rendering every target, the answers); load inflates it less than wall time',
     );
     console.log(
       `  per waiting agent: ${fmt(perAgent, 2)} KiB (goal under 12 KB: ${perAgent * 1.024 < 12 ? 'met' : 'MISSED'}); ` +

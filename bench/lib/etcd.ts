@@ -31,8 +31,9 @@ export async function startEtcd(): Promise<Etcd | undefined> {
   const binary = findEtcd();
   if (!binary) return undefined;
   const version =
-    /etcd Version: (\S+)/.exec(spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout)?.[1] ??
-    '?';
+    /etcd Version: (\S+)/.exec(
+      spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout,
+    )?.[1] ?? '?';
   const dir = await mkdtemp(join(tmpdir(), 'fleetwave-bench-etcd-'));
   const [port, peer] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${port}`;
