@@ -86,6 +86,32 @@ describe('byte shapes and pipelining', () => {
       }
     });
 
+    it('one connection serves agent routes and fastify routes in turn', async () => {
+      const raw = await Raw.open(port);
+      try {
+        const checkin = bytesOf(checkinReq(token, body, { ifNoneMatch: `"${target.etag}"` }));
+        await raw.write(checkin);
+        const first = await raw.next();
+        assert.equal(first.status, 304);
+        await raw.write(bytesOf({ url: '/healthz' }));
+        const health = await raw.next();
+        assert.equal(health.status, 200);
+        assert.deepEqual(JSON.parse(health.text), { status: 'ok' });
+        await raw.write(checkin);
+        const second = await raw.next();
+        assert.equal(second.status, 304);
+        assert.equal(second.headers.etag, first.headers.etag);
+        assert.equal(second.headers['fleetwave-poll-after'], first.headers['fleetwave-poll-after']);
+        await raw.write(bytesOf(checkinReq(token, body)));
+        const full = await raw.next();
+        assert.equal(full.status, 200);
+        assert.deepEqual(JSON.parse(full.text), target);
+        assert.equal(raw.closed, false, 'still one open connection');
+      } finally {
+        raw.destroy();
+      }
+    });
+
     it('pipelined requests in one write are answered in order', async () => {
       const raw = await Raw.open(port);
       const taken = http.taken();
