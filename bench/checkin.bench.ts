@@ -1,8 +1,9 @@
 // Benchmark: check-in throughput of the reconciler against nginx serving a static JSON file
 // with an ETag, on the same machine, with the same load generator (bench/lib/load.ts), in the
-// same run, interleaved run by run.
+// same run, interleaved run by run; and, in the same run, the reconciler with the hand-written
+// HTTP/1.1 fast path it had before issue 15 (bench/lib/old-serve.ts), for comparison.
 //   node bench/checkin.bench.ts [--agents N] [--runs N] [--seconds S] [--connections N]
-//                               [--workers N] [--nginx-auto]
+//                               [--workers N] [--nginx-auto] [--no-old] [--node-args='FLAGS']
 // 304 path: every request is a different enrolled agent checking in with the etag it runs
 // (POST /v1/checkin?wait=0, If-None-Match); 200 path: the same with a stale etag, so the
 // whole target comes back. nginx: GET of a real rendered target of the example fleet, with
@@ -15,7 +16,13 @@ import { parseArgs } from 'node:util';
 import { syntheticAgents } from '../simulate/labels.ts';
 import { runLoad, type LoadRequest, type LoadResult } from './lib/load.ts';
 import { startNginx, type Nginx } from './lib/nginx.ts';
-import { checkinRequest, enrollAll, startReconciler } from './lib/reconciler.ts';
+import {
+  checkinRequest,
+  enrollAll,
+  startReconciler,
+  type ReconcilerProcess,
+  type Transport,
+} from './lib/reconciler.ts';
 import { fmt, median } from './lib/stats.ts';
 
 const { values } = parseArgs({
@@ -26,8 +33,13 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '64' },
     workers: { type: 'string', default: '2' },
     'nginx-auto': { type: 'boolean', default: false },
+    /** Skip the reconciler with the old hand-written fast path. */
+    'no-old': { type: 'boolean', default: false },
+    /** Node/V8 flags for both reconcilers, space-separated (e.g. '--max-semi-space-size=4'). */
+    'node-args': { type: 'string', default: '' },
   },
 });
+const NODE_ARGS = values['node-args'].split(' ').filter((a) => a !== '');
 const AGENTS = Number(values.agents);
 const RUNS = Math.max(1, Math.min(20, Number(values.runs)));
 const SECONDS = Math.max(1, Math.min(60, Number(values.seconds)));
@@ -73,32 +85,52 @@ console.log(
     : 'one CPU: servers and load generator share it (no pinning)',
 );
 
-const reconciler = await startReconciler(SERVER_CPUS === undefined ? {} : { cpus: SERVER_CPUS });
+const transports: Array<{ transport: Transport; label: string }> = [
+  { transport: 'node', label: 'reconciler' },
+  ...(values['no-old'] ? [] : [{ transport: 'old-fastpath' as const, label: 'old fast path' }]),
+];
+console.log(
+  `reconcilers run with ${NODE_ARGS.length > 0 ? NODE_ARGS.join(' ') : "no Node/V8 flags (V8's defaults)"}; ` +
+    `'reconciler' is Node's parser (reconciler/http-server.ts), 'old fast path' the hand parser it replaced`,
+);
+const reconcilers: Array<ReconcilerProcess & { label: string }> = [];
 let nginx: Nginx | undefined;
 let nginxAuto: Nginx | undefined;
 try {
-  const started = performance.now();
-  const { enrolled, sampleTarget } = await enrollAll(reconciler.url, syntheticAgents(AGENTS));
-  console.log(
-    `enrolled and checked in ${fmt(AGENTS)} agents in ${fmt((performance.now() - started) / 1000, 1)} s; ` +
-      `a target is ${fmt(Buffer.byteLength(sampleTarget))} bytes`,
-  );
-  const scenarios: Scenario[] = [
-    {
-      name: 'reconciler 304 (checkin, matching etag)',
-      expect: 304,
-      origin: reconciler.url,
-      pids: [reconciler.pid],
-      requests: enrolled.map((a) => ({ method: 'POST', ...checkinRequest(a, a.etag, 0) })),
-    },
-    {
-      name: 'reconciler 200 (checkin, stale etag)',
-      expect: 200,
-      origin: reconciler.url,
-      pids: [reconciler.pid],
-      requests: enrolled.map((a) => ({ method: 'POST', ...checkinRequest(a, 'stale', 0) })),
-    },
-  ];
+  const scenarios: Scenario[] = [];
+  let sample = '';
+  for (const { transport, label } of transports) {
+    const reconciler = await startReconciler({
+      transport,
+      nodeArgs: NODE_ARGS,
+      ...(SERVER_CPUS === undefined ? {} : { cpus: SERVER_CPUS }),
+    });
+    reconcilers.push({ ...reconciler, label });
+    const started = performance.now();
+    const { enrolled, sampleTarget } = await enrollAll(reconciler.url, syntheticAgents(AGENTS));
+    sample = sampleTarget;
+    console.log(
+      `${label}: enrolled and checked in ${fmt(AGENTS)} agents in ${fmt((performance.now() - started) / 1000, 1)} s; ` +
+        `a target is ${fmt(Buffer.byteLength(sampleTarget))} bytes`,
+    );
+    scenarios.push(
+      {
+        name: `${label} 304 (checkin, matching etag)`,
+        expect: 304,
+        origin: reconciler.url,
+        pids: [reconciler.pid],
+        requests: enrolled.map((a) => ({ method: 'POST', ...checkinRequest(a, a.etag, 0) })),
+      },
+      {
+        name: `${label} 200 (checkin, stale etag)`,
+        expect: 200,
+        origin: reconciler.url,
+        pids: [reconciler.pid],
+        requests: enrolled.map((a) => ({ method: 'POST', ...checkinRequest(a, 'stale', 0) })),
+      },
+    );
+  }
+  const sampleTarget = sample;
   const nginxScenarios = async (n: Nginx, label: string): Promise<Scenario[]> => {
     const etag = (await fetch(`${n.url}/target.json`)).headers.get('etag')!;
     return [
@@ -165,17 +197,20 @@ try {
         `p50 ${fmt(median(rs.map((r) => r.p50Ms)), 2)} ms  p99 ${fmt(median(rs.map((r) => r.p99Ms)), 2)} ms`,
     );
   }
+  const goal: Record<number, number> = { 304: 0.5, 200: 0.35 };
   if (nginx) {
     for (const code of [304, 200]) {
-      const ours = scenarios.find((s) => s.origin === reconciler.url && s.expect === code)!;
       const theirs = scenarios.find((s) => s.origin === nginx!.url && s.expect === code)!;
-      const ratio = rate(ours.name) / rate(theirs.name);
-      const cpuRatio = perCpu(ours.name) / perCpu(theirs.name);
-      console.log(
-        `  ratio reconciler/nginx, ${code} path: ${ratio.toFixed(2)} in req/s, ` +
-          `${cpuRatio.toFixed(2)} in req per server CPU-second (goal >= 0.50: ` +
-          `${ratio >= 0.5 ? 'met' : 'MISSED'} / ${cpuRatio >= 0.5 ? 'met' : 'MISSED'})`,
-      );
+      for (const r of reconcilers) {
+        const ours = scenarios.find((s) => s.origin === r.url && s.expect === code)!;
+        const ratio = rate(ours.name) / rate(theirs.name);
+        const cpuRatio = perCpu(ours.name) / perCpu(theirs.name);
+        console.log(
+          `  ratio ${r.label}/nginx, ${code} path: ${ratio.toFixed(2)} in req/s, ` +
+            `${cpuRatio.toFixed(2)} in req per server CPU-second (goal >= ${goal[code]!.toFixed(2)} per CPU-second: ` +
+            `${cpuRatio >= goal[code]! ? 'met' : 'MISSED'})`,
+        );
+      }
     }
     console.log(
       '  req/s is bounded by the load generator (one core for both) whenever a server idles; ' +
@@ -190,5 +225,5 @@ try {
 } finally {
   await nginxAuto?.stop();
   await nginx?.stop();
-  await reconciler.stop();
+  for (const r of reconcilers) await r.stop();
 }

@@ -165,6 +165,12 @@ export function writeErrorAndClose(socket: Socket, status: number, error: Fleetw
 /** node:http's clientError: a request it could not parse, or that did not arrive in time. */
 export function clientError(error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  if (error.code === 'HPE_CLOSED_CONNECTION') {
+    // Bytes after a request that said Connection: close: not for this connection. That
+    // request's answer is still to come, and closes it; nothing more is read.
+    socket.pause();
+    return;
+  }
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     writeErrorAndClose(
       socket,

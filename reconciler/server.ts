@@ -9,11 +9,12 @@ import { Registry } from 'prom-client';
 import { AgentRegistry } from './agents.ts';
 import { deriveTokenKey } from './auth.ts';
 import { defaultMaxConnections, type ServeConfig } from './config.ts';
+import { AgentHttp } from './agent-http.ts';
 import type { Reconciler } from './context.ts';
 import { expireWaiter, releaseWaiter, type CheckinWaiter } from './agent-api.ts';
 import { FleetwaveError } from '../core/errors.ts';
 import { clientError, errorBody, handleError } from './errors.ts';
-import { FastPath } from './fastpath.ts';
+import { createHttpServer, requestIds, requestLevel } from './http-server.ts';
 import { LongPoll } from './longpoll.ts';
 import { Metrics } from './metrics.ts';
 import { RolloutEngine } from './engine.ts';
@@ -48,17 +49,6 @@ declare module 'fastify' {
   }
 }
 
-const AGENT_ROUTES = /^\/v1\/(checkin|agents\/[^/]+\/target)/;
-
-/** Request ids, `req-<base 36 counter>`, one sequence for the fast path and fastify. */
-function requestIds(): () => string {
-  let next = 0;
-  return () => {
-    next = (next + 1) & 0x7fffffff;
-    return `req-${next.toString(36)}`;
-  };
-}
-
 export async function buildServer(
   config: ServeConfig,
   deps: ServerDeps = {},
@@ -68,7 +58,23 @@ export async function buildServer(
   const registry = deps.registry ?? new Registry();
   const requestId = requestIds();
   const requestTimeoutMs = (config.requestTimeoutSeconds ?? 30) * 1000;
+  // Set once ctx exists (below), long before the server listens.
+  const agentRoutesOf: { http?: AgentHttp } = {};
   const app = Fastify({
+    // One node:http server for every route (http-server.ts: timeouts, connection cap); the
+    // agent routes' raw handlers first, fastify's routing for the rest.
+    serverFactory: (fastify) =>
+      createHttpServer(
+        {
+          requestTimeoutMs,
+          maxConnections: config.maxConnections ?? defaultMaxConnections(),
+          random,
+          requestId,
+        },
+        (req, res) => {
+          if (!agentRoutesOf.http?.route(req, res)) fastify(req, res);
+        },
+      ),
     genReqId: requestId,
     logger: deps.logger ?? { level: config.logLevel },
     // One line per request comes from the onResponse hook below instead of fastify's two.
@@ -77,16 +83,6 @@ export async function buildServer(
     // Agent ids (GET /v1/agents/{id}/target) may be 253 characters.
     routerOptions: { maxParamLength: 256 },
     bodyLimit: config.bodyLimit,
-    // The whole request (head and body) must arrive within the timeout on this path as on the
-    // fast path (which reads headersTimeout): a client that sends half a body and stalls is
-    // answered 408 and cut, not held forever. Long-polls are unaffected: the timer stops once
-    // the request has arrived.
-    requestTimeout: requestTimeoutMs,
-    http: {
-      requestTimeout: requestTimeoutMs,
-      headersTimeout: requestTimeoutMs,
-      connectionsCheckingInterval: Math.max(250, Math.min(5000, requestTimeoutMs / 4)),
-    },
     // Whatever node:http or the router refuse before a route runs answers in the API's one
     // error shape too (never the URL echoed back).
     clientErrorHandler: clientError,
@@ -191,14 +187,8 @@ export async function buildServer(
     onBranch: () => engine.trigger(),
   });
   const engine = new RolloutEngine(ctx, app.log, config.evaluateIntervalSeconds ?? 0);
-  // Agents' connections: the lean HTTP/1.1 path in front of fastify, on the same port.
-  const fastPath = new FastPath(app.server, {
-    ctx,
-    log: app.log,
-    requestId,
-    bodyLimit: config.bodyLimit,
-    maxConnections: config.maxConnections ?? defaultMaxConnections(),
-  });
+  const agentHttp = new AgentHttp({ ctx, log: app.log, requestId, bodyLimit: config.bodyLimit });
+  agentRoutesOf.http = agentHttp;
   app.decorate('rollout', engine);
   app.decorate('reconciler', ctx);
 
@@ -225,15 +215,9 @@ export async function buildServer(
     done();
   });
   // One log line per request; the steady stream of agent check-ins only at debug level.
+  // The agent routes' raw handlers (agent-http.ts) do what these two hooks do themselves.
   app.addHook('onResponse', (request, reply, done) => {
-    const level =
-      reply.statusCode >= 500
-        ? 'error'
-        : reply.statusCode >= 400
-          ? 'warn'
-          : AGENT_ROUTES.test(request.url)
-            ? 'debug'
-            : 'info';
+    const level = requestLevel(reply.statusCode, request.url);
     const line = {
       method: request.method,
       url: request.url,
@@ -269,7 +253,7 @@ export async function buildServer(
     await ctx.sync.stop();
     await ctx.reports.stop();
     // Closing first, so the answers to held long-polls say `connection: close`.
-    fastPath.close();
+    agentHttp.closing = true;
     ctx.longpoll.drain();
   });
   return app;

@@ -138,7 +138,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
           [windowStart, windowEnd].map(
             (at) =>
               new Promise<number>((resolve) =>
-                setTimeout(() => resolve(cpuSeconds(pids)), at - wallMs()),
+                setTimeout(() => resolve(cpuSeconds(pids)), Math.max(0, at - wallMs())),
               ),
           ),
         )

@@ -1,9 +1,12 @@
 // One process of waiting agents for the fan-out benchmark: one raw TCP connection per agent
 // (no HTTP client in between, so an arrival is timed when its first byte lands), each holding
-// a `POST /v1/checkin?wait=N` with the etag the agent runs. Reports when every request is
-// sent, then, when asked, each agent's arrival time, status and whether the etag changed.
+// a `POST /v1/checkin?wait=N` with the etag the agent runs, or, for the etcd yardstick, an
+// etcd watch (`POST /v3/watch` on one key, through its HTTP gateway). Reports when every
+// request is sent, then, when asked, each agent's arrival time, status and whether the etag
+// changed (for a watch: 200 and changed once an event arrived).
 
 import { connect, type Socket } from 'node:net';
+import { watchRequest } from './etcd.ts';
 import { wallMs } from './stats.ts';
 
 export interface LongpollAgent {
@@ -16,11 +19,15 @@ export interface LongpollAgent {
 
 export type LongpollMessage =
   | { kind: 'start'; port: number; wait: number; agents: LongpollAgent[] }
+  | { kind: 'watch'; port: number; key: string; count: number }
+  | { kind: 'watching' }
   | { kind: 'report' }
   | { kind: 'close' };
 
 export type LongpollReply =
   | { kind: 'sent'; sent: number; errors: number }
+  /** Watches etcd confirmed (`"created": true`). */
+  | { kind: 'watching'; created: number }
   | {
       kind: 'report';
       /** Wall-clock ms of each agent's answer (NaN: none yet). */
@@ -105,8 +112,62 @@ async function start(port: number, wait: number, agents: LongpollAgent[]): Promi
   send({ kind: 'sent', sent: agents.length - errors, errors });
 }
 
+let created = 0;
+
+function watch(port: number, key: string, i: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    sockets.push(socket);
+    let seen = '';
+    let confirmed = false;
+    socket.setEncoding('latin1');
+    socket.once('connect', () => {
+      socket.write(watchRequest(port, key));
+      resolve();
+    });
+    socket.on('data', (chunk: string) => {
+      if (statuses[i] !== 0) return;
+      if (confirmed && chunk.includes('"events"')) {
+        arrivals[i] = wallMs();
+        statuses[i] = 200;
+        changed[i] = true;
+        return;
+      }
+      seen += chunk;
+      if (!confirmed && seen.includes('"created":true')) {
+        confirmed = true;
+        created++;
+        if (seen.indexOf('"events"') > seen.indexOf('"created":true')) {
+          arrivals[i] = wallMs();
+          statuses[i] = 200;
+          changed[i] = true;
+        }
+        seen = '';
+      }
+    });
+    socket.on('error', () => {
+      errors++;
+      resolve();
+    });
+  });
+}
+
+async function startWatches(port: number, key: string, count: number): Promise<void> {
+  arrivals = Array.from({ length: count }, () => NaN);
+  statuses = Array.from({ length: count }, () => 0);
+  changed = Array.from({ length: count }, () => false);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < count) await watch(port, key, next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(CONNECTING, count) }, lane));
+  send({ kind: 'sent', sent: count - errors, errors });
+}
+
 process.on('message', (m: LongpollMessage) => {
   if (m.kind === 'start') void start(m.port, m.wait, m.agents);
+  else if (m.kind === 'watch') void startWatches(m.port, m.key, m.count);
+  else if (m.kind === 'watching') send({ kind: 'watching', created });
   else if (m.kind === 'report') send({ kind: 'report', arrivals, statuses, changed, errors });
   else {
     for (const s of sockets) s.destroy();

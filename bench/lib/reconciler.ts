@@ -18,6 +18,14 @@ import {
 import { pin } from './load.ts';
 
 const CLI = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+/** `fleetwave serve` with the hand-written HTTP/1.1 fast path of before issue 15. */
+const OLD_SERVE = fileURLToPath(new URL('./old-serve.ts', import.meta.url));
+
+/**
+ * How agents' requests are read: `node`, the server as it ships (Node's parser, raw handlers
+ * for the agent routes); `old-fastpath`, the hand parser it replaced, for comparison only.
+ */
+export type Transport = 'node' | 'old-fastpath';
 
 export interface ReconcilerProcess {
   repo: FleetRepo;
@@ -39,6 +47,7 @@ export async function startReconciler(options: {
   cpus?: string;
   maxWaitSeconds?: number;
   nodeArgs?: string[];
+  transport?: Transport;
 }): Promise<ReconcilerProcess> {
   const repo = await FleetRepo.create();
   const port = await freePort();
@@ -46,7 +55,7 @@ export async function startReconciler(options: {
     process.execPath,
     [
       ...(options.nodeArgs ?? []),
-      CLI,
+      options.transport === 'old-fastpath' ? OLD_SERVE : CLI,
       'serve',
       '--repo',
       repo.origin,

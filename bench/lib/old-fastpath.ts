@@ -16,7 +16,7 @@ import { STATUS_CODES, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { parse as secureJsonParse } from 'secure-json-parse';
-import { FleetwaveError } from '../core/errors.ts';
+import { FleetwaveError } from '../../core/errors.ts';
 import {
   authenticate,
   authenticateEnrollment,
@@ -27,9 +27,9 @@ import {
   type AgentAnswer,
   type AnswerSink,
   type CheckinWaiter,
-} from './agent-api.ts';
-import type { Reconciler } from './context.ts';
-import { errorAnswer, writeErrorAndClose } from './errors.ts';
+} from '../../reconciler/agent-api.ts';
+import type { Reconciler } from '../../reconciler/context.ts';
+import { errorAnswer, writeErrorAndClose } from '../../reconciler/errors.ts';
 
 export interface FastPathOptions {
   ctx: Reconciler;

@@ -1,0 +1,155 @@
+// The reconciler's one node:http server, given to fastify through its documented
+// `serverFactory` option. Everything about connections is set here, once, for every route:
+// timeouts, the connection cap, request ids and the one log line per request. Each request
+// goes first to the agent routes' raw handlers (agent-http.ts), then, when they do not take
+// it, to fastify's routing. One parser (Node's llhttp) reads every byte.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
+import { FleetwaveError } from '../core/errors.ts';
+import { errorAnswer, writeErrorAndClose } from './errors.ts';
+
+/** node:http's keep-alive timeout here (fastify's default, which it had before). */
+export const KEEP_ALIVE_MS = 72_000;
+
+export interface HttpServerOptions {
+  /** --request-timeout: the whole request (head and body) must arrive within it. */
+  requestTimeoutMs: number;
+  /** --max-connections: open connections past which a new one is answered 503 and closed. */
+  maxConnections: number;
+  /** Jitter of the Retry-After of refused connections. */
+  random: () => number;
+  /** The request ids of every route. */
+  requestId: () => string;
+}
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+const REFUSED = Symbol('fleetwave.refused');
+type Refusable = Socket & { [REFUSED]?: true };
+
+/** Whether the request's connection was refused at the cap (its 503 is already written). */
+export function refused(req: IncomingMessage): boolean {
+  return (req.socket as Refusable)[REFUSED] === true;
+}
+
+/**
+ * The server: `handler` answers every request of a connection within the cap. A held request
+ * (a long-poll) is not timed once it has arrived: node:http's requestTimeout covers only
+ * requests still arriving, and headersTimeout their heads.
+ */
+export function createHttpServer(options: HttpServerOptions, handler: RequestHandler): Server {
+  const server = createServer(
+    {
+      requestTimeout: options.requestTimeoutMs,
+      headersTimeout: options.requestTimeoutMs,
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      connectionsCheckingInterval: Math.max(250, Math.min(5000, options.requestTimeoutMs / 4)),
+      // Checked below instead, so the answer has the API's error shape.
+      requireHostHeader: false,
+    },
+    (req, res) => {
+      // A refused connection's answer is written; what it sends after is not acted on.
+      if (refused(req)) return;
+      if (req.httpVersionMinor === 1 && !hasHost(req.rawHeaders)) {
+        const id = requestIdOf(req, options.requestId);
+        const { status, body } = errorAnswer(
+          new FleetwaveError('REQUEST_INVALID', 'an HTTP/1.1 request must have a Host header'),
+          id,
+        );
+        const text = JSON.stringify(body);
+        res.shouldKeepAlive = false;
+        res.writeHead(status, [
+          'content-type',
+          'application/json; charset=utf-8',
+          'content-length',
+          String(Buffer.byteLength(text)),
+          'x-request-id',
+          id,
+        ]);
+        res.end(text);
+        return;
+      }
+      handler(req, res);
+    },
+  );
+  let open = 0;
+  // One listener for every socket ('close' comes once): no closure per connection.
+  const closed = (): void => {
+    open--;
+  };
+  // Before node:http's own listener, which still reads every connection: past the cap (set
+  // below the open-file limit, so git keeps descriptors to run) a clean 503 the agent backs
+  // off from, then the connection ends.
+  server.prependListener('connection', (socket: Refusable) => {
+    open++;
+    socket.on('close', closed);
+    if (open <= options.maxConnections) return;
+    socket[REFUSED] = true;
+    writeErrorAndClose(
+      socket,
+      503,
+      new FleetwaveError(
+        'TOO_MANY_CONNECTIONS',
+        'the server has as many open connections as it may; retry later',
+        { details: { retryAfter: Math.max(1, Math.round(5 + 10 * options.random())) } },
+      ),
+    );
+  });
+  return server;
+}
+
+/** Whether a Host header came (read from rawHeaders: req.headers is built only when asked). */
+function hasHost(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') return true;
+  }
+  return false;
+}
+
+/** Request ids, `req-<base 36 counter>`: one sequence for the agent routes and fastify's. */
+export function requestIds(): () => string {
+  let next = 0;
+  return () => {
+    next = (next + 1) & 0x7fffffff;
+    return `req-${next.toString(36)}`;
+  };
+}
+
+/** The client's X-Request-Id when it sent one (as fastify's requestIdHeader), else a new id. */
+export function requestIdOf(req: IncomingMessage, generate: () => string): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && given !== '' ? given : generate();
+}
+
+/** What the one log line of a request says. */
+export interface RequestLine {
+  reqId: string;
+  method: string;
+  url: string;
+  status: number;
+  ms: number;
+}
+
+/** Check-ins and target reads: the steady stream of agents, logged only at debug level. */
+const AGENT_TRAFFIC = /^\/v1\/(checkin|agents\/[^/]+\/target)/;
+
+/** The level of a request's line: errors louder, the agents' steady stream at debug. */
+export function requestLevel(status: number, url: string): 'error' | 'warn' | 'info' | 'debug' {
+  if (status >= 500) return 'error';
+  if (status >= 400) return 'warn';
+  return AGENT_TRAFFIC.test(url) ? 'debug' : 'info';
+}
+
+/**
+ * Whether `log` writes at `level`: pino's isLevelEnabled, when there is one (fastify's no-op
+ * logger has none), so a line nobody reads costs no object.
+ */
+export function levelEnabled(log: FastifyBaseLogger): (level: string) => boolean {
+  const isLevelEnabled = (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled;
+  return typeof isLevelEnabled === 'function'
+    ? (level) => isLevelEnabled.call(log, level)
+    : () => false;
+}
