@@ -28,54 +28,22 @@ import { stepOf, type Step } from '../core/rollout/step.ts';
 import { branchLog, type LogEntry } from '../rollout/history.ts';
 import { writeState, type StateBase } from '../rollout/state.ts';
 import type { RetryOptions } from '../rollout/write.ts';
+import type { ActionResult } from '../wire/operator.ts';
+import type { EngineStatus as WireEngineStatus } from '../wire/status.ts';
 import type { Reconciler } from './context.ts';
 import { Observer } from './observe.ts';
 import { Reverts } from './reverts.ts';
 import type { Logger, ServedRollout } from './sync.ts';
 
-export interface ActionResult {
-  action: OperatorAction;
-  /** False when the state already was as asked (another writer got there first). */
-  changed: boolean;
-  stateCommit: string;
-  message: string;
-}
+export type { ActionResult };
 
-export interface RevertStatus {
-  revision: string;
-  mode: 'push' | 'pull-request';
-  state: 'done' | 'pushed' | 'pull-request' | 'conflict' | 'failed';
-  at: string;
-  message: string;
-  commit?: string;
-  pullRequest?: { number: number; url: string };
-}
-
-export interface EngineStatus {
-  /** Seconds between evaluations; 0 when only operator actions move the rollout. */
-  evaluateIntervalSeconds: number;
-  lastEvaluation: {
-    at: string;
-    decision: Decision['kind'];
-    reason: string | null;
-    revision: string | null;
-    wave: string | null;
-    gates: GateResult[];
-    prometheus: Record<string, QueryOutcome> | null;
-  } | null;
-  lastWrite: { at: string; commit: string; subject: string } | null;
-  /** Why automatic decisions are not written now; a person must act. */
-  stalled: string | null;
-  lastError: { at: string; message: string } | null;
-  reverts: RevertStatus[];
+/** What GET /v1/status publishes as `rollout`, the observation kept as the core has it. */
+export type EngineStatus = Omit<WireEngineStatus, 'observation'> & {
   /** The candidate's cohorts at its wave, as last observed; null when nothing rolls out. */
   observation: RolloutObservation | null;
-}
+};
 
-/**
- * What GET /v1/status publishes as `rollout.observation` and the promote action decides on: the
- * FleetObservation decide() gets (JSON-safe: strings and counts) and when it was made.
- */
+/** The FleetObservation decide() got, and when: published by the status route (wire/status.ts). */
 export interface RolloutObservation extends FleetObservation {
   at: string;
 }

@@ -7,7 +7,7 @@ import { isFleetwaveError } from '../core/errors.ts';
 import { makeRevert, hasRevert, revertMessage, subjectOf } from '../rollout/revert.ts';
 import { writeBranch, type Plan } from '../rollout/write.ts';
 import type { Reconciler } from './context.ts';
-import type { RevertStatus } from './engine.ts';
+import type { RevertStatus } from '../wire/status.ts';
 import { ensurePullRequest } from './github.ts';
 import type { Logger } from './sync.ts';
 
