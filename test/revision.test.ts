@@ -3,7 +3,7 @@
 // validateFleet and with `fleetwave validate --revision`.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,27 +15,14 @@ import { GitRepository } from '../git/repository.ts';
 import { readFleetDirectory } from '../source/directory.ts';
 import { readFleetAtRevision } from '../source/revision.ts';
 import { CLI, fleetwave, REPO_ROOT } from './helpers/cli.ts';
+import { git } from './helpers/git.ts';
 
 const MARKER = 'MARKER-fw-revision-51d2';
-
-function git(dir: string, ...args: string[]): string {
-  return execFileSync('git', args, {
-    cwd: dir,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 'Fleet Tester',
-      GIT_AUTHOR_EMAIL: 'tester@fleet.example',
-      GIT_COMMITTER_NAME: 'Fleet Tester',
-      GIT_COMMITTER_EMAIL: 'tester@fleet.example',
-    },
-  });
-}
 
 function commit(dir: string, message: string): string {
   git(dir, 'add', '--all');
   git(dir, 'commit', '--quiet', '--allow-empty', '--message', message);
-  return git(dir, 'rev-parse', 'HEAD').trim();
+  return git(dir, 'rev-parse', 'HEAD');
 }
 
 async function rejects(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
@@ -263,7 +250,7 @@ describe('readFleetAtRevision', () => {
       requested.push(...oids);
       return readBlobs(oids);
     };
-    const bigOid = git(work, 'rev-parse', `${commits.hostile}:fleet/config/90-big.yaml`).trim();
+    const bigOid = git(work, 'rev-parse', `${commits.hostile}:fleet/config/90-big.yaml`);
     const result = validateFleet(await readFleetAtRevision(repo, commits.hostile));
     const size = DEFAULT_LIMITS.maxFileBytes + 1;
     assert.ok(!requested.includes(bigOid), 'the big blob is not read');

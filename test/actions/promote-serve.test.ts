@@ -26,9 +26,9 @@ import {
   LINUX_PROD,
   call,
   freePort,
-  git,
   type FleetRepo,
 } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
 import { BOT_TOKEN } from './fake-github.ts';
 import { runAction, type ActionRun } from './harness.ts';
 

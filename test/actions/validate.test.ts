@@ -37,15 +37,15 @@ class Repo {
   }
   static async create(files: Record<string, string>): Promise<Repo> {
     const repo = new Repo(await mkdtemp(join(tmpdir(), 'fw-validate-')));
-    git(repo.dir, ['init', '-q', '-b', 'main']);
+    git(repo.dir, 'init', '-q', '-b', 'main');
     await repo.commit(files, 'the fleet');
     return repo;
   }
   async commit(files: Record<string, string | null>, message: string): Promise<string> {
     await writeFiles(this.dir, files);
-    git(this.dir, ['add', '-A']);
-    git(this.dir, ['commit', '-q', '--allow-empty', '-m', message]);
-    return git(this.dir, ['rev-parse', 'HEAD']).trim();
+    git(this.dir, 'add', '-A');
+    git(this.dir, 'commit', '-q', '--allow-empty', '-m', message);
+    return git(this.dir, 'rev-parse', 'HEAD');
   }
 }
 
@@ -95,7 +95,7 @@ describe('actions/validate on a valid change', () => {
       ]),
     });
     cleanup.push(repo.dir);
-    base = git(repo.dir, ['rev-parse', 'HEAD']).trim();
+    base = git(repo.dir, 'rev-parse', 'HEAD');
     head = await repo.commit(fleetFiles(DIR, { ...ORBIT, version: '1.1.0' }), 'roll out 1.1.0');
   });
 
@@ -169,18 +169,18 @@ describe('actions/validate after the base branch moved on', () => {
   it('plans from the merge base: only what the pull request changes, not what main merged since', async () => {
     const repo = await Repo.create(fleetFiles(DIR, ORBIT));
     cleanup.push(repo.dir);
-    const fork = git(repo.dir, ['rev-parse', 'HEAD']).trim();
+    const fork = git(repo.dir, 'rev-parse', 'HEAD');
     // The pull request: debug logs, on its own branch.
-    git(repo.dir, ['checkout', '-q', '-b', 'debug-logs']);
+    git(repo.dir, 'checkout', '-q', '-b', 'debug-logs');
     const layer = `${DIR}/config/00-base.yaml`;
     const head = await repo.commit(
       { [layer]: fleetFiles(DIR, { ...ORBIT, values: ['agent:', '  logLevel: debug'] })[layer]! },
       'debug logs',
     );
     // Meanwhile main rolls out 1.1.0.
-    git(repo.dir, ['checkout', '-q', 'main']);
+    git(repo.dir, 'checkout', '-q', 'main');
     const base = await repo.commit(fleetFiles(DIR, { ...ORBIT, version: '1.1.0' }), '1.1.0');
-    git(repo.dir, ['checkout', '-q', 'debug-logs']);
+    git(repo.dir, 'checkout', '-q', 'debug-logs');
 
     const run = await validate(repo, { number: 12, base, head }, { comment: 'false' });
     assert.equal(run.status, 0, run.stdout + run.stderr);
@@ -197,7 +197,7 @@ describe('actions/validate on a broken fleet', () => {
   it('annotates every error at its file, line and column, fails, and says so in the comment', async () => {
     const repo = await Repo.create(fleetFiles(DIR, ORBIT));
     cleanup.push(repo.dir);
-    const base = git(repo.dir, ['rev-parse', 'HEAD']).trim();
+    const base = git(repo.dir, 'rev-parse', 'HEAD');
     const files = fleetFiles(DIR, {
       ...ORBIT,
       waves: [{ ...ORBIT.waves[0]!, bake: 'ten minutes' }, ORBIT.waves[1]!],
@@ -254,7 +254,7 @@ describe('actions/validate on a broken fleet', () => {
     const text = fleetYaml({ ...ORBIT, waves });
     const repo = await Repo.create({ ...fleetFiles(DIR, ORBIT), [`${DIR}/fleet.yaml`]: text });
     cleanup.push(repo.dir);
-    const head = git(repo.dir, ['rev-parse', 'HEAD']).trim();
+    const head = git(repo.dir, 'rev-parse', 'HEAD');
     const run = await validate(repo, { number: 9, base: head, head }, { comment: 'false' });
     assert.equal(run.status, 1);
     const errors = run.annotations.filter((a) => a.startsWith('::error '));
@@ -279,7 +279,7 @@ describe('actions/validate without write access', () => {
   before(async () => {
     repo = await Repo.create(fleetFiles(DIR, ORBIT));
     cleanup.push(repo.dir);
-    base = git(repo.dir, ['rev-parse', 'HEAD']).trim();
+    base = git(repo.dir, 'rev-parse', 'HEAD');
     head = await repo.commit(fleetFiles(DIR, { ...ORBIT, version: '1.1.0' }), 'roll out 1.1.0');
   });
 
@@ -307,7 +307,7 @@ describe('actions/validate without write access', () => {
       run.annotations.join('\n'),
     );
     assert.ok(run.annotations.some((a) => a.includes('GitHub refused the token')));
-    git(repo.dir, ['reset', '-q', '--hard', head]);
+    git(repo.dir, 'reset', '-q', '--hard', head);
   });
 
   it('from a fork: no call to GitHub, a clear warning, the plan in the summary', async () => {
@@ -355,7 +355,7 @@ describe('actions/validate finds its own comment', () => {
   it("among many, on a later page, and leaves other people's marked comments alone", async () => {
     const repo = await Repo.create(fleetFiles(DIR, ORBIT));
     cleanup.push(repo.dir);
-    const base = git(repo.dir, ['rev-parse', 'HEAD']).trim();
+    const base = git(repo.dir, 'rev-parse', 'HEAD');
     const head = await repo.commit(fleetFiles(DIR, { ...ORBIT, version: '1.1.0' }), 'roll out');
     const human = github.seedComment(30, `${COMMENT_MARKER}\nquoting the bot`, {
       login: 'octocat',
@@ -381,7 +381,7 @@ describe('actions/validate finds its own comment', () => {
   it("written with a personal token: matched by the token's user", async () => {
     const repo = await Repo.create(fleetFiles(DIR, ORBIT));
     cleanup.push(repo.dir);
-    const base = git(repo.dir, ['rev-parse', 'HEAD']).trim();
+    const base = git(repo.dir, 'rev-parse', 'HEAD');
     const head = await repo.commit(fleetFiles(DIR, { ...ORBIT, version: '1.1.0' }), 'roll out');
     github.seedComment(31, `${COMMENT_MARKER}\nsomeone else's`, { login: 'octocat', type: 'User' });
     const mine = github.seedComment(31, `${COMMENT_MARKER}\nold`, {
@@ -399,7 +399,7 @@ describe('actions/validate with a reconciler', () => {
   it('adds live counts per wave from /v1/status, and warns when it cannot reach it', async () => {
     const repo = await Repo.create(fleetFiles(DIR, ORBIT));
     cleanup.push(repo.dir);
-    const base = git(repo.dir, ['rev-parse', 'HEAD']).trim();
+    const base = git(repo.dir, 'rev-parse', 'HEAD');
     const head = await repo.commit(fleetFiles(DIR, { ...ORBIT, version: '1.1.0' }), 'roll out');
     const status = {
       ready: true,

@@ -18,14 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import { parseRolloutState, type RolloutState } from '../../core/rollout/state.ts';
-import {
-  ADMIN_TOKEN,
-  ENROLL_TOKEN,
-  FleetRepo,
-  call,
-  freePort,
-  git,
-} from '../reconciler/helpers.ts';
+import { ADMIN_TOKEN, ENROLL_TOKEN, FleetRepo, call, freePort } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
 import { ArtifactServer, loopbackCertificate, sha256 } from './helpers.ts';
 
 const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));

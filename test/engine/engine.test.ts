@@ -6,7 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_TOKEN, call, git, type Running, FleetRepo } from '../reconciler/helpers.ts';
+import { ADMIN_TOKEN, call, type Running, FleetRepo } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
 import { EngineRig, SimFleet, change, stateLog } from './sim.ts';
 
 interface Status {

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runQuery } from '../../reconciler/prometheus.ts';
-import { freePort, git, type FleetRepo } from '../reconciler/helpers.ts';
+import { freePort, type FleetRepo } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
 import { EngineRig, TEST_FLEET, change } from './sim.ts';
 
 const hasPrometheus = await new Promise<boolean>((resolve) => {

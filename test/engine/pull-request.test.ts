@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { run } from '../../cli/run.ts';
 import { BOT_TOKEN, FakeGitHub } from '../actions/fake-github.ts';
-import { ADMIN_TOKEN, git, type FleetRepo, type Running } from '../reconciler/helpers.ts';
+import { ADMIN_TOKEN, type FleetRepo, type Running } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
 import { EngineRig, SimFleet, TEST_FLEET, change } from './sim.ts';
 
 interface Status {

@@ -6,14 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { parseRolloutState, type RolloutState } from '../../core/rollout/state.ts';
-import {
-  GitDaemon,
-  LINUX_PROD,
-  call,
-  freePort,
-  git,
-  type FleetRepo,
-} from '../reconciler/helpers.ts';
+import { GitDaemon, LINUX_PROD, call, freePort, type FleetRepo } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
 import { Replica, SEED, seeded } from './replica.ts';
 import { SimFleet, change, engineRepo } from './sim.ts';
 

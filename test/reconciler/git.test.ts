@@ -14,12 +14,12 @@ import {
   call,
   enroll,
   freePort,
-  git,
   metric,
   startServer,
   testConfig,
   type Running,
 } from './helpers.ts';
+import { git } from '../helpers/git.ts';
 
 interface Target {
   etag: string;
