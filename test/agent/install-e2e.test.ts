@@ -20,12 +20,15 @@ import { execFileSync } from 'node:child_process';
 import { parseRolloutState, type RolloutState } from '../../core/rollout/state.ts';
 import { ADMIN_TOKEN, ENROLL_TOKEN, FleetRepo, call, freePort } from '../reconciler/helpers.ts';
 import { git } from '../helpers/git.ts';
+import { until } from '../helpers/until.ts';
 import { ArtifactServer, loopbackCertificate, sha256 } from './helpers.ts';
 
 const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 const APP_SECRET = 'app-secret-value-0123456789';
 const AGENTS = 5;
 const WATCH = '4s';
+/** How long and how often to look for what real processes do. */
+const POLL = { timeoutMs: 60_000, intervalMs: 200 };
 
 /** The managed program: `python3 app.py PORT`, its config read from FLEETWAVE_CONFIG_FILE. */
 function appSource(version: string, mode: 'good' | 'bad'): string {
@@ -218,19 +221,6 @@ class AgentProcess {
   }
 }
 
-async function until(
-  check: () => Promise<boolean> | boolean,
-  what: string,
-  diagnose: () => string,
-): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`gave up waiting until ${what}\n${diagnose()}`);
-}
-
 describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
   const tls = loopbackCertificate();
   let work: string;
@@ -340,7 +330,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
         }
       },
       'the reconciler is ready',
-      () => reconcilerLog,
+      { ...POLL, diagnose: () => reconcilerLog },
     );
     for (let i = 1; i <= AGENTS; i++)
       agents.push(new AgentProcess(`app-${i}`, join(work, `app-${i}`), await freePort()));
@@ -370,7 +360,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
         return true;
       },
       'every agent runs 1.0.0',
-      diagnose,
+      { ...POLL, diagnose },
     );
     for (const a of agents) {
       assert.equal(await a.current(), 'versions/1.0.0');
@@ -413,7 +403,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
           ),
         ),
       'every agent switched back to 1.0.0',
-      diagnose,
+      { ...POLL, diagnose },
     );
     for (const [i, a] of agents.entries()) {
       const log = a.log.slice(logLength[i]);
@@ -436,7 +426,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
         return true;
       },
       'every agent runs 1.0.0 again',
-      diagnose,
+      { ...POLL, diagnose },
     );
     await until(
       () => {
@@ -444,14 +434,14 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
         return state.rejected.some((r) => r.revision === bad && r.wave === 0);
       },
       'the reconciler rejects 2.0.0 in the first wave',
-      diagnose,
+      { ...POLL, diagnose },
     );
     await until(
       () =>
         git(repo.origin, 'log', '-1', '--format=%s', 'main') ===
         'Revert "Upgrade the app to 2.0.0"',
       'main has the revert',
-      diagnose,
+      { ...POLL, diagnose },
     );
     const body = git(repo.origin, 'log', '-1', '--format=%b', 'main');
     assert.match(body, new RegExp(`This reverts commit ${bad}\\.`));
@@ -478,7 +468,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
         return true;
       },
       'every agent runs 2.0.1 and it passed its watch',
-      diagnose,
+      { ...POLL, diagnose },
     );
     for (const a of agents) {
       assert.equal(await a.current(), 'versions/2.0.1');
@@ -487,6 +477,9 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
       );
       assert.deepEqual(versions.sort(), ['1.0.0', '2.0.1'], `${a.id}: 1.0.0 kept, 2.0.0 pruned`);
     }
-    await until(() => originState().stable === good, 'the rollout of 2.0.1 completes', diagnose);
+    await until(() => originState().stable === good, 'the rollout of 2.0.1 completes', {
+      ...POLL,
+      diagnose,
+    });
   });
 });

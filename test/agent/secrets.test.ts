@@ -40,8 +40,8 @@ import {
   loopbackCertificate,
   releaseYaml,
   startReconcilerOn,
-  until,
 } from './helpers.ts';
+import { until } from '../helpers/until.ts';
 
 const ref = (provider: string, key: string) => ({ secretRef: { provider, key } });
 

@@ -45,8 +45,8 @@ import {
   releaseYaml,
   sha256,
   startReconcilerOn,
-  until,
 } from './helpers.ts';
+import { until } from '../helpers/until.ts';
 
 const ARTIFACT = Buffer.from('metrics-agent 3.0.0 binary\n'.repeat(5000));
 

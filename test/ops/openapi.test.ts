@@ -28,6 +28,7 @@ import {
   type Running,
 } from '../reconciler/helpers.ts';
 import { change } from '../engine/sim.ts';
+import { until } from '../helpers/until.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DOCUMENT_PATH = `${ROOT}docs/api/openapi.yaml`;
@@ -408,13 +409,13 @@ describe('the running server matches the OpenAPI document', () => {
     const etag = (first.body as { etag: string }).etag;
     const options = { token: waiterToken, body, headers: { 'if-none-match': `"${etag}"` } };
     const holding = call(`${server.url}/v1/checkin?wait=600`, options);
-    for (;;) {
-      const status = (await call(`${server.url}/v1/status`)).body as {
-        agents: { waiting: number };
-      };
-      if (status.agents.waiting === 1) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(
+      async () =>
+        ((await call(`${server.url}/v1/status`)).body as { agents: { waiting: number } }).agents
+          .waiting === 1,
+      'the server holds the check-in',
+      { intervalMs: 20 },
+    );
     const refused = await post('/v1/checkin?wait=600', options);
     assert.equal(refused.status, 429);
     assert.ok(refused.headers['retry-after']);

@@ -15,6 +15,7 @@ import type { ServeConfig } from '../../reconciler/config.ts';
 import { buildServer, type ServerDeps } from '../../reconciler/server.ts';
 import { serializeRolloutState, type RolloutState } from '../../core/rollout/state.ts';
 import { GIT_ENV, git } from '../helpers/git.ts';
+import { until } from '../helpers/until.ts';
 
 export const FLEET_DIR = fileURLToPath(new URL('../../fleet/', import.meta.url));
 export const ENROLL_TOKEN = 'enroll-token-0123456789abcdef';
@@ -152,11 +153,10 @@ export class GitDaemon {
       ],
       { stdio: 'ignore', env: GIT_ENV },
     );
-    for (let i = 0; i < 200; i++) {
-      if (await accepting(this.port)) return;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error('git daemon did not start');
+    await until(() => accepting(this.port), 'git daemon accepts connections', {
+      timeoutMs: 10_000,
+      intervalMs: 25,
+    });
   }
 
   async stop(): Promise<void> {
