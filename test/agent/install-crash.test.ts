@@ -13,11 +13,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { initialRolloutState } from '../../core/rollout/state.ts';
+import { prng } from '../../simulate/labels.ts';
 import { ENROLL_TOKEN, FleetRepo, freePort, type Running } from '../reconciler/helpers.ts';
 import { until } from '../helpers/until.ts';
 import { ArtifactServer, loopbackCertificate, releaseYaml, startReconcilerOn } from './helpers.ts';
-
-import { prng as seeded } from '../../simulate/labels.ts';
 
 const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 const SEED = Number(process.env.FLEETWAVE_TEST_SEED ?? 20261205);
@@ -46,7 +45,7 @@ describe('the installer SIGKILLed in the middle of a switch', { timeout: 240_000
   let server: Running;
   let agent: ChildProcess | undefined;
   let log = '';
-  const random = seeded(SEED);
+  const random = prng(SEED);
 
   async function pack(version: string): Promise<Buffer> {
     const src = join(work, `src-${version}`);

@@ -7,10 +7,8 @@ import { ADMIN_TOKEN, ENROLL_TOKEN, call } from '../reconciler/helpers.ts';
 import { until } from '../helpers/until.ts';
 
 const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+/** The seed of the kill moments: FLEETWAVE_TEST_SEED repeats a failing run. */
 export const SEED = Number(process.env.FLEETWAVE_TEST_SEED ?? 20261127);
-
-/** The seeded generator of the simulated fleet: a failing run can be repeated. */
-export { prng as seeded } from '../../simulate/labels.ts';
 
 export class Replica {
   readonly port: number;
