@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startSimulation, type Simulation } from '../simulate/fleet.ts';
-import { ADMIN_TOKEN, ENROLL_TOKEN, FleetRepo, freePort, git } from '../test/reconciler/helpers.ts';
+import { git } from '../test/helpers/git.ts';
+import { ADMIN_TOKEN, ENROLL_TOKEN, FleetRepo, freePort } from '../test/reconciler/helpers.ts';
 import { fmt, median } from './lib/stats.ts';
 import type { Status as WireStatus } from '../wire/status.ts';
 

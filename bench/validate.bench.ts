@@ -4,7 +4,6 @@
 // Run: node bench/validate.bench.ts [--runs N] [--keep]   (--keep leaves the fleet for profiling)
 // Goal: validating 2,000 files takes under 2 s.
 
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { validateFleet } from '../core/fleet/validate.ts';
 import { GitRepository } from '../git/repository.ts';
 import { readFleetDirectory } from '../source/directory.ts';
 import { readFleetAtRevision } from '../source/revision.ts';
+import { git } from '../test/helpers/git.ts';
 
 const RELEASES = 1000;
 const LAYERS = 999;
@@ -169,11 +169,6 @@ async function generate(dir: string): Promise<number> {
   return bytes;
 }
 
-function git(cwd: string, ...args: string[]): void {
-  const r = spawnSync('git', args, { cwd, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
-}
-
 interface Timing {
   name: string;
   ms: number[];
@@ -201,16 +196,7 @@ async function main(): Promise<void> {
     const bytes = await generate(dir);
     git(dir, 'init', '--quiet', '--initial-branch=main');
     git(dir, 'add', '--all');
-    git(
-      dir,
-      '-c',
-      'user.name=bench',
-      '-c',
-      'user.email=bench@example.com',
-      'commit',
-      '--quiet',
-      '--message=bench fleet',
-    );
+    git(dir, 'commit', '--quiet', '--message=bench fleet');
     // Packed, as a clone or a fetch leaves a repository (loose objects would measure git's
     // object store, not fleetwave).
     git(dir, 'repack', '-a', '-d', '--quiet');

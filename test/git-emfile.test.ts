@@ -41,7 +41,7 @@ describe('git when the process is out of file descriptors (EMFILE)', () => {
   it('fails the command with an error instead of crashing, and works again afterwards', async () => {
     const dir = await exampleFleetRepo();
     try {
-      const head = git(dir, ['rev-parse', 'HEAD']).trim();
+      const head = git(dir, 'rev-parse', 'HEAD');
       const script = join(dir, 'emfile-child.mjs');
       await writeFile(script, CHILD);
       const r = spawnSync(

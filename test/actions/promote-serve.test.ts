@@ -25,9 +25,10 @@ import {
   LINUX_PROD,
   call,
   freePort,
-  git,
   type FleetRepo,
 } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
+import { until } from '../helpers/until.ts';
 import { BOT_TOKEN } from './fake-github.ts';
 import { runAction, type ActionRun } from './harness.ts';
 import type { Status as WireStatus } from '../../wire/status.ts';
@@ -59,12 +60,14 @@ describe('actions/promote against a real fleetwave serve', () => {
   /** Until the server serves the origin's state branch tip (it fetches every second). */
   async function served(): Promise<Status> {
     const tip = git(repo.origin, 'rev-parse', STATE);
-    for (let i = 0; i < 300; i++) {
-      const s = await status();
-      if (s.stateCommit === tip) return s;
-      await sleep(50);
-    }
-    throw new Error(`the server never served ${tip}:\n${log}`);
+    return until(
+      async () => {
+        const s = await status();
+        return s.stateCommit === tip ? s : undefined;
+      },
+      `the server serves ${tip}`,
+      { timeoutMs: 30_000, intervalMs: 50, diagnose: () => log },
+    );
   }
 
   /** Agents take what they are served, then report running it. */
@@ -188,15 +191,12 @@ describe('actions/promote against a real fleetwave serve', () => {
     const keep = (d: Buffer) => (log = (log + d.toString()).slice(-8000));
     serve.stdout!.on('data', keep);
     serve.stderr!.on('data', keep);
-    for (let i = 0; ; i++) {
-      try {
-        if ((await status()).stateCommit) break;
-      } catch {
-        // not listening yet
-      }
-      if (serve.exitCode !== null || i > 300) throw new Error(`serve did not start:\n${log}`);
-      await sleep(100);
-    }
+    await until(async () => (await status()).stateCommit, 'serve starts', {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      diagnose: () => log,
+      stopIf: () => (serve.exitCode !== null ? `serve exited with ${serve.exitCode}` : undefined),
+    });
     mirror = await Mirror.open({
       dataDir: join(scratch, 'mirror'),
       remote: repo.origin,

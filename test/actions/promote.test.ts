@@ -2,7 +2,6 @@
 // fleet branch and the state branch, a fake reconciler status and a fake GitHub.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -14,7 +13,7 @@ import {
   type RolloutState,
 } from '../../core/rollout/state.ts';
 import type { RolloutObservation } from '../../wire/status.ts';
-import { git } from '../helpers/git.ts';
+import { git, gitWithInput } from '../helpers/git.ts';
 import { BOT_TOKEN, FakeGitHub } from './fake-github.ts';
 import { fleetFiles, type FleetSpec } from './fleets.ts';
 import { runAction, writeFiles, type ActionRun } from './harness.ts';
@@ -52,52 +51,53 @@ class Origin {
   static async create(): Promise<Origin> {
     const o = new Origin(await mkdtemp(join(tmpdir(), 'fw-promote-')));
     await mkdir(o.work);
-    git(o.work, ['init', '-q', '-b', 'main']);
-    git(o.root, ['init', '-q', '--bare', 'origin.git']);
+    git(o.work, 'init', '-q', '-b', 'main');
+    git(o.root, 'init', '-q', '--bare', 'origin.git');
     await o.commit(fleetFiles('fleet', KESTREL), 'kestrel 3.0.0');
     return o;
   }
   async commit(files: Record<string, string | null>, message: string): Promise<string> {
     await writeFiles(this.work, files);
-    git(this.work, ['add', '-A']);
-    git(this.work, ['commit', '-q', '-m', message]);
-    git(this.work, ['push', '-q', this.bare, 'HEAD:refs/heads/main']);
-    return git(this.work, ['rev-parse', 'HEAD']).trim();
+    git(this.work, 'add', '-A');
+    git(this.work, 'commit', '-q', '-m', message);
+    git(this.work, 'push', '-q', this.bare, 'HEAD:refs/heads/main');
+    return git(this.work, 'rev-parse', 'HEAD');
   }
   tip(ref = STATE): string | undefined {
     try {
-      return git(this.bare, ['rev-parse', '--verify', '--quiet', ref]).trim();
+      return git(this.bare, 'rev-parse', '--verify', '--quiet', ref);
     } catch {
       return undefined;
     }
   }
   state(ref = STATE): RolloutState {
-    const parsed = parseRolloutState(git(this.bare, ['show', `${ref}:rollout.yaml`]));
+    const parsed = parseRolloutState(git(this.bare, 'show', `${ref}:rollout.yaml`));
     assert.ok(parsed.ok);
     return parsed.state;
   }
   message(ref = STATE): string {
-    return git(this.bare, ['log', '-1', '--format=%B', ref]);
+    return git(this.bare, 'log', '-1', '--format=%B', ref);
   }
   /** Writes rollout.yaml on the state branch as another writer would. */
   setState(state: RolloutState, message: string): string {
-    const run = (args: string[], input?: string) =>
-      execFileSync('git', args, { cwd: this.bare, input, encoding: 'utf8' }).trim();
-    const blob = run(['hash-object', '-w', '--stdin'], serializeRolloutState(state));
-    const tree = run(['mktree'], `100644 blob ${blob}\trollout.yaml\n`);
+    const blob = gitWithInput(
+      this.bare,
+      serializeRolloutState(state),
+      'hash-object',
+      '-w',
+      '--stdin',
+    );
+    const tree = gitWithInput(this.bare, `100644 blob ${blob}\trollout.yaml\n`, 'mktree');
     const parent = this.tip();
-    const commit = run([
-      '-c',
-      'user.name=t',
-      '-c',
-      'user.email=t@t',
+    const commit = git(
+      this.bare,
       'commit-tree',
       ...(parent ? ['-p', parent] : []),
       '-m',
       message,
       tree,
-    ]);
-    run(['update-ref', STATE, commit]);
+    );
+    git(this.bare, 'update-ref', STATE, commit);
     return commit;
   }
 }
@@ -215,7 +215,7 @@ describe('actions/promote', () => {
     assert.equal(run.outputs.wave, 'pilot');
     assert.equal(run.outputs['state-commit'], origin.tip());
     assert.equal(
-      git(origin.bare, ['rev-parse', `${STATE}^`]).trim(),
+      git(origin.bare, 'rev-parse', `${STATE}^`),
       before,
       'a fast-forward of the old tip',
     );
@@ -265,7 +265,7 @@ describe('actions/promote', () => {
     assert.equal(origin.tip(), tip, 'the state branch is not pushed');
     const branch = `fleetwave/approve-europe-${candidate.slice(0, 12)}`;
     assert.equal(origin.state(`refs/heads/${branch}`).candidate?.wave, 2);
-    assert.equal(git(origin.bare, ['rev-parse', `refs/heads/${branch}^`]).trim(), tip);
+    assert.equal(git(origin.bare, 'rev-parse', `refs/heads/${branch}^`), tip);
     assert.equal(github.pulls.length, 1);
     assert.deepEqual([github.pulls[0]!.head, github.pulls[0]!.base], [branch, 'fleetwave/state']);
     assert.equal(run.outputs['pull-request'], 'https://github.com/acme/fleet-config/pull/1');

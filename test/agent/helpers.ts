@@ -162,12 +162,3 @@ export class Events {
     return this.all.slice(since).filter((e) => e.kind === kind).length;
   }
 }
-
-/** Waits (bounded) until `check` holds, polling every 10 ms. */
-export async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 3000; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`gave up waiting until ${what}`);
-}

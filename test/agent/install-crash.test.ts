@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { initialRolloutState } from '../../core/rollout/state.ts';
+import { prng } from '../../simulate/labels.ts';
 import { ENROLL_TOKEN, FleetRepo, freePort, type Running } from '../reconciler/helpers.ts';
+import { until } from '../helpers/until.ts';
 import { ArtifactServer, loopbackCertificate, releaseYaml, startReconcilerOn } from './helpers.ts';
-
-import { prng as seeded } from '../../simulate/labels.ts';
 
 const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 const SEED = Number(process.env.FLEETWAVE_TEST_SEED ?? 20261205);
@@ -45,7 +45,7 @@ describe('the installer SIGKILLed in the middle of a switch', { timeout: 240_000
   let server: Running;
   let agent: ChildProcess | undefined;
   let log = '';
-  const random = seeded(SEED);
+  const random = prng(SEED);
 
   async function pack(version: string): Promise<Buffer> {
     const src = join(work, `src-${version}`);
@@ -144,18 +144,8 @@ describe('the installer SIGKILLed in the middle of a switch', { timeout: 240_000
     return version;
   }
 
-  async function until(
-    check: () => boolean | Promise<boolean>,
-    what: string | (() => string),
-  ): Promise<void> {
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      if (await check()) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const said = typeof what === 'string' ? what : what();
-    throw new Error(`gave up waiting until ${said}\n${log.slice(-4000)}`);
-  }
+  /** How long and how often to look at the agent's log, which a failure shows. */
+  const poll = { timeoutMs: 60_000, intervalMs: 100, diagnose: () => log.slice(-4000) };
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'fleetwave-install-crash-'));
@@ -180,7 +170,11 @@ describe('the installer SIGKILLed in the middle of a switch', { timeout: 240_000
 
   it('comes back on a consistent current after each kill, and ends on the new version', async () => {
     start();
-    await until(() => /1\.0\.0 \([0-9a-f]{12}\) passed its health watch/.test(log), '1.0.0 runs');
+    await until(
+      () => /1\.0\.0 \([0-9a-f]{12}\) passed its health watch/.test(log),
+      '1.0.0 runs',
+      poll,
+    );
     await assertConsistent(['1.0.0']);
     await kill();
 
@@ -194,7 +188,7 @@ describe('the installer SIGKILLed in the middle of a switch', { timeout: 240_000
       if (round > 0) await makeStable(version);
       const since = log.length;
       start();
-      await until(() => log.slice(since).includes('enrolled with'), 'the agent checks in');
+      await until(() => log.slice(since).includes('enrolled with'), 'the agent checks in', poll);
       await new Promise((r) => setTimeout(r, Math.floor(random() * 2500)));
       await kill();
       seen.push(await assertConsistent(['1.0.0', '2.0.0']));
@@ -209,18 +203,19 @@ describe('the installer SIGKILLed in the middle of a switch', { timeout: 240_000
           log.slice(since),
         ) && log.slice(since).includes('enrolled with'),
       '2.0.0 runs',
+      poll,
     );
     assert.equal(await assertConsistent(['2.0.0']), '2.0.0');
     // Every child a killed agent left behind was stopped by the next one: one runs.
-    await until(
-      () => processesWith(marker).length === 1,
-      () =>
-        `one child runs (now: ${processesWith(marker).join(', ') || 'none'}; pid file: ${
+    await until(() => processesWith(marker).length === 1, 'one child runs', {
+      ...poll,
+      diagnose: () =>
+        `now: ${processesWith(marker).join(', ') || 'none'}; pid file: ${
           existsSync(join(work, 'install', '.run.pid'))
             ? readFileSync(join(work, 'install', '.run.pid'), 'utf8').trim()
             : 'none'
-        })`,
-    );
+        }\n${poll.diagnose()}`,
+    });
     // No half-made version is left.
     const left = await readdir(join(work, 'install', 'versions'));
     assert.deepEqual(

@@ -6,236 +6,35 @@
 // 1.0.0 installs and runs everywhere. 2.0.0 is bad (on some agents it exits, on the others it
 // reports agent_health 0): every agent switches back to 1.0.0 by itself within its health watch
 // and runs it again, and the reconciler rejects 2.0.0 in the first wave and reverts it on main.
-// 2.0.1 is healthy: every agent runs it, `current` points at it, 1.0.0 is kept.
+// 2.0.1 is healthy: every agent runs it, `current` points at it, 1.0.0 is kept. The program, its
+// package and fleet, and the agent processes are in fixtures/managed-app.ts.
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { execFileSync } from 'node:child_process';
 import { parseRolloutState, type RolloutState } from '../../core/rollout/state.ts';
+import { ADMIN_TOKEN, ENROLL_TOKEN, FleetRepo, call, freePort } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
+import { until } from '../helpers/until.ts';
+import { ArtifactServer, loopbackCertificate } from './helpers.ts';
 import {
-  ADMIN_TOKEN,
-  ENROLL_TOKEN,
-  FleetRepo,
-  call,
-  freePort,
-  git,
-} from '../reconciler/helpers.ts';
-import { ArtifactServer, loopbackCertificate, sha256 } from './helpers.ts';
+  AGENTS,
+  APP_SECRET,
+  AgentProcess,
+  FLEET,
+  LAYER,
+  pack,
+  release,
+} from './fixtures/managed-app.ts';
 
 const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
-const APP_SECRET = 'app-secret-value-0123456789';
-const AGENTS = 5;
-const WATCH = '4s';
-
-/** The managed program: `python3 app.py PORT`, its config read from FLEETWAVE_CONFIG_FILE. */
-function appSource(version: string, mode: 'good' | 'bad'): string {
-  return `import json, os, sys, time
-from prometheus_client import Gauge, start_http_server
-VERSION = ${JSON.stringify(version)}
-MODE = ${JSON.stringify(mode)}
-port = int(sys.argv[1])
-config = json.load(open(os.environ['FLEETWAVE_CONFIG_FILE']))
-with open('started-%d.json' % os.getpid(), 'w') as f:
-    json.dump({'version': VERSION, 'env': sorted(os.environ), 'config': config}, f)
-agent_id = config['app']['id']
-if MODE == 'bad' and int(agent_id[-1]) % 2 == 1:
-    time.sleep(0.3)
-    sys.exit(3)
-Gauge('app_version_info', 'the running version', ['version']).labels(VERSION).set(1)
-Gauge('agent_health', 'whether the program is healthy').set(0 if MODE == 'bad' else 1)
-start_http_server(port, addr='127.0.0.1')
-while True:
-    time.sleep(1)
-`;
-}
-
-const HOOK = `#!/bin/sh
-# Runs in the new version's directory with the target on stdin.
-cat > hook-stdin.json
-pwd > hook-ran-in
-`;
-
-/** A tar.gz of app.py and the install hook, made with GNU tar. */
-async function pack(work: string, version: string, mode: 'good' | 'bad'): Promise<Buffer> {
-  const src = join(work, `src-${version}`);
-  await mkdir(src, { recursive: true });
-  await writeFile(join(src, 'app.py'), appSource(version, mode));
-  await writeFile(join(src, 'fleetwave-install'), HOOK, { mode: 0o755 });
-  const out = join(work, `app-${version}.tar.gz`);
-  execFileSync('tar', ['-czf', out, '-C', src, 'app.py', 'fleetwave-install']);
-  return readFile(out);
-}
-
-const FLEET = `apiVersion: fleetwave.dev/v1
-kind: Fleet
-metadata:
-  name: install-e2e
-spec:
-  version: 1.0.0
-  pollIntervalSeconds: 5
-  rollback:
-    revert: push
-  waves:
-    - name: canary
-      selector:
-        matchLabels:
-          group: canary
-      percent: 100
-      bake: 6s
-      # Only all ${AGENTS} failing rejects: each agent's own health watch must get to 2.0.0 first
-      # (an agent_health watch takes 3 probes; a gate at 0.2 rejects as soon as the quick exits
-      # report, and the slower agents are then simply served 1.0.0).
-      gates:
-        minAgents: ${AGENTS}
-        maxFailedRatio: 0.8
-    - name: everyone
-      percent: 100
-      bake: 1s
-      gates:
-        maxFailedRatio: 0.2
-`;
-
-const LAYER = `apiVersion: fleetwave.dev/v1
-kind: ConfigLayer
-metadata:
-  name: app
-spec:
-  priority: 0
-  values:
-    app:
-      id: \${agent.id}
-      token:
-        secretRef:
-          provider: env
-          key: APP_TOKEN
-`;
-
-function release(version: string, url: string, bytes: Buffer): string {
-  return `apiVersion: fleetwave.dev/v1
-kind: Release
-metadata:
-  name: app-${version}
-spec:
-  version: ${version}
-  artifacts:
-    - os: linux
-      arch: amd64
-      url: ${url}
-      sha256: ${sha256(bytes)}
-`;
-}
-
-class AgentProcess {
-  readonly id: string;
-  readonly dir: string;
-  readonly port: number;
-  child: ChildProcess | undefined;
-  log = '';
-
-  constructor(id: string, dir: string, port: number) {
-    this.id = id;
-    this.dir = dir;
-    this.port = port;
-  }
-
-  get installDir(): string {
-    return join(this.dir, 'install');
-  }
-
-  get configFile(): string {
-    return join(this.dir, 'etc', 'app.json');
-  }
-
-  start(reconciler: string, ca: string): void {
-    this.child = spawn(
-      process.execPath,
-      [
-        MAIN,
-        'agent',
-        '--url',
-        reconciler,
-        '--id',
-        this.id,
-        '--labels',
-        'group=canary,os=linux,arch=amd64',
-        '--cache-dir',
-        join(this.dir, 'cache'),
-        '--install-dir',
-        this.installDir,
-        '--config-file',
-        this.configFile,
-        '--run',
-        // Debian's python3, which has python3-prometheus-client (not a pyenv one on PATH).
-        `exec /usr/bin/python3 app.py ${this.port}`,
-        '--health-metric',
-        `http://127.0.0.1:${this.port}/metrics#agent_health`,
-        '--health-watch',
-        WATCH,
-        '--ca',
-        ca,
-        '--wait',
-        '2',
-        '--timeout',
-        '5',
-      ],
-      {
-        env: {
-          PATH: process.env.PATH,
-          FLEETWAVE_ENROLL_TOKEN: ENROLL_TOKEN,
-          APP_TOKEN: APP_SECRET,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const keep = (d: Buffer) => (this.log = (this.log + d.toString()).slice(-200_000));
-    this.child.stdout!.on('data', keep);
-    this.child.stderr!.on('data', keep);
-  }
-
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
-  }
-
-  async current(): Promise<string | undefined> {
-    return readlink(join(this.installDir, 'current')).catch(() => undefined);
-  }
-
-  /** The version the program on this agent's port says it runs, and its agent_health. */
-  async serving(): Promise<{ version: string; health: string } | undefined> {
-    try {
-      const res = await call(`http://127.0.0.1:${this.port}/metrics`);
-      const text = String(res.text);
-      const version = /app_version_info\{version="([^"]+)"\} 1\.0/.exec(text)?.[1];
-      const health = /^agent_health (\S+)/m.exec(text)?.[1];
-      return version && health ? { version, health } : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-}
-
-async function until(
-  check: () => Promise<boolean> | boolean,
-  what: string,
-  diagnose: () => string,
-): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`gave up waiting until ${what}\n${diagnose()}`);
-}
+/** How long and how often to look for what real processes do. */
+const POLL = { timeoutMs: 60_000, intervalMs: 200 };
 
 describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
   const tls = loopbackCertificate();
@@ -346,7 +145,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
         }
       },
       'the reconciler is ready',
-      () => reconcilerLog,
+      { ...POLL, diagnose: () => reconcilerLog },
     );
     for (let i = 1; i <= AGENTS; i++)
       agents.push(new AgentProcess(`app-${i}`, join(work, `app-${i}`), await freePort()));
@@ -376,7 +175,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
         return true;
       },
       'every agent runs 1.0.0',
-      diagnose,
+      { ...POLL, diagnose },
     );
     for (const a of agents) {
       assert.equal(await a.current(), 'versions/1.0.0');
@@ -419,7 +218,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
           ),
         ),
       'every agent switched back to 1.0.0',
-      diagnose,
+      { ...POLL, diagnose },
     );
     for (const [i, a] of agents.entries()) {
       const log = a.log.slice(logLength[i]);
@@ -442,7 +241,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
         return true;
       },
       'every agent runs 1.0.0 again',
-      diagnose,
+      { ...POLL, diagnose },
     );
     await until(
       () => {
@@ -450,14 +249,14 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
         return state.rejected.some((r) => r.revision === bad && r.wave === 0);
       },
       'the reconciler rejects 2.0.0 in the first wave',
-      diagnose,
+      { ...POLL, diagnose },
     );
     await until(
       () =>
         git(repo.origin, 'log', '-1', '--format=%s', 'main') ===
         'Revert "Upgrade the app to 2.0.0"',
       'main has the revert',
-      diagnose,
+      { ...POLL, diagnose },
     );
     const body = git(repo.origin, 'log', '-1', '--format=%b', 'main');
     assert.match(body, new RegExp(`This reverts commit ${bad}\\.`));
@@ -484,7 +283,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
         return true;
       },
       'every agent runs 2.0.1 and it passed its watch',
-      diagnose,
+      { ...POLL, diagnose },
     );
     for (const a of agents) {
       assert.equal(await a.current(), 'versions/2.0.1');
@@ -493,6 +292,9 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
       );
       assert.deepEqual(versions.sort(), ['1.0.0', '2.0.1'], `${a.id}: 1.0.0 kept, 2.0.0 pruned`);
     }
-    await until(() => originState().stable === good, 'the rollout of 2.0.1 completes', diagnose);
+    await until(() => originState().stable === good, 'the rollout of 2.0.1 completes', {
+      ...POLL,
+      diagnose,
+    });
   });
 });

@@ -27,8 +27,8 @@ import {
   releaseYaml,
   sha256,
   startReconcilerOn,
-  until,
 } from './helpers.ts';
+import { until } from '../helpers/until.ts';
 import { FakeVault } from './fixtures/vault.ts';
 import { formatEvent } from '../../cli/commands/agent.ts';
 

@@ -6,7 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_TOKEN, call, git, type Running, FleetRepo } from '../reconciler/helpers.ts';
+import { ADMIN_TOKEN, call, type Running, FleetRepo } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
 import { EngineRig, SimFleet, change, stateLog } from './sim.ts';
 import type { Status as WireStatus } from '../../wire/status.ts';
 
@@ -20,7 +21,7 @@ describe('rollout engine (push reverts)', () => {
   let sim: SimFleet;
 
   const status = () => rig.status<Status>();
-  const until = (done: (s: Status) => boolean, max?: number) => rig.until<Status>(done, max);
+  const rounds = (done: (s: Status) => boolean, max?: number) => rig.until<Status>(done, max);
   const admin = (
     action: string,
     body: unknown = { reason: 'testing', actor: 'alice' },
@@ -37,7 +38,7 @@ describe('rollout engine (push reverts)', () => {
   it('walks a healthy change through every wave to stable, one commit per decision', async () => {
     const before = stateLog(repo).length;
     const healthy = await change(repo, 'healthy change');
-    const s = await until((s) => s.stable === healthy);
+    const s = await rounds((s) => s.stable === healthy);
     assert.equal(s.candidate, null);
     assert.deepEqual(stateLog(repo).slice(before), [
       `fleetwave: start ${healthy.slice(0, 12)} on wave canary`,
@@ -56,7 +57,7 @@ describe('rollout engine (push reverts)', () => {
     const stable = (await status()).stable;
     const bad = await change(repo, 'bad change');
     sim.bad.add(bad);
-    const s = await until((s) => s.rejected.some((r) => r.revision === bad));
+    const s = await rounds((s) => s.rejected.some((r) => r.revision === bad));
     const rejection = s.rejected.find((r) => r.revision === bad)!;
     assert.equal(rejection.waveIndex, 0);
     assert.match(rejection.reason, /^canary: failed ratio/);
@@ -98,13 +99,13 @@ describe('rollout engine (push reverts)', () => {
 
   it('a newer commit supersedes the candidate', async () => {
     const a = await change(repo, 'change A');
-    await until((s) => s.candidate?.revision === a, 3);
+    await rounds((s) => s.candidate?.revision === a, 3);
     const b = await change(repo, 'change B');
-    const s = await until((s) => s.candidate?.revision === b, 3);
+    const s = await rounds((s) => s.candidate?.revision === b, 3);
     assert.equal(s.candidate!.waveIndex, 0);
     assert.equal(s.history[0]!.subject, `fleetwave: start ${b.slice(0, 12)} on wave canary`);
     assert.match(s.history[0]!.body, new RegExp(`supersedes: ${a}`));
-    await until((s) => s.stable === b);
+    await rounds((s) => s.stable === b);
   });
 
   it('admin routes: 401 without a token, 403 with an agent credential', async () => {
@@ -130,7 +131,7 @@ describe('rollout engine (push reverts)', () => {
     const again = await admin('pause');
     assert.equal((again.body as { changed: boolean }).changed, false);
     assert.equal((await admin('resume')).status, 200);
-    s = await until((s) => s.candidate?.revision === c, 3);
+    s = await rounds((s) => s.candidate?.revision === c, 3);
     assert.equal(s.paused, false);
   });
 

@@ -11,12 +11,12 @@ import { parseRolloutState } from '../../core/rollout/state.ts';
 import {
   GitDaemon,
   freePort,
-  git,
   startServer,
   testConfig,
   type FleetRepo,
   type Running,
 } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
 import { EngineRig, change, stateLog } from './sim.ts';
 
 interface Status {

@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runQuery } from '../../rollout/prometheus.ts';
-import { freePort, git, type FleetRepo } from '../reconciler/helpers.ts';
+import { freePort, type FleetRepo } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
+import { until } from '../helpers/until.ts';
 import { EngineRig, TEST_FLEET, change } from './sim.ts';
 import type { Status as WireStatus } from '../../wire/status.ts';
 
@@ -51,20 +53,23 @@ describe(
     let rig: EngineRig;
     let repo: FleetRepo;
 
-    const until = (done: (s: Status) => boolean, max?: number) => rig.until<Status>(done, max);
-    /** Until Prometheus has scraped `value` (bounded: 60 tries, 250 ms apart). */
+    const rounds = (done: (s: Status) => boolean, max?: number) => rig.until<Status>(done, max);
+    /** Until Prometheus has scraped `value` (it scrapes every second). */
     async function scraped(value: number): Promise<void> {
-      let last;
-      for (let i = 0; i < 60; i++) {
-        last = await runQuery({
-          url: promUrl,
-          query: 'max(fleetwave_test_error_ratio)',
-          timeoutMs: 1000,
-        });
-        if (last.ok && last.value === value) return;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-      throw new Error(`prometheus never scraped ${value}: ${JSON.stringify(last)}`);
+      let last: unknown;
+      await until(
+        async () => {
+          const answer = await runQuery({
+            url: promUrl,
+            query: 'max(fleetwave_test_error_ratio)',
+            timeoutMs: 1000,
+          });
+          last = answer;
+          return answer.ok && answer.value === value;
+        },
+        `prometheus scraped ${value}`,
+        { timeoutMs: 30_000, intervalMs: 250, diagnose: () => JSON.stringify(last) },
+      );
     }
 
     before(async () => {
@@ -107,7 +112,7 @@ describe(
 
     it('a healthy change passes the prometheus gate and completes', async () => {
       const healthy = await change(repo, 'healthy change');
-      const s = await until((s) => s.stable === healthy);
+      const s = await rounds((s) => s.stable === healthy);
       assert.equal(s.rejected.length, 0);
       const log = git(repo.origin, 'log', '--format=%B', 'fleetwave/state');
       assert.match(log, /prometheus:error-ratio: pass: .*0\.01/);
@@ -115,10 +120,10 @@ describe(
 
     it('a change during which the error ratio jumps is rejected on the canary and reverted', async () => {
       const bad = await change(repo, 'bad change');
-      await until((s) => s.rollout.lastEvaluation !== null && s.stable !== bad, 1);
+      await rounds((s) => s.rollout.lastEvaluation !== null && s.stable !== bad, 1);
       ratio = 0.5;
       await scraped(0.5);
-      const s = await until((s) => s.rejected.some((r) => r.revision === bad), 5);
+      const s = await rounds((s) => s.rejected.some((r) => r.revision === bad), 5);
       const rejection = s.rejected.find((r) => r.revision === bad)!;
       assert.equal(rejection.waveIndex, 0);
       assert.match(rejection.reason, /0\.5/);

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { run } from '../../cli/run.ts';
 import { BOT_TOKEN, FakeGitHub } from '../actions/fake-github.ts';
-import { ADMIN_TOKEN, git, type FleetRepo, type Running } from '../reconciler/helpers.ts';
+import { ADMIN_TOKEN, type FleetRepo, type Running } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
 import { EngineRig, SimFleet, TEST_FLEET, change } from './sim.ts';
 import type { Status as WireStatus } from '../../wire/status.ts';
 
@@ -32,7 +33,7 @@ describe('rollout engine (pull-request reverts) and the operator CLI', () => {
   let github: FakeGitHub;
   let sim: SimFleet;
 
-  const until = (done: (s: Status) => boolean, max?: number) => rig.until<Status>(done, max);
+  const rounds = (done: (s: Status) => boolean, max?: number) => rig.until<Status>(done, max);
 
   before(async () => {
     github = new FakeGitHub('acme', 'fleet');
@@ -52,7 +53,7 @@ describe('rollout engine (pull-request reverts) and the operator CLI', () => {
   it('opens one pull request with the revert; a descendant of the rejected revision waits for it', async () => {
     const bad = await change(repo, 'bad change');
     sim.bad.add(bad);
-    const s = await until((s) => s.rejected.some((r) => r.revision === bad));
+    const s = await rounds((s) => s.rejected.some((r) => r.revision === bad));
     const head = `fleetwave/revert-${bad.slice(0, 12)}`;
     const opened = github.pulls.filter((p) => p.head === head);
     assert.equal(opened.length, 1);
@@ -69,14 +70,14 @@ describe('rollout engine (pull-request reverts) and the operator CLI', () => {
 
     // A commit on top of the bad one is not a candidate while the revert is missing.
     const descendant = await change(repo, 'unrelated change on top', 'other');
-    const waiting = await until((s) => s.rollout.lastEvaluation?.decision === 'wait', 2);
+    const waiting = await rounds((s) => s.rollout.lastEvaluation?.decision === 'wait', 2);
     assert.equal(waiting.candidate, null);
     assert.match(
       waiting.rollout.lastEvaluation!.reason!,
       new RegExp(`${descendant.slice(0, 12)} descends from rejected ${bad}`),
     );
     // Still one pull request after more evaluations.
-    await until(() => false, 2).catch(() => {});
+    await rounds(() => false, 2).catch(() => {});
     assert.equal(github.pulls.filter((p) => p.head === head).length, 1);
 
     // A person merges the pull request: the merge carries the revert and becomes the candidate.
@@ -84,7 +85,7 @@ describe('rollout engine (pull-request reverts) and the operator CLI', () => {
     git(repo.work, 'merge', '-q', '--no-edit', 'FETCH_HEAD');
     git(repo.work, 'push', '-q', 'origin', 'main');
     const merged = repo.head();
-    const started = await until((s) => s.candidate?.revision === merged, 3);
+    const started = await rounds((s) => s.candidate?.revision === merged, 3);
     assert.equal(started.candidate?.revision, merged);
   });
 

@@ -4,12 +4,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_TOKEN, ENROLL_TOKEN, call } from '../reconciler/helpers.ts';
+import { until } from '../helpers/until.ts';
 
 const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+/** The seed of the kill moments: FLEETWAVE_TEST_SEED repeats a failing run. */
 export const SEED = Number(process.env.FLEETWAVE_TEST_SEED ?? 20261127);
-
-/** The seeded generator of the simulated fleet: a failing run can be repeated. */
-export { prng as seeded } from '../../simulate/labels.ts';
 
 export class Replica {
   readonly port: number;
@@ -71,17 +70,16 @@ export class Replica {
     const keep = (d: Buffer) => (this.log = (this.log + d.toString()).slice(-8000));
     this.child.stdout!.on('data', keep);
     this.child.stderr!.on('data', keep);
-    for (let i = 0; i < 200; i++) {
-      try {
-        const res = await call(`${this.url}/v1/status`);
-        if ((res.body as { ready?: boolean }).ready) return;
-      } catch {
-        // not listening yet
-      }
-      if (!this.alive) throw new Error(`replica on ${this.port} exited:\n${this.log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`replica on ${this.port} did not become ready:\n${this.log}`);
+    await until(
+      async () => ((await call(`${this.url}/v1/status`)).body as { ready?: boolean }).ready,
+      `the replica on ${this.port} is ready`,
+      {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+        diagnose: () => this.log,
+        stopIf: () => (this.alive ? undefined : 'the replica exited'),
+      },
+    );
   }
 
   async kill(): Promise<void> {

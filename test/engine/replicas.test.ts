@@ -6,22 +6,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { parseRolloutState, type RolloutState } from '../../core/rollout/state.ts';
-import {
-  GitDaemon,
-  LINUX_PROD,
-  call,
-  freePort,
-  git,
-  type FleetRepo,
-} from '../reconciler/helpers.ts';
-import { Replica, SEED, seeded } from './replica.ts';
+import { GitDaemon, LINUX_PROD, call, freePort, type FleetRepo } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
+import { prng } from '../../simulate/labels.ts';
+import { Replica, SEED } from './replica.ts';
 import { SimFleet, change, engineRepo } from './sim.ts';
 
 describe('three replicas, killed at random moments', () => {
   let repo: FleetRepo;
   let daemon: GitDaemon;
   const replicas: Replica[] = [];
-  const random = seeded(SEED);
+  const random = prng(SEED);
   let sim: SimFleet;
   /** Rounds left before a dead replica is restarted. */
   const down = new Map<Replica, number>();

@@ -12,11 +12,11 @@ import {
   call,
   enroll,
   freePort,
-  git,
   startServer,
   testConfig,
   type Running,
 } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
 
 export const TEST_FLEET = (
   options: { revert?: 'push' | 'pull-request'; extra?: string } = {},

@@ -7,6 +7,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../reconciler/helpers.ts';
+import { until } from './until.ts';
 
 const CANDIDATES = ['nginx', '/usr/sbin/nginx', '/usr/local/sbin/nginx'];
 
@@ -77,18 +78,22 @@ ${ports.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`).joi
     }
     await rm(dir, { recursive: true, force: true });
   };
-  for (let i = 0; ; i++) {
-    try {
-      await fetch(`${url}/healthz`);
-      break;
-    } catch {
-      // not listening yet
-    }
-    if (i >= 100 || child.exitCode !== null) {
-      await stop();
-      throw new Error('nginx did not start in 10 s');
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await until(
+      async () => {
+        await fetch(`${url}/healthz`);
+        return true;
+      },
+      'nginx answers',
+      {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        stopIf: () => (child.exitCode !== null ? `nginx exited with ${child.exitCode}` : undefined),
+      },
+    );
+  } catch (e) {
+    await stop();
+    throw e;
   }
   return { url, stop };
 }

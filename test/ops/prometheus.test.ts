@@ -23,6 +23,7 @@ import {
   type FleetRepo,
   type Running,
 } from '../reconciler/helpers.ts';
+import { until } from '../helpers/until.ts';
 import { RULES, concrete, dashboardQueries, ruleGroups, ruleQueries } from './promql.ts';
 import type { Status as WireStatus } from '../../wire/status.ts';
 
@@ -75,26 +76,8 @@ interface PromAnswer {
   data?: { resultType: string; result: unknown[] };
 }
 
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  detail: () => Promise<unknown> = async () => '',
-  tries = 240,
-): Promise<T> {
-  let last: unknown;
-  for (let i = 0; i < tries; i++) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(
-    `${what}: not reached in ${tries} tries${last ? ` (${String(last)})` : ''} ${JSON.stringify(await detail())}`,
-  );
-}
+/** Prometheus scrapes every second: look every 250 ms, for a minute and a half at most. */
+const POLL = { timeoutMs: 90_000, intervalMs: 250 };
 
 describe(
   'a real Prometheus scraping a reconciler with a simulated fleet',
@@ -119,6 +102,7 @@ describe(
       const s = (await call(`${server.url}/v1/status`)).body as Record<string, unknown>;
       return { candidate: s.candidate, rejected: s.rejected, rollout: s.rollout, waves: s.waves };
     };
+    const showingRollout = { ...POLL, diagnose: async () => JSON.stringify(await rollout()) };
     async function prom(path: string, params: Record<string, string> = {}): Promise<PromAnswer> {
       const res = await request(`${promUrl}${path}?${new URLSearchParams(params)}`, {
         headersTimeout: 10_000,
@@ -186,8 +170,10 @@ describe(
         ],
         { stdio: 'ignore' },
       );
-      await until('every agent checked in', async () =>
-        (await status()).agents.known >= AGENTS ? true : undefined,
+      await until(
+        async () => ((await status()).agents.known >= AGENTS ? true : undefined),
+        'every agent checked in',
+        POLL,
       );
     });
 
@@ -204,56 +190,69 @@ describe(
     });
 
     it('scrapes the reconciler while a bad change is rejected and a good one bakes', async () => {
-      const up = await until('the reconciler target is up', async () => {
-        const a = (await prom('/api/v1/targets')) as unknown as {
-          data: { activeTargets: Array<{ health: string; labels: { job: string } }> };
-        };
-        const t = a.data.activeTargets.find((t) => t.labels.job === 'fleetwave');
-        return t?.health === 'up' ? t : undefined;
-      });
+      const up = await until(
+        async () => {
+          const a = (await prom('/api/v1/targets')) as unknown as {
+            data: { activeTargets: Array<{ health: string; labels: { job: string } }> };
+          };
+          const t = a.data.activeTargets.find((t) => t.labels.job === 'fleetwave');
+          return t?.health === 'up' ? t : undefined;
+        },
+        'the reconciler target is up',
+        POLL,
+      );
       assert.equal(up.health, 'up');
 
       const bad = await change(repo, 'a change that fails every agent', 'bad');
       const rejection = await until(
-        'the bad change is rejected',
         async () => (await status()).rejected.find((r) => r.revision === bad),
-        rollout,
+        'the bad change is rejected',
+        showingRollout,
       );
       assert.equal(rejection.waveIndex, 0);
       // The revert goes on main first: a change pushed before it would be reverted on top of.
       await until(
-        'the revert of the bad change is on main',
         async () => {
           const reverts = ((await status()) as unknown as { rollout: { reverts: RevertSeen[] } })
             .rollout.reverts;
           return reverts.find((r) => r.revision === bad && r.state === 'pushed');
         },
-        rollout,
+        'the revert of the bad change is on main',
+        showingRollout,
       );
       const good = await change(repo, 'a healthy change', 'good');
       await until(
-        'the good change bakes on wave 1',
         async () => {
           const c = (await status()).candidate;
           return c?.revision === good && c.waveIndex === 1 ? c : undefined;
         },
-        rollout,
+        'the good change bakes on wave 1',
+        showingRollout,
       );
 
       // What the queries below must find, once scraped.
-      await until('Prometheus has the rejection', () =>
-        scraped('fleetwave_rollout_rejections_total{wave="canary"} >= 1'),
+      await until(
+        () => scraped('fleetwave_rollout_rejections_total{wave="canary"} >= 1'),
+        'Prometheus has the rejection',
+        POLL,
       );
-      await until('Prometheus has the candidate on wave 1', () =>
-        scraped(
-          'fleetwave_rollout_candidate_wave == 1 and on () fleetwave_gate_verdict{wave="half",gate="bake",verdict="wait"} == 1',
-        ),
+      await until(
+        () =>
+          scraped(
+            'fleetwave_rollout_candidate_wave == 1 and on () fleetwave_gate_verdict{wave="half",gate="bake",verdict="wait"} == 1',
+          ),
+        'Prometheus has the candidate on wave 1',
+        POLL,
       );
-      await until('Prometheus has check-in latencies', () =>
-        scraped('fleetwave_checkin_duration_seconds_count > 0'),
+      await until(
+        () => scraped('fleetwave_checkin_duration_seconds_count > 0'),
+        'Prometheus has check-in latencies',
+        POLL,
       );
-      const failed = await until('Prometheus has failed agents', () =>
-        scraped('sum(fleetwave_agents{health="failed"}) > 0'),
+      const failed = await until(
+        () => scraped('sum(fleetwave_agents{health="failed"}) > 0'),
+        'Prometheus has failed agents',
+        POLL,
       );
       assert.equal(failed.length, 1);
     });
@@ -285,20 +284,24 @@ describe(
 
     it('loads every rule group, each rule evaluated and healthy', async () => {
       const expected = ruleGroups();
-      const groups = await until('every rule evaluated', async () => {
-        const a = (await prom('/api/v1/rules')) as unknown as {
-          data: {
-            groups: Array<{
-              name: string;
-              rules: Array<{ name: string; health: string; lastError?: string }>;
-            }>;
+      const groups = await until(
+        async () => {
+          const a = (await prom('/api/v1/rules')) as unknown as {
+            data: {
+              groups: Array<{
+                name: string;
+                rules: Array<{ name: string; health: string; lastError?: string }>;
+              }>;
+            };
           };
-        };
-        const all = a.data.groups.flatMap((g) => g.rules);
-        return all.length > 0 && all.every((r) => r.health !== 'unknown')
-          ? a.data.groups
-          : undefined;
-      });
+          const all = a.data.groups.flatMap((g) => g.rules);
+          return all.length > 0 && all.every((r) => r.health !== 'unknown')
+            ? a.data.groups
+            : undefined;
+        },
+        'every rule evaluated',
+        POLL,
+      );
       assert.deepEqual(groups.map((g) => g.name).sort(), expected.map((g) => g.name).sort());
       for (const g of groups) {
         const want = expected.find((e) => e.name === g.name)!;

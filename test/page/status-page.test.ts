@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { freePort } from '../reconciler/helpers.ts';
+import { until, type UntilOptions } from '../helpers/until.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const DEMO = fileURLToPath(new URL('../../demo/main.ts', import.meta.url));
@@ -58,28 +59,26 @@ describe('status page', { skip }, () => {
     if (demo && demo.exitCode === null) demo.kill('SIGTERM');
   });
 
-  async function until(
-    what: string,
-    probe: () => Promise<boolean>,
-    timeoutMs = 240_000,
-  ): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (await probe().catch(() => false)) return;
-      if (demo.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    const why = demo.exitCode !== null ? `the demo exited with ${demo.exitCode}` : 'timed out';
-    assert.fail(`${why} waiting for ${what}\n--- demo output ---\n${output}`);
-  }
+  /** Waiting on the demo: up to `timeoutMs`, showing its output, and no longer once it exited. */
+  const onDemo = (timeoutMs = 240_000): UntilOptions => ({
+    timeoutMs,
+    intervalMs: 250,
+    diagnose: () => `--- demo output ---\n${output}`,
+    stopIf: () => (demo.exitCode !== null ? `the demo exited with ${demo.exitCode}` : undefined),
+  });
 
   it('shows the waves advancing, then the rejection, and the demo exits 0', async () => {
-    await until('the status page to answer', async () => {
-      const res = await page.goto(url);
-      return res?.status() === 200;
-    });
+    await until(
+      async () => (await page.goto(url))?.status() === 200,
+      'the status page to answer',
+      onDemo(),
+    );
     // The page itself: four wave cards once the first status arrives.
-    await until('the wave cards', async () => (await page.locator('[data-wave]').count()) === 4);
+    await until(
+      async () => (await page.locator('[data-wave]').count()) === 4,
+      'the wave cards',
+      onDemo(),
+    );
     assert.deepEqual(await page.locator('[data-wave] .name').allTextContents(), [
       'canary',
       'early',
@@ -89,13 +88,17 @@ describe('status page', { skip }, () => {
 
     // Act 1: the candidate moves through the waves; the page marks the wave it is on.
     const seen = new Set<string>();
-    await until('the healthy change to become stable', async () => {
-      for (const w of await page.locator('[data-wave].current .name').allTextContents())
-        seen.add(w);
-      if (seen.size >= 2)
-        await page.screenshot({ path: `${RESULTS}status-page-rollout.png`, fullPage: true });
-      return (await page.locator('#history tbody').textContent())!.includes('is stable');
-    });
+    await until(
+      async () => {
+        for (const w of await page.locator('[data-wave].current .name').allTextContents())
+          seen.add(w);
+        if (seen.size >= 2)
+          await page.screenshot({ path: `${RESULTS}status-page-rollout.png`, fullPage: true });
+        return (await page.locator('#history tbody').textContent())!.includes('is stable');
+      },
+      'the healthy change to become stable',
+      onDemo(),
+    );
     assert.ok(
       seen.size >= 2,
       `the page showed the candidate on ${[...seen].join(', ') || 'no wave'}`,
@@ -108,35 +111,37 @@ describe('status page', { skip }, () => {
     );
 
     // Act 2: the rejection appears in the history, the last decision says why.
-    await until('the rejection in the history', async () =>
-      (await page.locator('#history tbody').textContent())!.includes('reject'),
+    await until(
+      async () => (await page.locator('#history tbody').textContent())!.includes('reject'),
+      'the rejection in the history',
+      onDemo(),
     );
     await until(
-      'the rejection as the last decision',
       async () => (await page.locator('#decision').textContent())!.includes('failed ratio'),
-      10_000,
+      'the rejection as the last decision',
+      onDemo(10_000),
     ).catch(() => undefined); // a later evaluation (of the revert) may already have replaced it
     await page.screenshot({ path: `${RESULTS}status-page-rejected.png`, fullPage: true });
 
-    await until('the story to end', async () => output.includes('== explore:'));
+    await until(() => output.includes('== explore:'), 'the story to end', onDemo());
     // Search by label selector, then by id: the inventory from the store.
     await page.fill('#agent-query', 'os=linux');
     await page.click('#agent-search button');
     await until(
-      'agents matching os=linux',
       async () => (await page.locator('#agent-list tbody tr').count()) > 0,
-      10_000,
+      'agents matching os=linux',
+      onDemo(10_000),
     );
     assert.match((await page.locator('#agents-note').textContent())!, /agents match/);
     const id = (await page.locator('#agent-list tbody tr').first().getAttribute('data-agent'))!;
     await page.fill('#agent-query', id);
     await page.click('#agent-search button');
     await until(
-      `agent ${id} alone`,
       async () =>
         (await page.locator('#agent-list tbody tr').count()) === 1 &&
         (await page.locator('#agents-note').textContent())!.startsWith(`Agent ${id}`),
-      10_000,
+      `agent ${id} alone`,
+      onDemo(10_000),
     );
     await page.screenshot({ path: `${RESULTS}status-page-agents.png`, fullPage: true });
     assert.match(output, /rejected on wave 0: canary: failed ratio/);

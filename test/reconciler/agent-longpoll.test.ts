@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { initialRolloutState } from '../../core/rollout/state.ts';
 import { issueAgentToken } from '../../reconciler/auth.ts';
-import { until } from '../agent/helpers.ts';
+import { until } from '../helpers/until.ts';
 import { FleetRepo, LINUX_PROD, enroll, startServer, testConfig } from './helpers.ts';
 import {
   Raw,

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { agentHeaders } from '../../reconciler/agent-http.ts';
 import { issueAgentToken } from '../../reconciler/auth.ts';
-import { until } from '../agent/helpers.ts';
+import { until } from '../helpers/until.ts';
 import { ADMIN_TOKEN, ENROLL_TOKEN, LINUX_PROD, enroll, metric, type Running } from './helpers.ts';
 import {
   Raw,

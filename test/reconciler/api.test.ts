@@ -19,6 +19,7 @@ import {
   testConfig,
   type Running,
 } from './helpers.ts';
+import { until } from '../helpers/until.ts';
 
 interface ErrorBody {
   error: { code: string; message: string };
@@ -145,7 +146,7 @@ describe('agent API', () => {
     const target = (await checkin(body)).body as { etag: string };
     const headers = { 'if-none-match': `"${target.etag}"` };
     const held = checkin(body, { query: '?wait=30', headers });
-    while (server.app.reconciler.longpoll.size === 0) await new Promise((r) => setTimeout(r, 10));
+    await until(() => server.app.reconciler.longpoll.size > 0, 'the server holds the check-in');
     const refused = await checkin(body, { query: '?wait=30', headers });
     assert.equal(refused.status, 429);
     assert.equal((refused.body as ErrorBody).error.code, 'TOO_MANY_WAITERS');

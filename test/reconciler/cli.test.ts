@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, fleetwave } from '../helpers/cli.ts';
+import { until } from '../helpers/until.ts';
 import { FleetRepo, LINUX_PROD, call, freePort } from './helpers.ts';
 
 describe('fleetwave serve', () => {
@@ -168,15 +169,11 @@ describe('fleetwave serve', () => {
     );
     try {
       const url = `http://127.0.0.1:${port}`;
-      let ready = 0;
-      for (let i = 0; i < 400 && ready !== 200; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        ready = await call(`${url}/readyz`).then(
-          (r) => r.status,
-          () => 0,
-        );
-      }
-      assert.equal(ready, 200, out);
+      await until(async () => (await call(`${url}/readyz`)).status === 200, 'readyz answers 200', {
+        timeoutMs: 40_000,
+        intervalMs: 50,
+        diagnose: () => out,
+      });
       // Enrollment is open in the demo.
       const enrolled = await call(`${url}/v1/enroll`, {
         body: { id: 'demo-1', labels: LINUX_PROD },

@@ -14,13 +14,14 @@ import {
   call,
   enroll,
   freePort,
-  git,
   metric,
   startServer,
   testConfig,
   type Running,
 } from './helpers.ts';
 import type { Status as WireStatus } from '../../wire/status.ts';
+import { git } from '../helpers/git.ts';
+import { until } from '../helpers/until.ts';
 
 interface Target {
   etag: string;
@@ -129,7 +130,7 @@ describe('reconciler against a git daemon remote', () => {
       headers: { 'if-none-match': `"${current.etag}"` },
     });
     // Wait until the server holds it, then change the fleet and the rollout.
-    while (server.app.reconciler.longpoll.size === 0) await new Promise((r) => setTimeout(r, 10));
+    await until(() => server.app.reconciler.longpoll.size > 0, 'the server holds the check-in');
     const base = await repo.read('fleet/config/00-base.yaml');
     const changed = await repo.commit(
       { 'fleet/config/00-base.yaml': base.replace('interval: 30s', 'interval: 15s') },
@@ -167,7 +168,7 @@ describe('reconciler against a git daemon remote', () => {
       body,
       headers: { 'if-none-match': `"${current.etag}"` },
     });
-    while (server.app.reconciler.longpoll.size === 0) await new Promise((r) => setTimeout(r, 10));
+    await until(() => server.app.reconciler.longpoll.size > 0, 'the server holds the check-in');
     repo.writeState(initialRolloutState(changed), 'test: make it stable');
     await push();
     assert.equal((await status()).stable, changed);

@@ -14,25 +14,13 @@ import type { FastifyInstance } from 'fastify';
 import type { ServeConfig } from '../../reconciler/config.ts';
 import { buildServer, type ServerDeps } from '../../reconciler/server.ts';
 import { serializeRolloutState, type RolloutState } from '../../core/rollout/state.ts';
+import { GIT_ENV, git } from '../helpers/git.ts';
+import { until } from '../helpers/until.ts';
 
 export const FLEET_DIR = fileURLToPath(new URL('../../fleet/', import.meta.url));
 export const ENROLL_TOKEN = 'enroll-token-0123456789abcdef';
 export const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 export const WEBHOOK_SECRET = 'webhook-secret-0123456789abcdef';
-
-const GIT_ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: 'Test',
-  GIT_AUTHOR_EMAIL: 'test@example.com',
-  GIT_COMMITTER_NAME: 'Test',
-  GIT_COMMITTER_EMAIL: 'test@example.com',
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_CONFIG_GLOBAL: '/dev/null',
-};
-
-export function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', args, { cwd, env: GIT_ENV, encoding: 'utf8' }).trim();
-}
 
 export class FleetRepo {
   readonly root: string;
@@ -165,11 +153,10 @@ export class GitDaemon {
       ],
       { stdio: 'ignore', env: GIT_ENV },
     );
-    for (let i = 0; i < 200; i++) {
-      if (await accepting(this.port)) return;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error('git daemon did not start');
+    await until(() => accepting(this.port), 'git daemon accepts connections', {
+      timeoutMs: 10_000,
+      intervalMs: 25,
+    });
   }
 
   async stop(): Promise<void> {

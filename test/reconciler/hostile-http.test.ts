@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { until } from '../agent/helpers.ts';
+import { until } from '../helpers/until.ts';
 import { ENROLL_TOKEN, LINUX_PROD, enroll } from './helpers.ts';
 import {
   Raw,

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { until } from '../agent/helpers.ts';
+import { until } from '../helpers/until.ts';
 import { LINUX_PROD, enroll, metric } from './helpers.ts';
 import {
   Raw,

@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { Agent } from 'undici';
 import { prometheusGates } from '../../core/rollout/gates/prometheus.ts';
 import { runPrometheusGates, runQuery } from '../../rollout/prometheus.ts';
+import { until } from '../helpers/until.ts';
 import { ctx } from './fixtures.ts';
 
 function listen(server: Server): Promise<string> {
@@ -176,13 +177,11 @@ describe(
         { stdio: ['ignore', 'ignore', 'pipe'] },
       );
       child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-      // Until the exporter's sample is in (bounded: 60 tries, 500 ms apart).
-      for (let i = 0; i < 60; i++) {
-        const up = await runQuery({ url, query: 'fleetwave_test_ratio', timeoutMs: 1000 });
-        if (up.ok) return;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      throw new Error(`prometheus never scraped the exporter:\n${stderr}`);
+      await until(
+        async () => (await runQuery({ url, query: 'fleetwave_test_ratio', timeoutMs: 1000 })).ok,
+        'prometheus scraped the exporter',
+        { timeoutMs: 60_000, intervalMs: 500, diagnose: () => stderr },
+      );
     });
 
     after(async () => {

@@ -70,12 +70,12 @@ describe('the one writer of the state branch', () => {
   let other = 0;
 
   const remoteState = (): RolloutState => {
-    const parsed = parseRolloutState(git(origin, ['show', `${STATE}:rollout.yaml`]));
+    const parsed = parseRolloutState(git(origin, 'show', `${STATE}:rollout.yaml`));
     assert.ok(parsed.ok);
     return parsed.state;
   };
   const subjects = (): string[] =>
-    git(origin, ['log', '--first-parent', '--format=%s', STATE]).trim().split('\n');
+    git(origin, 'log', '--first-parent', '--format=%s', STATE).trim().split('\n');
 
   /** The other writer wins a race: one commit of its own on the state branch. */
   async function theyWrite(): Promise<void> {
@@ -92,8 +92,8 @@ describe('the one writer of the state branch', () => {
     const work = await exampleFleetRepo();
     root = await mkdtemp(join(tmpdir(), 'fw-writer-'));
     origin = join(root, 'origin.git');
-    git(root, ['init', '-q', '--bare', origin]);
-    git(work, ['push', '-q', origin, 'HEAD:refs/heads/main']);
+    git(root, 'init', '-q', '--bare', origin);
+    git(work, 'push', '-q', origin, 'HEAD:refs/heads/main');
     await rm(work, { recursive: true, force: true });
     ours = await writer(root, 'ours', origin);
     theirs = await writer(root, 'theirs', origin);
@@ -106,14 +106,14 @@ describe('the one writer of the state branch', () => {
   });
 
   it('writes one commit on the tip it read, and nothing when the step writes nothing', async () => {
-    const before = git(origin, ['rev-parse', STATE]).trim();
+    const before = git(origin, 'rev-parse', STATE).trim();
     const none = await writeState(ours, {
       read: () => read(ours),
       decide: () => ({ kind: 'none', decision: 'wait', wave: '', reason: 'nothing to do' }),
       now: Date.now,
     });
     assert.deepEqual([none.commit, none.attempts], [undefined, 1]);
-    assert.equal(git(origin, ['rev-parse', STATE]).trim(), before);
+    assert.equal(git(origin, 'rev-parse', STATE).trim(), before);
 
     const written = await writeState(ours, {
       read: () => read(ours),
@@ -122,10 +122,10 @@ describe('the one writer of the state branch', () => {
       trailer: '\nworkflow run: https://ci.example/1\n',
     });
     assert.equal(written.attempts, 1);
-    assert.equal(git(origin, ['rev-parse', STATE]).trim(), written.commit);
-    assert.equal(git(origin, ['rev-parse', `${STATE}^`]).trim(), before, 'a fast-forward');
+    assert.equal(git(origin, 'rev-parse', STATE).trim(), written.commit);
+    assert.equal(git(origin, 'rev-parse', `${STATE}^`).trim(), before, 'a fast-forward');
     assert.equal(
-      git(origin, ['log', '-1', '--format=%B', STATE]).trim(),
+      git(origin, 'log', '-1', '--format=%B', STATE).trim(),
       'test: reject aaaa\n\nworkflow run: https://ci.example/1',
     );
     assert.equal(await ours.repo.readRef(ours.stateRef), written.commit, 'the mirror follows');
@@ -147,7 +147,7 @@ describe('the one writer of the state branch', () => {
     });
     assert.equal(written.attempts, 2);
     assert.deepEqual(refused, [1]);
-    assert.equal(git(origin, ['rev-parse', STATE]).trim(), written.commit);
+    assert.equal(git(origin, 'rev-parse', STATE).trim(), written.commit);
     assert.deepEqual(subjects().slice(0, 2), ['test: reject bbbb', 'test: reject 1111']);
     // Both writes are in the state: ours was decided again on top of theirs, nothing is lost.
     assert.deepEqual(
@@ -155,7 +155,7 @@ describe('the one writer of the state branch', () => {
       ['a', '1', 'b'],
     );
     assert.equal(
-      git(origin, ['log', '--merges', '--format=%H', STATE]).trim(),
+      git(origin, 'log', '--merges', '--format=%H', STATE).trim(),
       '',
       'a linear history',
     );

@@ -9,7 +9,7 @@ import { fateOf, matches, checkFaults, type Fault } from '../../simulate/faults.
 import { startSimulation, type Simulation } from '../../simulate/fleet.ts';
 import { makeTarget } from '../agent/fixtures/targets.ts';
 import { CLI } from '../helpers/cli.ts';
-import { until } from '../agent/helpers.ts';
+import { until } from '../helpers/until.ts';
 import {
   ENROLL_TOKEN,
   FleetRepo,

@@ -19,9 +19,9 @@ import {
   LINUX_PROD,
   call,
   freePort,
-  git,
   type FleetRepo,
 } from '../reconciler/helpers.ts';
+import { git } from '../helpers/git.ts';
 import type { AgentView } from '../../reconciler/routes/inventory.ts';
 
 const AGENTS = 100;

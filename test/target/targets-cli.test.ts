@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { etagOf } from '../../core/target/etag.ts';
 import type { Content, RenderError, Target } from '../../core/target/model.ts';
 import { fleetwave } from '../helpers/cli.ts';
+import { git } from '../helpers/git.ts';
 import { syntheticAgents } from '../../simulate/labels.ts';
 
 interface Entry {
@@ -186,25 +187,10 @@ describe('fleetwave targets', () => {
       join(dir, 'agents.json'),
       '[{"id": "a", "labels": {"os": "linux", "arch": "arm64", "site": "x"}}]',
     );
-    const git = (...args: string[]) => {
-      const r = spawnSync('git', args, {
-        cwd: dir,
-        encoding: 'utf8',
-        env: {
-          ...process.env,
-          GIT_AUTHOR_NAME: 't',
-          GIT_AUTHOR_EMAIL: 't@example.com',
-          GIT_COMMITTER_NAME: 't',
-          GIT_COMMITTER_EMAIL: 't@example.com',
-        },
-      });
-      assert.equal(r.status, 0, r.stderr);
-      return r.stdout.trim();
-    };
-    git('init', '-q');
-    git('add', 'fleet');
-    git('commit', '-q', '-m', 'fleet');
-    const sha = git('rev-parse', 'HEAD');
+    git(dir, 'init', '-q');
+    git(dir, 'add', 'fleet');
+    git(dir, 'commit', '-q', '-m', 'fleet');
+    const sha = git(dir, 'rev-parse', 'HEAD');
     const r = fleetwave(
       ['targets', '--revision', 'HEAD', '--inventory', 'agents.json', '--format', 'json'],
       {

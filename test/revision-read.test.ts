@@ -1,11 +1,10 @@
-// Reading a fleet at a git revision: real repositories built with the git binary in temp dirs
-// (a work tree with several commits, and a bare clone of it), read with readFleetAtRevision +
-// validateFleet and with `fleetwave validate --revision`.
+// Reading a fleet at a git revision (source/revision.ts): readFleetAtRevision + validateFleet on a
+// real repository with history and on its bare clone (revision-repo.ts), against what the
+// directory reader reads from a checkout.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isFleetwaveError } from '../core/errors.ts';
@@ -14,29 +13,8 @@ import { validateFleet } from '../core/fleet/validate.ts';
 import { GitRepository } from '../git/repository.ts';
 import { readFleetDirectory } from '../source/directory.ts';
 import { readFleetAtRevision } from '../source/revision.ts';
-import { CLI, fleetwave, REPO_ROOT } from './helpers/cli.ts';
-
-const MARKER = 'MARKER-fw-revision-51d2';
-
-function git(dir: string, ...args: string[]): string {
-  return execFileSync('git', args, {
-    cwd: dir,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 'Fleet Tester',
-      GIT_AUTHOR_EMAIL: 'tester@fleet.example',
-      GIT_COMMITTER_NAME: 'Fleet Tester',
-      GIT_COMMITTER_EMAIL: 'tester@fleet.example',
-    },
-  });
-}
-
-function commit(dir: string, message: string): string {
-  git(dir, 'add', '--all');
-  git(dir, 'commit', '--quiet', '--allow-empty', '--message', message);
-  return git(dir, 'rev-parse', 'HEAD').trim();
-}
+import { git } from './helpers/git.ts';
+import { MARKER, revisionRepo, type RevisionRepo } from './revision-repo.ts';
 
 async function rejects(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
   await assert.rejects(promise, (e: unknown) => {
@@ -48,79 +26,12 @@ async function rejects(promise: Promise<unknown>, code: string, message: RegExp)
 }
 
 let scratch: string;
-/** The work tree: commits `empty` (no fleet), `v240`, `v250`, `symlinks`, `hostile`. */
 let work: string;
 let bare: string;
-const commits: Record<'empty' | 'v240' | 'v250' | 'symlinks' | 'hostile', string> = {
-  empty: '',
-  v240: '',
-  v250: '',
-  symlinks: '',
-  hostile: '',
-};
+let commits: RevisionRepo['commits'];
 
 before(async () => {
-  scratch = await mkdtemp(join(tmpdir(), 'fw-revision-'));
-  work = join(scratch, 'work');
-  await mkdir(work);
-  git(work, 'init', '--quiet', '--initial-branch=main');
-  await writeFile(join(work, 'README.md'), 'the fleet of acme\n');
-  commits.empty = commit(work, 'no fleet yet');
-
-  await cp(join(REPO_ROOT, 'fleet'), join(work, 'fleet'), { recursive: true });
-  commits.v240 = commit(work, 'the example fleet, version 2.4.0');
-  git(work, 'tag', '--annotate', '--message', 'first fleet', 'first');
-
-  const fleetYaml = join(work, 'fleet/fleet.yaml');
-  await writeFile(
-    fleetYaml,
-    (await readFile(fleetYaml, 'utf8')).replace('version: 2.4.0', 'version: 2.5.0'),
-  );
-  commits.v250 = commit(work, 'roll out 2.5.0');
-
-  // A layer behind a chain of two symlinks that stay inside the fleet; a directory symlink
-  // back to the root (a loop); symlinks that leave the fleet, relative and absolute.
-  await mkdir(join(work, 'fleet/links'));
-  await mkdir(join(work, 'outside'));
-  await writeFile(join(work, 'outside/passwd'), `root:x:0:0:${MARKER}:/root:/bin/bash\n`);
-  await cp(join(work, 'fleet/config/30-windows.yaml'), join(work, 'fleet/windows.layer'));
-  await unlink(join(work, 'fleet/config/30-windows.yaml'));
-  await symlink('../windows.layer', join(work, 'fleet/links/windows.link'));
-  await symlink('../links/windows.link', join(work, 'fleet/config/30-windows.yaml'));
-  await symlink('..', join(work, 'fleet/config/up'));
-  await symlink('../../outside/passwd', join(work, 'fleet/config/80-passwd.yaml'));
-  await symlink('/etc/passwd', join(work, 'fleet/config/81-absolute.yaml'));
-  await symlink(
-    '../links/../../outside/../fleet/windows.layer',
-    join(work, 'fleet/config/82-out-and-back.yaml'),
-  );
-  await symlink('nowhere.yaml', join(work, 'fleet/config/83-dangling.yaml'));
-  commits.symlinks = commit(work, 'symlinks');
-
-  // A blob over the size limit, bytes that are not UTF-8, and nothing else wrong.
-  for (const name of [
-    '80-passwd.yaml',
-    '81-absolute.yaml',
-    '82-out-and-back.yaml',
-    '83-dangling.yaml',
-  ])
-    await unlink(join(work, 'fleet/config', name));
-  await writeFile(
-    join(work, 'fleet/config/90-big.yaml'),
-    Buffer.alloc(DEFAULT_LIMITS.maxFileBytes + 1, '# padding\n'),
-  );
-  await writeFile(
-    join(work, 'fleet/config/91-latin1.yaml'),
-    Buffer.concat([Buffer.from('a: 1\nb: caf'), Buffer.from([0xe9]), Buffer.from('\n')]),
-  );
-  commits.hostile = commit(work, 'hostile files');
-
-  // The work tree now differs from every commit: reading a revision must not see this.
-  await writeFile(fleetYaml, 'this: [is not committed\n');
-  await writeFile(join(work, 'fleet/config/99-uncommitted.yaml'), 'kind: Nonsense\n');
-
-  bare = join(scratch, 'bare.git');
-  git(scratch, 'clone', '--quiet', '--bare', work, bare);
+  ({ scratch, work, bare, commits } = await revisionRepo());
 });
 
 after(async () => {
@@ -263,7 +174,7 @@ describe('readFleetAtRevision', () => {
       requested.push(...oids);
       return readBlobs(oids);
     };
-    const bigOid = git(work, 'rev-parse', `${commits.hostile}:fleet/config/90-big.yaml`).trim();
+    const bigOid = git(work, 'rev-parse', `${commits.hostile}:fleet/config/90-big.yaml`);
     const result = validateFleet(await readFleetAtRevision(repo, commits.hostile));
     const size = DEFAULT_LIMITS.maxFileBytes + 1;
     assert.ok(!requested.includes(bigOid), 'the big blob is not read');
@@ -311,67 +222,5 @@ describe('readFleetAtRevision', () => {
       small.diagnostics.map((d) => [d.file, d.message]),
       [['fleet', 'the fleet is larger than 1.95 KiB in total']],
     );
-  });
-});
-
-describe('fleetwave validate --revision', () => {
-  it('validates the fleet at a revision of another repository', () => {
-    const r = fleetwave(['validate', 'fleet', '--revision', commits.v240, '--repo', work], {
-      cwd: scratch,
-    });
-    assert.equal(r.stdout, '');
-    assert.match(
-      r.stderr,
-      /^fleet: valid \(1 Fleet, 3 Releases, 7 ConfigLayers; 4 waves, version 2\.4\.0\)/,
-    );
-    assert.equal(r.status, 0);
-  });
-
-  it('reports problems at a revision with paths from the repository root, and exits 1', () => {
-    const r = fleetwave(['validate', '--revision', commits.hostile, '--repo', bare]);
-    assert.equal(r.status, 1);
-    assert.match(r.stdout, /^fleet\/config\/90-big\.yaml: error: file is 1\.00 MiB/m);
-    assert.match(r.stdout, /^fleet\/config\/91-latin1\.yaml:2:7: error: file is not valid UTF-8/m);
-  });
-
-  it('exits 2 on a revision or repository that does not exist, or an option for a revision', () => {
-    const missing = fleetwave(['validate', '--revision', 'nope', '--repo', work]);
-    assert.equal(missing.status, 2);
-    assert.match(missing.stderr, /^fleetwave validate: revision "nope" does not exist in /);
-    const option = fleetwave(['validate', '--revision=--output=x', '--repo', work]);
-    assert.equal(option.status, 2);
-    assert.match(option.stderr, /"--output=x" is not a revision/);
-    const notRepo = fleetwave(['validate', '--revision', 'HEAD', '--repo', scratch]);
-    assert.equal(notRepo.status, 2);
-    assert.match(notRepo.stderr, /is not a git repository/);
-    const gone = fleetwave(['validate', '--revision', 'HEAD', '--repo', join(scratch, 'gone')]);
-    assert.equal(gone.status, 2);
-    assert.match(gone.stderr, /gone is not a git repository \(no such directory\)/);
-    const noDir = fleetwave(['validate', 'fleet', '--revision', commits.empty, '--repo', work]);
-    assert.equal(noDir.status, 2);
-    assert.match(noDir.stderr, /fleet does not exist at /);
-    for (const r of [missing, option, notRepo, gone, noDir])
-      assert.doesNotMatch(r.stderr, /^\s+at /m);
-  });
-
-  it('reads the repository it was given even when git variables in the environment say otherwise', () => {
-    // Git hooks export GIT_DIR; a CI runner may export GIT_SSL_CAINFO and friends.
-    const r = spawnSync(
-      process.execPath,
-      [CLI, 'validate', '--revision', commits.v250, '--repo', work],
-      {
-        cwd: scratch,
-        encoding: 'utf8',
-        timeout: 30_000,
-        env: {
-          ...process.env,
-          GIT_DIR: join(scratch, 'not-a-repo'),
-          GIT_WORK_TREE: scratch,
-          GIT_SSL_CAINFO: '/nonexistent/ca.pem',
-        },
-      },
-    );
-    assert.match(r.stderr, /^fleet: valid .*version 2\.5\.0\)/);
-    assert.equal(r.status, 0);
   });
 });

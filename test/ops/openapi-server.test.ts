@@ -1,19 +1,10 @@
-// docs/api/openapi.yaml against the official OpenAPI 3.0 schema (and Redocly's linter when it is
-// installed), and against the real server: every route is called for the answers it documents,
-// and each answer's status, headers and body must match the document.
+// The real server against docs/api/openapi.yaml: every route is called for the answers it
+// documents, and each answer's status, headers and body must match the document.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { Ajv, type ValidateFunction } from 'ajv';
-import { parse } from 'yaml';
-import { validateFleet } from '../../core/fleet/validate.ts';
-import { renderTarget } from '../../core/target/render.ts';
 import { issueAgentToken } from '../../reconciler/auth.ts';
-import { readFleetDirectory } from '../../source/directory.ts';
 import {
   ADMIN_TOKEN,
   ENROLL_TOKEN,
@@ -28,278 +19,12 @@ import {
   type Running,
 } from '../reconciler/helpers.ts';
 import { change } from '../engine/sim.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const DOCUMENT_PATH = `${ROOT}docs/api/openapi.yaml`;
-/** The official OpenAPI 3.0 JSON Schema, as Debian's `openapi-specification` package ships it. */
-const OAS30_SCHEMA = '/usr/share/openapi-specification/schemas/v3.0/schema.json';
-const REDOCLY = `${ROOT}node_modules/.bin/redocly`;
-
-type Json = Record<string, unknown>;
-const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const;
-
-const doc = parse(readFileSync(DOCUMENT_PATH, 'utf8')) as Json & {
-  paths: Record<string, Record<string, Json>>;
-  components: Record<string, Record<string, Json>>;
-};
-
-/** Formats the OpenAPI schema and the document use, checked plainly (no ajv-formats needed). */
-function addFormats(ajv: Ajv): void {
-  ajv.addFormat('date-time', {
-    type: 'string',
-    validate: (s: string) =>
-      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i.test(s) &&
-      !Number.isNaN(Date.parse(s)),
-  });
-  ajv.addFormat('uri', { type: 'string', validate: (s: string) => URL.canParse(s) });
-  ajv.addFormat('uri-reference', {
-    type: 'string',
-    validate: (s: string) => URL.canParse(s, 'http://base.invalid/'),
-  });
-  ajv.addFormat('email', { type: 'string', validate: (s: string) => /^[^\s@]+@[^\s@]+$/.test(s) });
-  ajv.addFormat('regex', {
-    type: 'string',
-    validate: (s: string) => {
-      try {
-        new RegExp(s, 'u');
-        return true;
-      } catch {
-        return false;
-      }
-    },
-  });
-}
-
-/** JSON Schema draft-04 (the OpenAPI 3.0 schema's dialect) as draft-07 for ajv 8. */
-function fromDraft04(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(fromDraft04);
-  if (node === null || typeof node !== 'object') return node;
-  const out: Json = {};
-  for (const [key, value] of Object.entries(node as Json)) out[key] = fromDraft04(value);
-  for (const [flag, bound] of [
-    ['exclusiveMinimum', 'minimum'],
-    ['exclusiveMaximum', 'maximum'],
-  ] as const) {
-    if (typeof out[flag] === 'boolean') {
-      if (out[flag]) out[flag] = out[bound];
-      else delete out[flag];
-      if (out[flag] !== undefined) delete out[bound];
-    }
-  }
-  return out;
-}
-
-/**
- * An OpenAPI 3.0 Schema Object as JSON Schema: `nullable: true` becomes a null type, and
- * references to components point into the document registered under `oas:document`.
- */
-function toJsonSchema(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(toJsonSchema);
-  if (node === null || typeof node !== 'object') return node;
-  const out: Json = {};
-  for (const [key, value] of Object.entries(node as Json)) {
-    if (key === 'nullable' || key === 'example') continue;
-    if (key === '$ref' && typeof value === 'string') out[key] = `oas:document${value}`;
-    else out[key] = toJsonSchema(value);
-  }
-  if ((node as Json).nullable === true) {
-    // Beside a oneOf/allOf, null passes as an alternative, not inside every branch.
-    if (typeof out.type === 'string' && !out.oneOf && !out.anyOf && !out.allOf) {
-      out.type = [out.type, 'null'];
-      if (Array.isArray(out.enum)) out.enum = [...out.enum, null];
-    } else return { anyOf: [out, { type: 'null' }] };
-  }
-  return out;
-}
-
-function deref<T>(node: T | { $ref: string }): T {
-  let current: unknown = node;
-  for (let i = 0; i < 10 && current && typeof current === 'object' && '$ref' in current; i++) {
-    const ref = (current as { $ref: string }).$ref;
-    assert.ok(ref.startsWith('#/'), `only local references: ${ref}`);
-    current = ref
-      .slice(2)
-      .split('/')
-      .reduce<unknown>((at, part) => (at as Json | undefined)?.[part], doc);
-    assert.ok(current !== undefined, `${ref} does not resolve`);
-  }
-  return current as T;
-}
-
-interface ResponseObject {
-  headers?: Record<string, Json>;
-  content?: Record<string, { schema?: Json }>;
-}
-
-const ajv = new Ajv({ strict: false, allErrors: true });
-addFormats(ajv);
-ajv.addSchema({ $id: 'oas:document', components: toJsonSchema(doc.components) });
-const compiled = new Map<object, ValidateFunction>();
-function validator(schema: Json): ValidateFunction {
-  let v = compiled.get(schema);
-  if (!v) {
-    v = ajv.compile(toJsonSchema(schema) as Json);
-    compiled.set(schema, v);
-  }
-  return v;
-}
-
-/** The document's path template for a concrete path, e.g. /v1/agents/{id}/target. */
-function templateOf(path: string): string | undefined {
-  const bare = path.split('?')[0]!;
-  return Object.keys(doc.paths).find((template) =>
-    new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(bare),
-  );
-}
-
-/** Every (template, method, status) answer the server gave in this test. */
-const seen = new Set<string>();
-
-/** Fails unless the answer is documented for this route and matches it. */
-function conforms(method: string, path: string, answer: Answer): void {
-  const template = templateOf(path);
-  assert.ok(template, `${path} is not in the document`);
-  const operation = doc.paths[template]![method.toLowerCase()] as
-    { responses: Record<string, ResponseObject | { $ref: string }> } | undefined;
-  assert.ok(operation, `${method} ${template} is not in the document`);
-  const where = `${method} ${path} → ${answer.status}`;
-  const documented = operation.responses[String(answer.status)];
-  assert.ok(documented, `${where}: status not documented (body: ${answer.text.slice(0, 200)})`);
-  seen.add(`${method.toUpperCase()} ${template} ${answer.status}`);
-  const response = deref<ResponseObject>(documented);
-  for (const [name, ref] of Object.entries(response.headers ?? {})) {
-    const header = deref<{ required?: boolean; schema?: Json }>(ref);
-    const value = answer.headers[name.toLowerCase()];
-    if (value === undefined) {
-      assert.ok(!header.required, `${where}: header ${name} is required but missing`);
-      continue;
-    }
-    if (header.schema) {
-      const check = validator(header.schema);
-      assert.ok(check(value), `${where}: header ${name}: ${ajv.errorsText(check.errors)}`);
-    }
-  }
-  const contentType = String(answer.headers['content-type'] ?? '')
-    .split(';')[0]!
-    .trim();
-  if (!response.content) {
-    assert.equal(answer.text, '', `${where}: documented without a body`);
-    return;
-  }
-  const media = response.content[contentType];
-  assert.ok(
-    media,
-    `${where}: content type "${contentType}" is not documented (${Object.keys(response.content).join(', ')})`,
-  );
-  if (media.schema) {
-    const body = contentType === 'application/json' ? answer.body : answer.text;
-    const check = validator(media.schema);
-    assert.ok(
-      check(body),
-      `${where}: body does not match: ${ajv.errorsText(check.errors)}\n${answer.text.slice(0, 500)}`,
-    );
-  }
-}
-
-/** The documented request body schema of an operation accepts (or refuses) a body. */
-function requestAccepts(method: string, template: string, body: unknown): boolean {
-  type RequestBody = { content: Record<string, { schema: Json }> };
-  const operation = doc.paths[template]![method] as { requestBody: RequestBody };
-  const requestBody = deref<RequestBody>(operation.requestBody);
-  return validator(requestBody.content['application/json']!.schema)(body);
-}
+import { until } from '../helpers/until.ts';
+import { METHODS, conforms, doc, requestAccepts, seen, validator } from './openapi.ts';
 
 function sign(body: string): string {
   return `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(body).digest('hex')}`;
 }
-
-describe('the OpenAPI document', () => {
-  it(
-    'is valid against the official OpenAPI 3.0 JSON Schema',
-    {
-      skip: existsSync(OAS30_SCHEMA)
-        ? false
-        : `${OAS30_SCHEMA} is missing: apt-get install openapi-specification`,
-    },
-    () => {
-      const schema = fromDraft04(JSON.parse(readFileSync(OAS30_SCHEMA, 'utf8'))) as Json;
-      delete schema.$schema;
-      schema.$id = schema.id;
-      delete schema.id;
-      const meta = new Ajv({ strict: false, allErrors: true });
-      addFormats(meta);
-      const validate = meta.compile(schema);
-      assert.equal(doc.openapi, '3.0.3');
-      assert.ok(validate(doc), meta.errorsText(validate.errors, { separator: '\n' }));
-      // The check can fail: a document with a wrong field is refused.
-      assert.equal(validate({ ...doc, paths: { '/x': { get: { responses: 'none' } } } }), false);
-    },
-  );
-
-  it('passes `redocly lint` (recommended rules, see redocly.yaml)', () => {
-    const out = execFileSync(REDOCLY, ['lint', '--format=stylish', DOCUMENT_PATH], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      stdio: 'pipe',
-      env: {
-        ...process.env,
-        REDOCLY_TELEMETRY: 'off',
-        REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true',
-        // redocly turns on V8's compile cache, which would leave a node-compile-cache dir in /tmp.
-        NODE_DISABLE_COMPILE_CACHE: '1',
-      },
-    });
-    assert.doesNotMatch(out, /warning|error/i, out);
-  });
-
-  it('has every reference resolving, every operation an operationId and an error schema', () => {
-    const ids = new Set<string>();
-    for (const [template, item] of Object.entries(doc.paths)) {
-      for (const method of METHODS) {
-        const operation = item[method] as
-          { operationId?: string; responses: Record<string, unknown> } | undefined;
-        if (!operation) continue;
-        assert.ok(operation.operationId, `${method} ${template}: no operationId`);
-        assert.ok(!ids.has(operation.operationId), `${operation.operationId} twice`);
-        ids.add(operation.operationId);
-        for (const [status, response] of Object.entries(operation.responses)) {
-          const r = deref<ResponseObject>(response as ResponseObject);
-          for (const h of Object.values(r.headers ?? {})) deref(h);
-          if (Number(status) >= 400) {
-            assert.deepEqual(
-              r.content?.['application/json']?.schema,
-              { $ref: '#/components/schemas/Error' },
-              `${method} ${template} ${status} is not the error body`,
-            );
-          }
-        }
-      }
-    }
-    // Compiling every schema resolves every $ref inside the components.
-    for (const schema of Object.values(doc.components.schemas!)) validator(schema);
-  });
-
-  it('describes the target of a signed release (the served fleet signs none)', async () => {
-    const { model } = validateFleet(await readFleetDirectory('fleet', { cwd: ROOT }));
-    assert.ok(model);
-    // The example fleet's 2.5.0 signs each artifact.
-    const signed = {
-      ...model,
-      fleet: { ...model.fleet, spec: { ...model.fleet.spec, version: '2.5.0' } },
-    };
-    const rendered = renderTarget(signed, 'c'.repeat(40), { id: 'agent-a', labels: LINUX_PROD });
-    assert.ok(rendered.ok && rendered.target.artifact.signature);
-    const check = validator(doc.components.schemas!.Target!);
-    const body = JSON.parse(JSON.stringify(rendered.target)) as Json;
-    assert.ok(check(body), ajv.errorsText(check.errors));
-    const artifact = body.artifact as Json;
-    assert.equal(
-      check({ ...body, artifact: { ...artifact, signature: { url: 'https://x/y.sig' } } }),
-      false,
-    );
-  });
-});
-
 describe('the running server matches the OpenAPI document', () => {
   let repo: FleetRepo;
   let server: Running;
@@ -409,13 +134,13 @@ describe('the running server matches the OpenAPI document', () => {
     const etag = (first.body as { etag: string }).etag;
     const options = { token: waiterToken, body, headers: { 'if-none-match': `"${etag}"` } };
     const holding = call(`${server.url}/v1/checkin?wait=600`, options);
-    for (;;) {
-      const status = (await call(`${server.url}/v1/status`)).body as {
-        agents: { waiting: number };
-      };
-      if (status.agents.waiting === 1) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(
+      async () =>
+        ((await call(`${server.url}/v1/status`)).body as { agents: { waiting: number } }).agents
+          .waiting === 1,
+      'the server holds the check-in',
+      { intervalMs: 20 },
+    );
     const refused = await post('/v1/checkin?wait=600', options);
     assert.equal(refused.status, 429);
     assert.ok(refused.headers['retry-after']);
