@@ -1,6 +1,7 @@
 // Which part of the tree may import which (README, Architecture): the two shells that write the
 // rollout, reconciler/ and actions/, share rollout/ and core/ and never import each other;
-// rollout/ carries decisions out and imports only the core, git/ and source/; the core imports
+// rollout/ carries decisions out and imports only the core, git/ and source/; wire/ (the HTTP
+// shapes agents, reconciler, CLI and actions share) imports only the core; the core imports
 // nothing but itself and the published JSON Schemas. Imports are read with TypeScript's own
 // pre-processor (static, dynamic and type-only imports alike).
 
@@ -10,16 +11,6 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import ts from 'typescript';
 import { REPO_ROOT } from './helpers/cli.ts';
-
-/**
- * Imports of reconciler/ from actions/ that stay until the wire module lands (the two wire
- * types, issue 15): each entry is `importing file -> imported file`. Empty this list, never
- * grow it.
- */
-const ALLOWED_UNTIL_WIRE: readonly string[] = [
-  'actions/promote/src/observe.ts -> reconciler/engine.ts',
-  'actions/shared/src/reconciler.ts -> reconciler/routes/status.ts',
-];
 
 async function sources(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -56,12 +47,21 @@ describe('boundaries between the parts of the tree', () => {
     assert.ok(edges.some((e) => under(e, 'core')));
   });
 
-  it('actions/ never imports reconciler/ (but for the listed wire types, until they move)', async () => {
+  it('actions/ never imports reconciler/', async () => {
     const edges = (await imports('actions')).filter((e) => under(e, 'reconciler'));
-    const unlisted = edges.filter((e) => !ALLOWED_UNTIL_WIRE.includes(e));
-    assert.deepEqual(unlisted, [], 'actions/ imports reconciler/: import rollout/ or core/');
-    const stale = ALLOWED_UNTIL_WIRE.filter((e) => !edges.includes(e));
-    assert.deepEqual(stale, [], 'no longer imported: remove it from ALLOWED_UNTIL_WIRE');
+    assert.deepEqual(edges, [], 'actions/ imports reconciler/: import rollout/, wire/ or core/');
+  });
+
+  it('agent/ and simulate/ never import reconciler/: they share the wire/ shapes', async () => {
+    const edges = [...(await imports('agent')), ...(await imports('simulate'))].filter((e) =>
+      under(e, 'reconciler'),
+    );
+    assert.deepEqual(edges, []);
+  });
+
+  it('wire/ imports only core/ and itself', async () => {
+    const edges = (await imports('wire')).filter((e) => !under(e, 'core') && !under(e, 'wire'));
+    assert.deepEqual(edges, []);
   });
 
   it('reconciler/ never imports actions/', async () => {
