@@ -37,8 +37,8 @@ export const HTTP_STATUS = {
   // The server's own failures: INTERNAL, details only in the log.
   INTERNAL: 500,
   GIT_FAILED: 500,
-  // A push that failed for another reason than a refusal (the remote down) inside an operator
-  // action; its message is git's stderr, which may name the remote: logged, not answered.
+  // A fetch that failed inside an operator action (a push that fails is ROLLOUT_WRITE_FAILED);
+  // its message is git's stderr, which may name the remote: logged, not answered.
   GIT_FETCH_FAILED: 500,
   GIT_PUSH_REJECTED: 500,
   GIT_REVISION_NOT_FOUND: 500,

@@ -51,7 +51,7 @@ function sleep(ms: number): Promise<void> {
 /**
  * Writes `ref` of the mirror's remote: `read(attempt)` fetches and reads, `plan(base)` decides
  * (and makes the commit to push). Returns what the last try decided and pushed; throws
- * ROLLOUT_WRITE_FAILED when every try was refused.
+ * ROLLOUT_WRITE_FAILED when every try was refused, or when the remote did not take the push.
  */
 export async function writeBranch<B, T>(
   mirror: Mirror,
@@ -72,6 +72,16 @@ export async function writeBranch<B, T>(
     try {
       await mirror.repo.pushCommit(mirror.remote, push, options.ref);
     } catch (e) {
+      if (isFleetwaveError(e, 'GIT_FETCH_FAILED')) {
+        // The remote did not take the push (down, unreachable): git's words may name the remote,
+        // so they stay in the cause (logged), not in the answer.
+        throw new FleetwaveError(
+          'ROLLOUT_WRITE_FAILED',
+          `${options.what} (${options.ref}) could not be pushed: the remote did not answer; ` +
+            'nothing was written',
+          { cause: e },
+        );
+      }
       if (!isFleetwaveError(e, 'GIT_PUSH_REJECTED')) throw e;
       if (attempt >= attempts) {
         throw new FleetwaveError(

@@ -4,7 +4,7 @@
 // is lost, and a writer that keeps losing gives up at the one limit with a clear error.
 
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -193,6 +193,34 @@ describe('the one writer of the state branch', () => {
     assert.deepEqual(refused, [1, 2, 3, 4, 5], 'no backoff after the last');
     assert.equal(subjects().length, before + MAX_WRITE_ATTEMPTS, 'only theirs landed');
     assert.ok(!remoteState().rejected.some((r) => r.revision.startsWith('c')));
+  });
+
+  it('a remote that does not answer the push is ROLLOUT_WRITE_FAILED (transient), not a crash', async () => {
+    const moved = `${origin}.away`;
+    await assert.rejects(
+      writeState(ours, {
+        read: async () => {
+          const base = await read(ours);
+          await rename(origin, moved); // the remote goes away between the read and the push
+          return base;
+        },
+        decide: reject('d'.repeat(40)),
+        now: Date.now,
+      }),
+      (e: unknown) => {
+        assert.ok(isFleetwaveError(e, 'ROLLOUT_WRITE_FAILED'), String(e));
+        assert.equal(e.kind, 'transient');
+        assert.match(
+          e.message,
+          /could not be pushed: the remote did not answer; nothing was written$/,
+        );
+        assert.ok(!e.message.includes(origin), 'the remote is not named in the answer');
+        assert.ok(isFleetwaveError(e.cause, 'GIT_FETCH_FAILED'), 'git says why, in the cause');
+        return true;
+      },
+    );
+    await rename(moved, origin);
+    assert.ok(!remoteState().rejected.some((r) => r.revision.startsWith('d')));
   });
 
   it('backs off with full jitter, capped', () => {
