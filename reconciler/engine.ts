@@ -15,8 +15,6 @@ import {
   type Observations,
   type RolloutPolicy,
 } from '../core/rollout/decide.ts';
-import type { GateResult } from '../core/rollout/gates/gate.ts';
-import type { QueryOutcome } from '../core/rollout/gates/prometheus.ts';
 import type { FleetObservation } from '../core/rollout/observations.ts';
 import {
   byWhom,
