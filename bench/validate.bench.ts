@@ -138,7 +138,7 @@ spec:
           key: ${i % 2 === 0 ? `secret/data/agent/team-${i % 40}#api_key` : `AGENT_API_KEY_${i % 40}`}
       tls:
         minVersion: '1.2'
-        ca: {secretRef: {provider: file, key: /etc/agent/ca-${i % 40}.pem}}
+        ca: {secretRef: {provider: file, key: ca-${i % 40}.pem}}
     collectors:
       cpu: {enabled: true, perCore: ${i % 3 === 0}}
       memory: {enabled: true}
