@@ -79,6 +79,7 @@ export class Installer {
       this.supervisor = new Supervisor({
         command: options.run,
         pidFile: join(options.installDir, '.run.pid'),
+        tag: `FLEETWAVE_INSTALL_DIR=${this.dir.dir}`,
         log: options.log ?? ((line) => process.stdout.write(line + '\n')),
         ...(options.restartBackoff ? { backoff: options.restartBackoff } : {}),
         ...(options.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: options.stopTimeoutMs }),

@@ -5,7 +5,7 @@
 // stops the child it left behind before starting another.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { backoffDelay, type BackoffPolicy } from '../backoff.ts';
@@ -14,6 +14,11 @@ export interface SuperviseOptions {
   command: string;
   /** Where the pid of the running group is kept (in the install directory). */
   pidFile: string;
+  /**
+   * An environment entry (`NAME=value`) every child is started with: a group led by a process
+   * that carries it and that no live agent runs is an orphan, pid file or not.
+   */
+  tag?: string;
   /** Each line of output, already a JSON line. */
   log: (line: string) => void;
   backoff?: BackoffPolicy;
@@ -57,6 +62,42 @@ function startTimeSync(pid: number): string | undefined {
   }
 }
 
+/** The process group of a process (field 5 of /proc/PID/stat), or undefined when it is gone. */
+async function groupOf(pid: number | 'self'): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return undefined;
+  }
+}
+
+async function carries(pid: number, tag: string): Promise<boolean> {
+  try {
+    return (await readFile(`/proc/${pid}/environ`, 'latin1')).split('\0').includes(tag);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The groups a killed agent's children lead: processes that carry `tag` whose group leader
+ * carries it too (a group this supervisor started, never the agent's own or a shell's).
+ */
+async function taggedGroups(tag: string): Promise<number[]> {
+  const own = await groupOf('self');
+  const groups = new Set<number>();
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    const pid = Number(entry);
+    if (!Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid) continue;
+    if (!(await carries(pid, tag))) continue;
+    const group = await groupOf(pid);
+    if (group === undefined || group <= 1 || group === own || groups.has(group)) continue;
+    if (await carries(group, tag)) groups.add(group);
+  }
+  return [...groups];
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -91,18 +132,26 @@ export class Supervisor {
     return this.runs.filter((r) => r.startedAt >= since && r.exitedAt !== undefined && !r.stopped);
   }
 
-  /** Stops a child an earlier agent process left running (it was killed without stopping it). */
+  /**
+   * Stops what an earlier agent process left running (it was killed without stopping it): the
+   * group its pid file names, and any other group led by a process carrying the tag (a kill can
+   * land between a spawn and the pid file's write). Call it before the first start.
+   */
   async reapOrphan(): Promise<void> {
-    let text: string;
+    let text: string | undefined;
     try {
       text = await readFile(this.options.pidFile, 'utf8');
     } catch {
-      return;
+      // no pid file: nothing was running, or the kill came before it was written
     }
-    const [pidText, started] = text.trim().split(' ');
-    const pid = Number(pidText);
-    if (Number.isSafeInteger(pid) && pid > 1 && started && (await startTime(pid)) === started)
-      await this.killGroup(pid);
+    if (text !== undefined) {
+      const [pidText, started] = text.trim().split(' ');
+      const pid = Number(pidText);
+      if (Number.isSafeInteger(pid) && pid > 1 && started && (await startTime(pid)) === started)
+        await this.killGroup(pid);
+    }
+    if (this.options.tag !== undefined && this.child === undefined)
+      for (const group of await taggedGroups(this.options.tag)) await this.killGroup(group);
     await rm(this.options.pidFile, { force: true });
   }
 
