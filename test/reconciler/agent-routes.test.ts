@@ -312,6 +312,39 @@ describe('the agent routes', () => {
     });
   });
 
+  describe('fastify hooks', () => {
+    // agent-http.ts answers the agent routes without fastify's request lifecycle, doing itself
+    // what these hooks do. A hook added for every request would silently skip agent traffic:
+    // this list makes it fail here instead, pointing at agent-http.ts.
+    it('every request-lifecycle hook of the app is one agent-http.ts mirrors', () => {
+      const app = server.app as unknown as Record<symbol, Record<string, unknown[]>>;
+      const kHooks = Object.getOwnPropertySymbols(app).find(
+        (s) => s.description === 'fastify.hooks',
+      );
+      assert.ok(kHooks, "fastify's hooks are not where this test looks: update it");
+      const lifecycle = [
+        'onRequest',
+        'preParsing',
+        'preValidation',
+        'preHandler',
+        'preSerialization',
+        'onSend',
+        'onResponse',
+        'onError',
+        'onTimeout',
+        'onRequestAbort',
+      ];
+      const counts = Object.fromEntries(
+        lifecycle.map((name) => [name, app[kHooks]![name]?.length ?? 0]),
+      );
+      assert.deepEqual(
+        counts,
+        { ...Object.fromEntries(lifecycle.map((n) => [n, 0])), onRequest: 1, onResponse: 1 },
+        'a hook for every request was added or removed: do the same in reconciler/agent-http.ts, then update this test',
+      );
+    });
+  });
+
   describe('response heads, from node:http for both kinds of routes', () => {
     it('x-request-id, Date and keep-alive on an agent route and on a fastify route', async () => {
       const token = await enroll(server.url, 'who-1');
