@@ -7,7 +7,7 @@
 // they answer alike. Node's parser has read the request either way: nothing is spliced.
 //
 // What fastify's hooks do for its routes is done here, from the same functions: the
-// X-Request-Id header (as fastify's requestIdHeader), the error shape and its status (errors.ts
+// X-Request-Id header (http-server.ts requestIdOf), the error shape and its status (errors.ts
 // errorAnswer), the one log line (requestLevel). No other fastify hook or plugin runs for
 // these three routes: one added later must be added here too (README, Architecture).
 
@@ -28,7 +28,7 @@ import {
 } from './agent-api.ts';
 import type { Reconciler } from './context.ts';
 import { errorAnswer } from './errors.ts';
-import { levelEnabled, requestLevel } from './http-server.ts';
+import { levelEnabled, requestIdOf, requestLevel } from './http-server.ts';
 
 export interface AgentHttpOptions {
   ctx: Reconciler;
@@ -46,81 +46,20 @@ const JSON_HEADERS = 'application/json; charset=utf-8';
 
 type Route = 'checkin' | 'enroll' | 'target';
 
-/** The headers the agent routes read, from one pass over rawHeaders. */
-interface AgentHeaders {
-  authorization: string | undefined;
-  contentType: string | undefined;
-  contentLength: string | undefined;
-  contentEncoding: string | undefined;
-  transferEncoding: string | undefined;
-  ifNoneMatch: string | undefined;
-  requestId: string | undefined;
-}
-
-const join = (had: string | undefined, value: string) =>
-  had === undefined ? value : `${had}, ${value}`;
-
-/**
- * What `req.headers` would say for these names (node:http's rules: the first Authorization,
- * Content-Type and Content-Length count, repeated others are joined with ", "), without
- * building the whole headers object for every check-in.
- */
-export function agentHeaders(raw: readonly string[]): AgentHeaders {
-  const h: AgentHeaders = {
-    authorization: undefined,
-    contentType: undefined,
-    contentLength: undefined,
-    contentEncoding: undefined,
-    transferEncoding: undefined,
-    ifNoneMatch: undefined,
-    requestId: undefined,
-  };
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const value = raw[i + 1]!;
-    switch (raw[i]!.toLowerCase()) {
-      case 'authorization':
-        h.authorization ??= value;
-        break;
-      case 'content-type':
-        h.contentType ??= value;
-        break;
-      case 'content-length':
-        h.contentLength ??= value;
-        break;
-      case 'content-encoding':
-        h.contentEncoding = join(h.contentEncoding, value);
-        break;
-      case 'transfer-encoding':
-        h.transferEncoding = join(h.transferEncoding, value);
-        break;
-      case 'if-none-match':
-        h.ifNoneMatch = join(h.ifNoneMatch, value);
-        break;
-      case 'x-request-id':
-        h.requestId = join(h.requestId, value);
-        break;
-    }
-  }
-  return h;
-}
-
 /** The request being answered: what its answer's headers and log line need. */
 class Exchange implements AnswerSink {
   readonly http: AgentHttp;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly headers: AgentHeaders;
   readonly id: string;
   readonly started = performance.now();
   waiter: CheckinWaiter | undefined = undefined;
 
-  constructor(http: AgentHttp, req: IncomingMessage, res: ServerResponse, headers: AgentHeaders) {
+  constructor(http: AgentHttp, req: IncomingMessage, res: ServerResponse) {
     this.http = http;
     this.req = req;
     this.res = res;
-    this.headers = headers;
-    // As fastify's requestIdHeader: the client's X-Request-Id when it sent one.
-    this.id = headers.requestId || http.requestId();
+    this.id = requestIdOf(req, http.requestId);
   }
 
   /** An agent answer, now or when a held check-in is released or expires. */
@@ -217,7 +156,6 @@ export class AgentHttp {
     const url = req.url ?? '';
     const method = req.method;
     let route: Route;
-    let headers: AgentHeaders;
     let wait = '';
     let agentId = '';
     if (method === 'POST') {
@@ -235,26 +173,26 @@ export class AgentHttp {
       } else {
         return false;
       }
-      headers = agentHeaders(req.rawHeaders);
-      const type = headers.contentType;
+      const headers = req.headers;
+      const type = headers['content-type'];
       if (type === undefined || !JSON_TYPE.test(type)) return false;
-      const encoding = headers.contentEncoding;
+      const encoding = headers['content-encoding'];
       if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return false;
-      const length = headers.contentLength;
+      const length = headers['content-length'];
       if (length !== undefined && Number(length) > this.bodyLimit) return false;
     } else if (method === 'GET') {
       const m = TARGET_PATH.exec(url);
       if (!m) return false;
-      headers = agentHeaders(req.rawHeaders);
-      if (headers.transferEncoding !== undefined) return false;
-      const length = headers.contentLength;
+      const headers = req.headers;
+      if (headers['transfer-encoding'] !== undefined) return false;
+      const length = headers['content-length'];
       if (length !== undefined && length !== '0') return false;
       route = 'target';
       agentId = m[1]!;
     } else {
       return false;
     }
-    const exchange = new Exchange(this, req, res, headers);
+    const exchange = new Exchange(this, req, res);
     if (this.closing) {
       exchange.fail(new FleetwaveError('NOT_READY', 'the server is shutting down'));
       return true;
@@ -262,10 +200,10 @@ export class AgentHttp {
     try {
       if (route === 'checkin') {
         // The credential is checked before the body is read, as fastify's onRequest hook does.
-        const id = authenticate(this.ctx, headers.authorization);
+        const id = authenticate(this.ctx, req.headers.authorization);
         this.body(exchange, (text) => this.checkin(exchange, id, wait, text));
       } else if (route === 'enroll') {
-        authenticateEnrollment(this.ctx, headers.authorization);
+        authenticateEnrollment(this.ctx, req.headers.authorization);
         this.body(exchange, (text) => {
           const enrolled = enroll(this.ctx, parseJson(text));
           exchange.send(200, JSON.stringify(enrolled), []);
@@ -283,7 +221,7 @@ export class AgentHttp {
     const ctx = this.ctx;
     const outcome = checkin(
       ctx,
-      { agentId, ifNoneMatch: exchange.headers.ifNoneMatch, wait },
+      { agentId, ifNoneMatch: header(exchange.req.headers['if-none-match']), wait },
       parseJson(text),
     );
     if (outcome.status !== 'wait') {
@@ -299,9 +237,13 @@ export class AgentHttp {
   }
 
   private target(exchange: Exchange, id: string): void {
-    const headers = exchange.headers;
+    const headers = exchange.req.headers;
     const agentId = authenticate(this.ctx, headers.authorization);
-    const answer = readTarget(this.ctx, { agentId, ifNoneMatch: headers.ifNoneMatch }, id);
+    const answer = readTarget(
+      this.ctx,
+      { agentId, ifNoneMatch: header(headers['if-none-match']) },
+      id,
+    );
     if (answer instanceof Promise) {
       // Looked up in the store.
       answer.then(
@@ -320,7 +262,7 @@ export class AgentHttp {
    */
   private body(exchange: Exchange, then: (text: string) => void): void {
     const req = exchange.req;
-    const declared = exchange.headers.contentLength;
+    const declared = req.headers['content-length'];
     const limit = this.bodyLimit;
     let buffer: Buffer | undefined =
       declared === undefined ? undefined : Buffer.allocUnsafe(Number(declared));
@@ -377,3 +319,6 @@ export class AgentHttp {
     );
   }
 }
+
+const header = (value: string | string[] | undefined): string | undefined =>
+  Array.isArray(value) ? value.join(', ') : value;

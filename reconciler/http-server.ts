@@ -52,7 +52,7 @@ export function createHttpServer(options: HttpServerOptions, handler: RequestHan
     (req, res) => {
       // A refused connection's answer is written; what it sends after is not acted on.
       if (refused(req)) return;
-      if (req.httpVersionMinor === 1 && !hasHost(req.rawHeaders)) {
+      if (req.headers.host === undefined && req.httpVersionMinor === 1) {
         const id = requestIdOf(req, options.requestId);
         const { status, body } = errorAnswer(
           new FleetwaveError('REQUEST_INVALID', 'an HTTP/1.1 request must have a Host header'),
@@ -98,15 +98,6 @@ export function createHttpServer(options: HttpServerOptions, handler: RequestHan
     );
   });
   return server;
-}
-
-/** Whether a Host header came (read from rawHeaders: req.headers is built only when asked). */
-function hasHost(raw: readonly string[]): boolean {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') return true;
-  }
-  return false;
 }
 
 /** Request ids, `req-<base 36 counter>`: one sequence for the agent routes and fastify's. */

@@ -4,11 +4,8 @@
 // Hostile input (unusual shapes, byte shapes, pipelining, fuzz, timeouts): hostile-http.test.ts.
 
 import assert from 'node:assert/strict';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { agentHeaders } from '../../reconciler/agent-http.ts';
 import { issueAgentToken } from '../../reconciler/auth.ts';
 import { until } from '../helpers/until.ts';
 import { ADMIN_TOKEN, ENROLL_TOKEN, LINUX_PROD, enroll, metric, type Running } from './helpers.ts';
@@ -315,6 +312,39 @@ describe('the agent routes', () => {
     });
   });
 
+  describe('fastify hooks', () => {
+    // agent-http.ts answers the agent routes without fastify's request lifecycle, doing itself
+    // what these hooks do. A hook added for every request would silently skip agent traffic:
+    // this list makes it fail here instead, pointing at agent-http.ts.
+    it('every request-lifecycle hook of the app is one agent-http.ts mirrors', () => {
+      const app = server.app as unknown as Record<symbol, Record<string, unknown[]>>;
+      const kHooks = Object.getOwnPropertySymbols(app).find(
+        (s) => s.description === 'fastify.hooks',
+      );
+      assert.ok(kHooks, "fastify's hooks are not where this test looks: update it");
+      const lifecycle = [
+        'onRequest',
+        'preParsing',
+        'preValidation',
+        'preHandler',
+        'preSerialization',
+        'onSend',
+        'onResponse',
+        'onError',
+        'onTimeout',
+        'onRequestAbort',
+      ];
+      const counts = Object.fromEntries(
+        lifecycle.map((name) => [name, app[kHooks]![name]?.length ?? 0]),
+      );
+      assert.deepEqual(
+        counts,
+        { ...Object.fromEntries(lifecycle.map((n) => [n, 0])), onRequest: 1, onResponse: 1 },
+        'a hook for every request was added or removed: do the same in reconciler/agent-http.ts, then update this test',
+      );
+    });
+  });
+
   describe('response heads, from node:http for both kinds of routes', () => {
     it('x-request-id, Date and keep-alive on an agent route and on a fastify route', async () => {
       const token = await enroll(server.url, 'who-1');
@@ -410,49 +440,5 @@ describe('the agent routes', () => {
       assert.equal(notModified(after) - notModified(before), 3);
       assert.equal(targets(after) - targets(before), 1);
     });
-  });
-});
-
-describe('agentHeaders', () => {
-  it('reads what req.headers would say, repeated and mixed-case headers included', async () => {
-    const seen: Array<{ headers: IncomingHttpHeaders; raw: string[] }> = [];
-    const node = createServer((req, res) => {
-      seen.push({ headers: req.headers, raw: req.rawHeaders });
-      res.end();
-    });
-    await new Promise<void>((resolve) => node.listen(0, '127.0.0.1', resolve));
-    const { port } = node.address() as { port: number };
-    const heads = [
-      'Authorization: Bearer a\r\nauthorization: Bearer b\r\nContent-Type: application/json\r\n',
-      'If-None-Match: "x"\r\nif-none-match: "y"\r\nX-Request-Id: one\r\nx-request-id: two\r\n',
-      'CONTENT-TYPE: text/plain\r\ncontent-type: application/json\r\nContent-Encoding: gzip\r\n' +
-        'content-encoding: identity\r\n',
-      'Transfer-Encoding: chunked\r\n',
-      '',
-    ];
-    try {
-      for (const head of heads) {
-        const socket = connect(port, '127.0.0.1');
-        const body = /chunked/.test(head) ? '0\r\n\r\n' : '';
-        socket.end(`POST /x HTTP/1.1\r\nHost: h\r\n${head}Connection: close\r\n\r\n${body}`);
-        socket.resume();
-        await new Promise((resolve) => socket.once('close', resolve));
-      }
-    } finally {
-      node.close();
-    }
-    assert.equal(seen.length, heads.length);
-    for (const { headers, raw } of seen) {
-      const text = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(', ') : v);
-      assert.deepEqual(agentHeaders(raw), {
-        authorization: headers.authorization,
-        contentType: headers['content-type'],
-        contentLength: headers['content-length'],
-        contentEncoding: text(headers['content-encoding']),
-        transferEncoding: text(headers['transfer-encoding']),
-        ifNoneMatch: text(headers['if-none-match']),
-        requestId: text(headers['x-request-id']),
-      });
-    }
   });
 });
