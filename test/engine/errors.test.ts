@@ -48,12 +48,16 @@ describe('an evaluation error does what its kind says', () => {
     await rig.daemon.stop();
     rig.clock += 2000;
     await assert.rejects(server.app.rollout.evaluate(), (e: unknown) => {
-      assert.ok(isFleetwaveError(e, 'GIT_FETCH_FAILED'), String(e));
+      assert.ok(isFleetwaveError(e, 'ROLLOUT_WRITE_FAILED'), String(e));
       assert.equal(e.kind, 'transient');
+      assert.ok(isFleetwaveError(e.cause, 'GIT_FETCH_FAILED'), 'git says why, in the cause');
       return true;
     });
     let s = await status();
-    assert.match(s.rollout.lastError?.message ?? '', /git push failed/);
+    assert.match(
+      s.rollout.lastError?.message ?? '',
+      /could not be pushed: the remote did not answer/,
+    );
     assert.equal(s.rollout.stalled, null, 'transient is not a stall');
     assert.equal(s.candidate, null);
     await rig.daemon.start();
