@@ -10,17 +10,16 @@
 // package and fleet, and the agent processes are in fixtures/managed-app.ts.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { parseRolloutState, type RolloutState } from '../../core/rollout/state.ts';
-import { ADMIN_TOKEN, ENROLL_TOKEN, FleetRepo, call, freePort } from '../reconciler/helpers.ts';
+import { FleetRepo, freePort } from '../reconciler/helpers.ts';
 import { git } from '../helpers/git.ts';
 import { until } from '../helpers/until.ts';
+import { Replica } from '../engine/replica.ts';
 import { ArtifactServer, loopbackCertificate } from './helpers.ts';
 import {
   AGENTS,
@@ -32,7 +31,6 @@ import {
   release,
 } from './fixtures/managed-app.ts';
 
-const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 /** How long and how often to look for what real processes do. */
 const POLL = { timeoutMs: 60_000, intervalMs: 200 };
 
@@ -41,8 +39,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
   let work: string;
   let repo: FleetRepo;
   let artifacts: ArtifactServer;
-  let reconciler: ChildProcess;
-  let reconcilerLog = '';
+  let reconciler: Replica | undefined;
   let url: string;
   const agents: AgentProcess[] = [];
   let caFile: string;
@@ -55,7 +52,7 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
 
   function diagnose(): string {
     return (
-      `state:\n${git(repo.origin, 'show', 'fleetwave/state:rollout.yaml')}\n--- reconciler:\n${reconcilerLog.slice(-3000)}\n` +
+      `state:\n${git(repo.origin, 'show', 'fleetwave/state:rollout.yaml')}\n--- reconciler:\n${reconciler?.log.slice(-3000) ?? ''}\n` +
       agents.map((a) => `--- ${a.id}:\n${a.log.slice(-3000)}`).join('\n')
     );
   }
@@ -104,60 +101,16 @@ describe('the built-in installer, end to end', { timeout: 300_000 }, () => {
       'the app fleet at 1.0.0',
     );
 
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    reconciler = spawn(
-      process.execPath,
-      [
-        MAIN,
-        'serve',
-        '--repo',
-        repo.origin,
-        '--port',
-        String(port),
-        '--data-dir',
-        join(work, 'data'),
-        '--fetch-interval',
-        '1',
-        '--evaluate-interval',
-        '1',
-        '--log-level',
-        'warn',
-      ],
-      {
-        env: {
-          ...process.env,
-          FLEETWAVE_ENROLL_TOKEN: ENROLL_TOKEN,
-          FLEETWAVE_ADMIN_TOKEN: ADMIN_TOKEN,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const keep = (d: Buffer) => (reconcilerLog = (reconcilerLog + d.toString()).slice(-20_000));
-    reconciler.stdout!.on('data', keep);
-    reconciler.stderr!.on('data', keep);
-    await until(
-      async () => {
-        try {
-          return Boolean(((await call(`${url}/v1/status`)).body as { ready?: boolean }).ready);
-        } catch {
-          return false;
-        }
-      },
-      'the reconciler is ready',
-      { ...POLL, diagnose: () => reconcilerLog },
-    );
+    reconciler = new Replica(await freePort(), join(work, 'data'), repo.origin);
+    url = reconciler.url;
+    await reconciler.start();
     for (let i = 1; i <= AGENTS; i++)
       agents.push(new AgentProcess(`app-${i}`, join(work, `app-${i}`), await freePort()));
   });
 
   after(async () => {
     await Promise.all(agents.map((a) => a.stop()));
-    if (reconciler && reconciler.exitCode === null) {
-      const exited = new Promise((r) => reconciler.once('exit', r));
-      reconciler.kill('SIGTERM');
-      await exited;
-    }
+    await reconciler?.kill();
     await artifacts?.stop();
     await tls.dispatcher.close();
     await repo?.cleanup();
