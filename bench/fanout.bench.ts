@@ -129,6 +129,22 @@ async function startClients(
   return Promise.all(clients.map((c) => reply(c, 'sent', 60_000)));
 }
 
+/**
+ * The clients' reports once `expected` waiters have been answered (everyone should be within
+ * seconds; 30 at most).
+ */
+async function awaitWoken(expected: number): Promise<Extract<LongpollReply, { kind: 'report' }>[]> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    await sleep(500);
+    const pending = clients.map((c) => reply(c, 'report', 10_000));
+    for (const c of clients) c.send({ kind: 'report' } satisfies LongpollMessage);
+    const reports = await Promise.all(pending);
+    const woken = reports.reduce((n, r) => n + r.statuses.filter((x) => x !== 0).length, 0);
+    if (woken >= expected || Date.now() > deadline) return reports;
+  }
+}
+
 async function stopClients(): Promise<void> {
   for (const c of clients) {
     if (c.connected) c.send({ kind: 'close' } satisfies LongpollMessage);
@@ -232,17 +248,7 @@ async function measureReconciler(transport: Transport, label: string): Promise<v
     if (hook.status !== 202) throw new Error(`the webhook answered ${hook.status}`);
     const hookAnsweredMs = wallMs() - webhookSentAt;
 
-    // Everyone should have it within seconds; give it 30 at most.
-    let reports: Extract<LongpollReply, { kind: 'report' }>[] = [];
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      await sleep(500);
-      const pending = clients.map((c) => reply(c, 'report', 10_000));
-      for (const c of clients) c.send({ kind: 'report' } satisfies LongpollMessage);
-      reports = await Promise.all(pending);
-      const answered = reports.reduce((n, r) => n + r.statuses.filter((s) => s !== 0).length, 0);
-      if (answered >= held || Date.now() > deadline) break;
-    }
+    const reports = await awaitWoken(held);
     const cpu = cpuSeconds([reconciler.pid]) - cpuBefore;
     const rssAfter = reconciler.rssKiB();
     const latencies: number[] = [];
@@ -394,16 +400,7 @@ if (!values['no-etcd']) {
       const putAt = wallMs();
       await etcd.put('fleetwave/bench', 'v2');
       const putAnsweredMs = wallMs() - putAt;
-      let reports: Extract<LongpollReply, { kind: 'report' }>[] = [];
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        await sleep(500);
-        const pending = clients.map((c) => reply(c, 'report', 10_000));
-        for (const c of clients) c.send({ kind: 'report' } satisfies LongpollMessage);
-        reports = await Promise.all(pending);
-        const woken = reports.reduce((n, r) => n + r.statuses.filter((x) => x !== 0).length, 0);
-        if (woken >= created || Date.now() > deadline) break;
-      }
+      const reports = await awaitWoken(created);
       const cpu = cpuSeconds([etcd.pid]) - cpuBefore;
       const latencies = reports.flatMap((r) =>
         r.arrivals.filter((a) => !Number.isNaN(a)).map((a) => a - putAt),
