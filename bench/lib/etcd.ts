@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../test/reconciler/helpers.ts';
+import { until } from '../../test/helpers/until.ts';
 
 export interface Etcd {
   url: string;
@@ -69,19 +70,14 @@ export async function startEtcd(): Promise<Etcd | undefined> {
     });
     if (res.status !== 200) throw new Error(`etcd put: ${res.status} ${await res.text()}`);
   };
-  for (let i = 0; ; i++) {
-    try {
-      const res = await fetch(`${url}/health`);
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (i >= 300 || child.exitCode !== null) {
-      await stop();
-      throw new Error('etcd did not become healthy in 30 s');
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await until(async () => (await fetch(`${url}/health`)).status === 200, 'etcd is healthy', {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    stopIf: () => (child.exitCode === null ? undefined : 'etcd exited'),
+  }).catch(async (e: unknown) => {
+    await stop();
+    throw e;
+  });
   return { url, port, pid: child.pid!, version, put, stop };
 }
 

@@ -15,6 +15,7 @@ import {
   FleetRepo,
   freePort,
 } from '../../test/reconciler/helpers.ts';
+import { until } from '../../test/helpers/until.ts';
 import { pin } from './load.ts';
 
 const CLI = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
@@ -96,19 +97,18 @@ export async function startReconciler(options: {
     await repo.cleanup();
   };
   // Ready once it serves a rollout: bounded, 60 s.
-  for (let i = 0; ; i++) {
-    try {
-      const res = await fetch(`${url}/readyz`);
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (i >= 600 || child.exitCode !== null) {
-      await stop();
-      throw new Error('the reconciler did not become ready in 60 s');
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await until(
+    async () => (await fetch(`${url}/readyz`)).status === 200,
+    'the reconciler is ready',
+    {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      stopIf: () => (child.exitCode === null ? undefined : 'the reconciler exited'),
+    },
+  ).catch(async (e: unknown) => {
+    await stop();
+    throw e;
+  });
   return { repo, url, pid, rssKiB: () => rssKiB(pid), stop };
 }
 
