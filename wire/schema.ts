@@ -89,6 +89,12 @@ export function wireAjv(options: Options = {}): Ajv {
     useDefaults: false,
     ...options,
   });
+  addWireFormats(ajv);
+  return ajv;
+}
+
+/** The two formats the wire uses (`date-time`, `uri`), checked plainly (no ajv-formats). */
+export function addWireFormats(ajv: Ajv): void {
   ajv.addFormat('date-time', {
     type: 'string',
     validate: (s: string) =>
@@ -96,7 +102,6 @@ export function wireAjv(options: Options = {}): Ajv {
       !Number.isNaN(Date.parse(s)),
   });
   ajv.addFormat('uri', { type: 'string', validate: (s: string) => URL.canParse(s) });
-  return ajv;
 }
 
 /** A validator of one wire schema: a type guard for the type computed from it. */

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 import { type Answer } from '../reconciler/helpers.ts';
+import { addWireFormats } from '../../wire/schema.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const DOCUMENT_PATH = `${ROOT}docs/api/openapi.yaml`;
@@ -24,13 +25,7 @@ export const doc = parse(readFileSync(DOCUMENT_PATH, 'utf8')) as Json & {
 
 /** Formats the OpenAPI schema and the document use, checked plainly (no ajv-formats needed). */
 export function addFormats(ajv: Ajv): void {
-  ajv.addFormat('date-time', {
-    type: 'string',
-    validate: (s: string) =>
-      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i.test(s) &&
-      !Number.isNaN(Date.parse(s)),
-  });
-  ajv.addFormat('uri', { type: 'string', validate: (s: string) => URL.canParse(s) });
+  addWireFormats(ajv);
   ajv.addFormat('uri-reference', {
     type: 'string',
     validate: (s: string) => URL.canParse(s, 'http://base.invalid/'),

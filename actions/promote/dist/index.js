@@ -92781,12 +92781,15 @@ function wireAjv(options = {}) {
     useDefaults: false,
     ...options
   });
+  addWireFormats(ajv);
+  return ajv;
+}
+function addWireFormats(ajv) {
   ajv.addFormat("date-time", {
     type: "string",
     validate: (s) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i.test(s) && !Number.isNaN(Date.parse(s))
   });
   ajv.addFormat("uri", { type: "string", validate: (s) => URL.canParse(s) });
-  return ajv;
 }
 function compileWire(ajv, schema) {
   return ajv.compile(jsonSchemaOf(schema));
