@@ -123,6 +123,17 @@ function parseJson(text: string): unknown {
     );
   }
   try {
+    // A body that names neither key, plainly or escaped (any escape needs a backslash), cannot
+    // hold one, and without a byte-order mark (which secure-json-parse strips) JSON.parse
+    // alone reads it as secure-json-parse would.
+    if (
+      text.charCodeAt(0) !== 0xfeff &&
+      !text.includes('\\') &&
+      !text.includes('__proto__') &&
+      !text.includes('constructor')
+    ) {
+      return JSON.parse(text) as unknown;
+    }
     // fastify's JSON parser: __proto__ and constructor.prototype keys are refused.
     return secureJsonParse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
   } catch {
@@ -142,6 +153,8 @@ export class AgentHttp {
   /** Shutting down: every answer closes its connection, new requests get 503. */
   closing = false;
   private readonly enabled: (level: string) => boolean;
+  /** Whether debug lines are written (read once: the level is fixed at start). */
+  private readonly debug: boolean;
 
   constructor(options: AgentHttpOptions) {
     this.ctx = options.ctx;
@@ -149,6 +162,7 @@ export class AgentHttp {
     this.requestId = options.requestId;
     this.bodyLimit = options.bodyLimit;
     this.enabled = levelEnabled(options.log);
+    this.debug = this.enabled('debug');
   }
 
   /** Answers `req` if it is an agent route of the usual shape; false leaves it to fastify. */
@@ -304,6 +318,8 @@ export class AgentHttp {
 
   /** One log line per request, as server.ts's onResponse hook writes for fastify's routes. */
   logged(exchange: Exchange, status: number): void {
+    // An agent's answer under 400 is a debug line: most requests, and most logs skip them.
+    if (status < 400 && !this.debug) return;
     const url = exchange.req.url ?? '';
     const level = requestLevel(status, url);
     if (!this.enabled(level)) return;

@@ -39,10 +39,14 @@ function mac(key: Buffer, id: string): Buffer {
   return createHmac('sha256', keyObject).update(MAC_CONTEXT).update(id, 'utf8').digest();
 }
 
-// Each check-in verifies a token; the MAC of an id whose token verified is kept (per key, at
-// most VERIFIED ids) so the next check-ins compare against it without computing it again.
+// Each check-in verifies a token. A token that verified is kept (per key, at most VERIFIED
+// tokens) with its id, so the agent's next check-ins cost one lookup instead of splitting,
+// decoding and comparing it again. A token is valid or not for good under one key (it has no
+// expiry; rotating the key is a new key, hence a new cache), so a hit answers as the full check
+// would. A miss, whatever the string, takes the full constant-time path: the lookup only ever
+// finds a token that was presented whole and verified.
 const VERIFIED = 200_000;
-const verifiedMacs = new WeakMap<Buffer, Map<string, Buffer>>();
+const verified = new WeakMap<Buffer, Map<string, string>>();
 
 export function issueAgentToken(key: Buffer, id: string): string {
   return `${PREFIX}.${Buffer.from(id, 'utf8').toString('base64url')}.${mac(key, id).toString('base64url')}`;
@@ -50,6 +54,22 @@ export function issueAgentToken(key: Buffer, id: string): string {
 
 /** The agent id a token was issued to, or undefined when it is not a valid token. */
 export function verifyAgentToken(key: Buffer, token: string): string | undefined {
+  let tokens = verified.get(key);
+  if (!tokens) {
+    tokens = new Map();
+    verified.set(key, tokens);
+  }
+  const known = tokens.get(token);
+  if (known !== undefined) return known;
+  const id = verifyUncached(key, token);
+  if (id !== undefined) {
+    if (tokens.size >= VERIFIED) tokens.clear();
+    tokens.set(token, id);
+  }
+  return id;
+}
+
+function verifyUncached(key: Buffer, token: string): string | undefined {
   if (token.length > 1024) return undefined;
   const parts = token.split('.');
   if (parts.length !== 3 || parts[0] !== PREFIX) return undefined;
@@ -62,18 +82,8 @@ export function verifyAgentToken(key: Buffer, token: string): string | undefined
   }
   const given = Buffer.from(parts[2]!, 'base64url');
   if (given.toString('base64url') !== parts[2]) return undefined;
-  let macs = verifiedMacs.get(key);
-  if (!macs) {
-    macs = new Map();
-    verifiedMacs.set(key, macs);
-  }
-  const known = macs.get(id);
-  const want = known ?? mac(key, id);
+  const want = mac(key, id);
   if (given.length !== want.length || !timingSafeEqual(given, want)) return undefined;
-  if (!known) {
-    if (macs.size >= VERIFIED) macs.clear();
-    macs.set(id, want);
-  }
   return id;
 }
 

@@ -290,6 +290,10 @@ describe('the agent routes', () => {
         '{"id": "diff-a", "labels": {',
         '{"id":"diff-a","labels":{},"__proto__":{"x":1}}',
         '{"id":"diff-a","labels":{},"constructor":{"prototype":{"x":1}}}',
+        // Escaped spellings of the same keys: JSON.parse alone would take them.
+        '{"id":"diff-a","labels":{},"\\u005f_proto__":{"x":1}}',
+        '{"id":"diff-a","labels":{},"\\u0063onstructor":{"prototype":{"x":1}}}',
+        '\ufeff{"id":"diff-a","labels":{},"__proto__":{"x":1}}',
       ]) {
         const call: AgentCall = {
           method: 'POST',
@@ -297,7 +301,7 @@ describe('the agent routes', () => {
           auth: bearer(a),
           body: text,
         };
-        await compare(call, text);
+        assert.equal((await compare(call, text)).status, 400, text);
       }
     });
 
