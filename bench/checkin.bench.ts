@@ -3,18 +3,23 @@
 // same run, interleaved run by run; and, in the same run, the reconciler with the hand-written
 // HTTP/1.1 fast path it had before issue 15 (bench/lib/old-serve.ts), for comparison.
 //   node bench/checkin.bench.ts [--agents N] [--runs N] [--seconds S] [--connections N]
-//                               [--workers N] [--nginx-auto] [--no-old] [--node-args='FLAGS']
+//                               [--workers N] [--nginx-auto] [--no-old] [--no-floors]
+//                               [--node-args='FLAGS']
 // 304 path: every request is a different enrolled agent checking in with the etag it runs
 // (POST /v1/checkin?wait=0, If-None-Match); 200 path: the same with a stale etag, so the
 // whole target comes back. nginx: GET of a real rendered target of the example fleet, with
 // and without its If-None-Match. Goal: at least half of nginx's requests/s while doing
 // per-agent targeting. The reconciler and nginx (worker_processes 1) are pinned to CPU 0 and
-// the load generator to CPU 1 when the machine has two or more.
+// the load generator to CPU 1 when the machine has two or more. Two floors take the
+// reconciler's own requests and answer them with the same bytes doing no work (a bare
+// node:http server, and a bare net.Socket: bench/lib/floor-server.ts), so each run also tells
+// what Node costs per check-in, and what fleetwave adds to it (--no-floors skips them).
 
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { syntheticAgents } from '../simulate/labels.ts';
 import { runLoad, type LoadRequest, type LoadResult } from './lib/load.ts';
+import { startFloor, type Floor, type FloorKind } from './lib/floor.ts';
 import { startNginx, type Nginx } from './lib/nginx.ts';
 import {
   checkinRequest,
@@ -35,6 +40,8 @@ const { values } = parseArgs({
     'nginx-auto': { type: 'boolean', default: false },
     /** Skip the reconciler with the old hand-written fast path. */
     'no-old': { type: 'boolean', default: false },
+    /** Skip the bare node:http and net.Socket floors. */
+    'no-floors': { type: 'boolean', default: false },
     /** Node/V8 flags for both reconcilers, space-separated (e.g. '--max-semi-space-size=4'). */
     'node-args': { type: 'string', default: '' },
   },
@@ -96,6 +103,7 @@ console.log(
 const reconcilers: Array<ReconcilerProcess & { label: string }> = [];
 let nginx: Nginx | undefined;
 let nginxAuto: Nginx | undefined;
+const floors: Array<Floor & { label: string }> = [];
 try {
   const scenarios: Scenario[] = [];
   let sample = '';
@@ -131,6 +139,43 @@ try {
     );
   }
   const sampleTarget = sample;
+  if (!values['no-floors']) {
+    const requestsOf = (etag: 'stale' | 'floor'): LoadRequest[] =>
+      scenarios
+        .find((s) => s.expect === (etag === 'stale' ? 200 : 304))!
+        .requests.map((r) => ({ ...r, headers: { ...r.headers, 'if-none-match': `"${etag}"` } }));
+    for (const [kind, label] of [
+      ['node-http', 'node:http floor'],
+      ['net', 'net.Socket floor'],
+    ] as Array<[FloorKind, string]>) {
+      const floor = await startFloor({
+        kind,
+        body: sampleTarget,
+        ...(SERVER_CPUS === undefined ? {} : { cpus: SERVER_CPUS }),
+      });
+      floors.push({ ...floor, label });
+      scenarios.push(
+        {
+          name: `${label} 304 (same requests, no work)`,
+          expect: 304,
+          origin: floor.url,
+          pids: [floor.pid],
+          requests: requestsOf('floor'),
+        },
+        {
+          name: `${label} 200 (same requests, no work)`,
+          expect: 200,
+          origin: floor.url,
+          pids: [floor.pid],
+          requests: requestsOf('stale'),
+        },
+      );
+    }
+    console.log(
+      "floors: the reconciler's own check-in requests answered with the same bytes and no work, " +
+        'by a bare node:http server and by a bare net.Socket (bench/lib/floor-server.ts)',
+    );
+  }
   const nginxScenarios = async (n: Nginx, label: string): Promise<Scenario[]> => {
     const etag = (await fetch(`${n.url}/target.json`)).headers.get('etag')!;
     return [
@@ -212,6 +257,22 @@ try {
         );
       }
     }
+    for (const code of [304, 200]) {
+      const theirs = scenarios.find((s) => s.origin === nginx!.url && s.expect === code)!;
+      for (const f of floors) {
+        const floor = scenarios.find((s) => s.origin === f.url && s.expect === code)!;
+        const cpuRatio = perCpu(floor.name) / perCpu(theirs.name);
+        const costs = reconcilers.map((r) => {
+          const ours = scenarios.find((s) => s.origin === r.url && s.expect === code)!;
+          const added = 1e6 / perCpu(ours.name) - 1e6 / perCpu(floor.name);
+          return `${r.label} adds ${fmt(added, 1)} CPU-µs per check-in to it`;
+        });
+        console.log(
+          `  ${f.label}, ${code} path: ${cpuRatio.toFixed(2)} of nginx per CPU-second ` +
+            `(${fmt(1e6 / perCpu(floor.name), 1)} CPU-µs per answer); ${costs.join('; ')}`,
+        );
+      }
+    }
     console.log(
       '  req/s is bounded by the load generator (one core for both) whenever a server idles; ' +
         'req/CPU-s is what each server costs per answer, whatever else the machine runs',
@@ -223,6 +284,7 @@ try {
       .join(' ')}`,
   );
 } finally {
+  for (const f of floors) await f.stop();
   await nginxAuto?.stop();
   await nginx?.stop();
   for (const r of reconcilers) await r.stop();
