@@ -142,12 +142,19 @@ export class Targets {
   /** What the agent runs, judged from the etags it reports (see Judgement). */
   judge(agent: Agent, etag: string | undefined, failedEtag: string | undefined): Judgement {
     const placement = this.stable.place(agent);
+    const candidate = this.candidate;
+    const servedFrom = candidate && placement.index <= this.candidateWave ? candidate : this.stable;
+    // The target it is served was summarized when it was last served (a release renders every
+    // waiting agent just before the re-judging of the whole registry): its etag is that one.
+    const memo = this.summaries.get(agent);
+    const servedEtag =
+      memo && sameLabels(memo.labels, agent.labels) ? memo.summary.etag : undefined;
     const etagOf = (cache: TargetCache | undefined): string | undefined => {
       if (!cache) return undefined;
+      if (cache === servedFrom && servedEtag !== undefined) return servedEtag;
       const r = cache.render(agent);
       return r.ok ? r.target.etag : undefined;
     };
-    const candidate = this.candidate;
     const { revision, failedRevision } = runningRevision({
       inWaves: placement.index <= this.candidateWave,
       etag,
