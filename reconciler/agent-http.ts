@@ -113,6 +113,8 @@ function onHeldClose(this: ServerResponse & { [EXCHANGE]?: Exchange }): void {
   if (exchange?.waiter !== undefined) exchange.http.ctx.longpoll.remove(exchange.waiter);
 }
 const EXCHANGE = Symbol('fleetwave.exchange');
+const NO_HEADERS = Object.freeze([]) as unknown as string[];
+const NO_HEADER_VALUES: IncomingMessage['headers'] = Object.freeze({});
 
 function parseJson(text: string): unknown {
   if (text === '') {
@@ -244,6 +246,11 @@ export class AgentHttp {
       return;
     }
     exchange.waiter = hold(ctx, outcome, exchange);
+    // Held for up to --max-wait: its headers were read (node:http reads none of them again, the
+    // answer and its log line need only the url and method), so they are not kept meanwhile.
+    const req = exchange.req;
+    req.rawHeaders = NO_HEADERS;
+    req.headers = NO_HEADER_VALUES;
     const res = exchange.res as ServerResponse & { [EXCHANGE]?: Exchange };
     res[EXCHANGE] = exchange;
     // 'close' comes once: `on` spares the wrapper `once` makes for every held check-in.
