@@ -122,7 +122,9 @@ export class Targets {
     const placement = this.stable.place(agent);
     const cache =
       this.candidate && placement.index <= this.candidateWave ? this.candidate : this.stable;
-    const result = cache.render(agent);
+    // Placed by the stable cache already: the same hash need not be computed twice.
+    const result =
+      cache === this.stable ? cache.render(agent, placement.index) : cache.render(agent);
     if (!result.ok) return { ok: false, wave: placement.wave, error: result.error };
     const target = withWave(result.target, placement.wave);
     this.summaries.set(agent, {
@@ -152,7 +154,7 @@ export class Targets {
     const etagOf = (cache: TargetCache | undefined): string | undefined => {
       if (!cache) return undefined;
       if (cache === servedFrom && servedEtag !== undefined) return servedEtag;
-      const r = cache.render(agent);
+      const r = cache === this.stable ? cache.render(agent, placement.index) : cache.render(agent);
       return r.ok ? r.target.etag : undefined;
     };
     const { revision, failedRevision } = runningRevision({

@@ -290,8 +290,11 @@ export class TargetCache {
     return { bucket, index, wave: this.waves[index]!.name };
   }
 
-  render(agent: Agent): RenderResult {
-    const index = waveIndex(this.waves, bucketOf(this.salt, agent.id), agent.labels);
+  /** `index`: the agent's wave here when the caller has placed it already (place().index). */
+  render(
+    agent: Agent,
+    index = waveIndex(this.waves, bucketOf(this.salt, agent.id), agent.labels),
+  ): RenderResult {
     const wave = this.waves[index]!.name;
     const { render } = this.group(agent.labels);
     if (!render.ok) return { ok: false, wave, error: render.error };

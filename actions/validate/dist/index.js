@@ -55182,8 +55182,8 @@ var TargetCache = class {
     const index = waveIndex(this.waves, bucket, agent.labels);
     return { bucket, index, wave: this.waves[index].name };
   }
-  render(agent) {
-    const index = waveIndex(this.waves, bucketOf(this.salt, agent.id), agent.labels);
+  /** `index`: the agent's wave here when the caller has placed it already (place().index). */
+  render(agent, index = waveIndex(this.waves, bucketOf(this.salt, agent.id), agent.labels)) {
     const wave = this.waves[index].name;
     const { render } = this.group(agent.labels);
     if (!render.ok) return { ok: false, wave, error: render.error };
