@@ -88,15 +88,26 @@ export class LongPoll<W extends Waiter> {
     this.waiters.delete(waiter as W);
   }
 
-  /** The targets may have changed: re-evaluate every waiter, a chunk per event-loop turn. */
-  changed(): void {
+  /**
+   * The targets may have changed: re-evaluate every waiter, a chunk per event-loop turn;
+   * `then` runs once the pass is over (every waiter evaluated, or a newer pass took over), so
+   * work that can wait does not slow the release down.
+   */
+  changed(then?: () => void): void {
     const generation = ++this.generation;
-    if (this.waiters.size === 0) return;
+    if (this.waiters.size === 0) {
+      then?.();
+      return;
+    }
     const batch = [...this.waiters];
     this.releasing++;
+    const over = (): void => {
+      this.releasing--;
+      then?.();
+    };
     const step = (from: number): void => {
       if (generation !== this.generation) {
-        this.releasing--;
+        over();
         return; // a newer pass covers every waiter
       }
       const end = Math.min(batch.length, from + this.options.chunk);
@@ -106,7 +117,7 @@ export class LongPoll<W extends Waiter> {
         if (this.options.evaluate(waiter)) this.remove(waiter);
       }
       if (end < batch.length) setImmediate(step, end);
-      else this.releasing--;
+      else over();
     };
     step(0);
   }

@@ -181,8 +181,10 @@ export async function buildServer(
         app.log.error({ err: e }, 'cannot render the new rollout; still serving the last one');
         return;
       }
-      ctx.reports.rolloutChanged();
-      ctx.longpoll.changed();
+      // The waiting agents first: re-judging every known agent for the status and metrics
+      // (the next store flush) waits until they are answered, and then finds the targets the
+      // release rendered instead of rendering each again.
+      ctx.longpoll.changed(() => ctx.reports.rolloutChanged());
     },
     onBranch: () => engine.trigger(),
   });

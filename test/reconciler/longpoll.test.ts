@@ -34,19 +34,41 @@ describe('long-poll registry', () => {
       poll.add(w, 30);
       if (i % 2 === 0) changedIds.add(i);
     }
-    poll.changed();
+    let over = 0;
+    poll.changed(() => over++);
     // The first chunk ran synchronously; the rest wait for later turns of the event loop.
     assert.equal(waiters.filter((w) => w.answer).length, 50);
+    assert.equal(over, 0);
     while (poll.pending > 0) {
       turns++;
       await new Promise((r) => setImmediate(r));
     }
     assert.ok(turns >= 9, `released over ${turns} turns`);
+    assert.equal(over, 1, 'then runs once, when the pass is over');
     assert.equal(waiters.filter((w) => w.answer === 'target').length, 500);
     assert.equal(poll.size, 500);
     poll.drain();
     assert.equal(waiters.filter((w) => w.answer === '304').length, 500);
     assert.equal(poll.size, 0);
+  });
+
+  it('runs what waits for a pass once, also when a newer pass takes over', async () => {
+    const poll = new LongPoll<W>({
+      maxWaiters: 1000,
+      maxWaitSeconds: 60,
+      now: () => 0,
+      random: () => 0.5,
+      chunk: 10,
+      evaluate: () => false,
+      expire: () => {},
+    });
+    for (let i = 0; i < 100; i++) poll.add({ id: i, done: false, slot: 0 }, 30);
+    const over: string[] = [];
+    poll.changed(() => over.push('first'));
+    poll.changed(() => over.push('second'));
+    while (poll.pending > 0) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(over.sort(), ['first', 'second']);
+    poll.drain();
   });
 
   it('forgets a waiter whose client went away: it is never answered', async () => {
@@ -71,7 +93,9 @@ describe('long-poll registry', () => {
     for (let i = 0; i < 40 && expired.length === 0; i++)
       await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(expired, [2]);
-    poll.changed(); // nothing left to evaluate
+    let over = false;
+    poll.changed(() => (over = true)); // nothing left to evaluate: over at once
+    assert.equal(over, true);
     assert.equal(poll.size, 0);
     poll.drain();
   });
