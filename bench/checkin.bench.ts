@@ -24,6 +24,7 @@ import { startNginx, type Nginx } from './lib/nginx.ts';
 import {
   checkinRequest,
   enrollAll,
+  shippedNodeArgs,
   startReconciler,
   type ReconcilerProcess,
   type Transport,
@@ -42,11 +43,17 @@ const { values } = parseArgs({
     'no-old': { type: 'boolean', default: false },
     /** Skip the bare node:http and net.Socket floors. */
     'no-floors': { type: 'boolean', default: false },
-    /** Node/V8 flags for both reconcilers, space-separated (e.g. '--max-semi-space-size=4'). */
-    'node-args': { type: 'string', default: '' },
+    /**
+     * Node/V8 flags for both reconcilers and the node:http floor, space-separated (e.g.
+     * '--max-semi-space-size=4'; '' for V8's defaults); by default the systemd unit's.
+     */
+    'node-args': { type: 'string' },
   },
 });
-const NODE_ARGS = values['node-args'].split(' ').filter((a) => a !== '');
+const NODE_ARGS =
+  values['node-args'] === undefined
+    ? shippedNodeArgs()
+    : values['node-args'].split(' ').filter((a) => a !== '');
 const AGENTS = Number(values.agents);
 const RUNS = Math.max(1, Math.min(20, Number(values.runs)));
 const SECONDS = Math.max(1, Math.min(60, Number(values.seconds)));
@@ -151,6 +158,7 @@ try {
       const floor = await startFloor({
         kind,
         body: sampleTarget,
+        nodeArgs: NODE_ARGS,
         ...(SERVER_CPUS === undefined ? {} : { cpus: SERVER_CPUS }),
       });
       floors.push({ ...floor, label });

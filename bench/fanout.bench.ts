@@ -3,7 +3,7 @@
 // that gives every agent a new version, made stable on the state branch, then a signed push
 // webhook) and each client records when its new target arrived.
 //   node bench/fanout.bench.ts [--agents N] [--clients N] [--semi-space MiB] [--node-args='FLAGS']
-//                              [--no-old] [--no-baseline] [--no-etcd]
+//                              [--v8-defaults] [--no-old] [--no-baseline] [--no-etcd]
 // Prints p50/p99/max of (arrival - webhook sent) and how many got the new target (goal:
 // everyone under 3 s, and faster than etcd waking as many watchers in the same run), and the
 // server's VmRSS before and with the waiters held, per waiting agent (goal: under 12 KB). The
@@ -23,7 +23,13 @@ import { WEBHOOK_SECRET, metric } from '../test/reconciler/helpers.ts';
 import { syntheticAgents } from '../simulate/labels.ts';
 import type { LongpollAgent, LongpollMessage, LongpollReply } from './lib/longpoll-worker.ts';
 import { startEtcd } from './lib/etcd.ts';
-import { enrollAll, rssKiB, startReconciler, type Transport } from './lib/reconciler.ts';
+import {
+  enrollAll,
+  rssKiB,
+  shippedNodeArgs,
+  startReconciler,
+  type Transport,
+} from './lib/reconciler.ts';
 import { cpuSeconds } from './lib/load.ts';
 import { fmt, percentile, wallMs } from './lib/stats.ts';
 
@@ -33,8 +39,13 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '2' },
     /** A profiling aid: write a heap snapshot of the server into DIR while the waiters are held. */
     'heap-snapshot': { type: 'string' },
-    /** V8's --max-semi-space-size (MiB) for the server and the baseline: young-generation size. */
+    /**
+     * V8's --max-semi-space-size (MiB) for the server and the baseline: young-generation size.
+     * Without it (and without --v8-defaults), the flags of the systemd unit (shippedNodeArgs).
+     */
     'semi-space': { type: 'string' },
+    /** Run the server and the baseline with V8's defaults instead of the unit's flags. */
+    'v8-defaults': { type: 'boolean', default: false },
     /** More Node/V8 flags for the server and the baseline, space-separated (e.g. '--optimize-for-size'). */
     'node-args': { type: 'string' },
     /** Skip the bare node:http baseline. */
@@ -98,9 +109,11 @@ function reply<K extends LongpollReply['kind']>(
 
 const snapshotDir = values['heap-snapshot'];
 const v8Args = [
-  ...(values['semi-space'] === undefined
-    ? []
-    : [`--max-semi-space-size=${Number(values['semi-space'])}`]),
+  ...(values['semi-space'] !== undefined
+    ? [`--max-semi-space-size=${Number(values['semi-space'])}`]
+    : values['v8-defaults']
+      ? []
+      : shippedNodeArgs()),
   ...(values['node-args'] ?? '').split(' ').filter((a) => a !== ''),
 ];
 console.log(

@@ -21,13 +21,19 @@ export async function startFloor(options: {
   kind: FloorKind;
   /** The 200 answer's body: the reconciler's own sample target. */
   body: string;
+  /** Node/V8 flags, as the reconciler's. */
+  nodeArgs?: string[];
   cpus?: string;
 }): Promise<Floor> {
   const port = await freePort();
-  const child = spawn(process.execPath, [SERVER, options.kind, String(port)], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, FLOOR_BODY: options.body },
-  });
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), SERVER, options.kind, String(port)],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, FLOOR_BODY: options.body },
+    },
+  );
   pin(child.pid!, options.cpus);
   const url = `http://127.0.0.1:${port}`;
   const stop = async (): Promise<void> => {

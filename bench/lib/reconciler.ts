@@ -19,6 +19,18 @@ import { until } from '../../test/helpers/until.ts';
 import { pin } from './load.ts';
 
 const CLI = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+const UNIT = fileURLToPath(
+  new URL('../../deploy/systemd/fleetwave-reconciler.service', import.meta.url),
+);
+
+/**
+ * The Node/V8 flags the reconciler ships with: the NODE_OPTIONS of its systemd unit, so the
+ * benchmarks measure the server as it runs by default.
+ */
+export function shippedNodeArgs(): string[] {
+  const m = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(UNIT, 'utf8'));
+  return (m?.[1] ?? '').split(' ').filter((a) => a !== '');
+}
 /** `fleetwave serve` with the hand-written HTTP/1.1 fast path of before issue 15. */
 const OLD_SERVE = fileURLToPath(new URL('./old-serve.ts', import.meta.url));
 
