@@ -25,6 +25,9 @@ describe('agent credentials', () => {
 
   it('rejects tokens of another key, another id, or any altered character', () => {
     const token = issueAgentToken(key, 'agent-1');
+    // Verified (and so remembered) under its own key first: another key still refuses it.
+    assert.equal(verifyAgentToken(key, token), 'agent-1');
+    assert.equal(verifyAgentToken(key, token), 'agent-1');
     const other = deriveTokenKey({ enrollToken: 'another-token-0123456789' });
     assert.equal(verifyAgentToken(other, token), undefined);
     assert.equal(
