@@ -30,6 +30,7 @@ import {
   startReconciler,
   type Transport,
 } from './lib/reconciler.ts';
+import { until } from '../test/helpers/until.ts';
 import { cpuSeconds } from './lib/load.ts';
 import { fmt, percentile, wallMs } from './lib/stats.ts';
 
@@ -76,19 +77,6 @@ console.log(
 console.log(
   'the issue asks 20,000 agents; a process may hold at most 20,000 open files here, so one server holds 18,000',
 );
-
-/** Bounded polling: `check` until true, every `everyMs`, at most `timeoutMs`. */
-async function until(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<boolean>,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 function reply<K extends LongpollReply['kind']>(
   child: ChildProcess,
@@ -217,11 +205,10 @@ async function measureReconciler(transport: Transport, label: string): Promise<v
     }));
     const sent = await startClients(Number(new URL(reconciler.url).port), agentsForBaseline);
     const connectErrors = sent.reduce((n, s) => n + s.errors, 0);
-    await until(
-      `${AGENTS} waiters`,
-      30_000,
-      async () => (await waiters()) >= AGENTS - connectErrors,
-    );
+    await until(async () => (await waiters()) >= AGENTS - connectErrors, `${AGENTS} waiters`, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
     const held = await waiters();
     console.log(
       `${fmt(held)} check-ins held after ${fmt((performance.now() - started) / 1000, 1)} s` +
@@ -345,10 +332,14 @@ if (!values['no-baseline'] && agentsForBaseline.length > 0) {
     const before = rssKiB(holder.pid!);
     await startClients(port, agentsForBaseline);
     let held = 0;
-    await until('the baseline to hold every check-in', 30_000, async () => {
-      held = (await ask<{ held: number }>('count', { kind: 'count' })).held;
-      return held >= agentsForBaseline.length;
-    });
+    await until(
+      async () => {
+        held = (await ask<{ held: number }>('count', { kind: 'count' })).held;
+        return held >= agentsForBaseline.length;
+      },
+      'the baseline to hold every check-in',
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
     await sleep(2000);
     const withHeld = rssKiB(holder.pid!);
     console.log(
@@ -396,17 +387,21 @@ if (!values['no-etcd']) {
       const sent = await Promise.all(clients.map((c) => reply(c, 'sent', 60_000)));
       const failed = sent.reduce((n, r) => n + r.errors, 0);
       let created = 0;
-      await until(`${AGENTS} etcd watches`, 60_000, async () => {
-        const counts = await Promise.all(
-          clients.map((c) => {
-            const pending = reply(c, 'watching', 10_000);
-            c.send({ kind: 'watching' } satisfies LongpollMessage);
-            return pending;
-          }),
-        );
-        created = counts.reduce((n, r) => n + r.created, 0);
-        return created >= AGENTS - failed;
-      });
+      await until(
+        async () => {
+          const counts = await Promise.all(
+            clients.map((c) => {
+              const pending = reply(c, 'watching', 10_000);
+              c.send({ kind: 'watching' } satisfies LongpollMessage);
+              return pending;
+            }),
+          );
+          created = counts.reduce((n, r) => n + r.created, 0);
+          return created >= AGENTS - failed;
+        },
+        `${AGENTS} etcd watches`,
+        { timeoutMs: 60_000, intervalMs: 200 },
+      );
       await sleep(2000);
       const withHeld = rssKiB(etcd.pid);
       const cpuBefore = cpuSeconds([etcd.pid]);
