@@ -98,7 +98,8 @@ async function taggedGroups(tag: string): Promise<number[]> {
   return [...groups];
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (signal 0). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

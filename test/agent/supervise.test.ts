@@ -8,17 +8,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Supervisor } from '../../agent/install/supervise.ts';
+import { Supervisor, alive } from '../../agent/install/supervise.ts';
 import { until } from '../helpers/until.ts';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A process that sleeps, as a killed agent's child would: its own group, reparented later. */
 function sleeper(env: NodeJS.ProcessEnv, detached: boolean): ChildProcess {
