@@ -116,7 +116,8 @@ const EXCHANGE = Symbol('fleetwave.exchange');
 const NO_HEADERS = Object.freeze([]) as unknown as string[];
 const NO_HEADER_VALUES: IncomingMessage['headers'] = Object.freeze({});
 
-function parseJson(text: string): unknown {
+/** A JSON body as fastify's parser reads it (its words when it cannot); the agent port's too. */
+export function parseJson(text: string): unknown {
   if (text === '') {
     // fastify's words (FST_ERR_CTP_EMPTY_JSON_BODY), so both routes answer alike.
     throw new FleetwaveError(

@@ -40,6 +40,11 @@ export interface ServeConfig {
   fleetDir: string;
   host: string;
   port: number;
+  /**
+   * --agent-port: the agent routes also on this port (same host), on the strict hand-written
+   * HTTP/1.1 server of agent-port.ts. Absent: agents use the main port.
+   */
+  agentPort?: number;
   dataDir: string;
   fetchIntervalSeconds: number;
   /** Undefined only with insecureLocalDemo: enrollment is then open. */
@@ -107,6 +112,10 @@ Options:
   --fleet-dir PATH         the fleet's directory in the repository (default: fleet)
   --host HOST              address to listen on (default: 127.0.0.1)
   --port PORT              port to listen on (default: 8080; 0 picks a free one)
+  --agent-port PORT        also serve the agent routes (check-in, enroll, target) on this
+                           port, with a lean HTTP/1.1 server that costs less CPU per check-in
+                           and refuses every unusual request shape (default: none, agents use
+                           --port); point agents' server URL at it through its own listener
   --data-dir PATH          where the git mirror lives (default: .fleetwave)
   --fetch-interval SECONDS how often to fetch the repository (default: 30)
   --enroll-token TOKEN     token agents present to enroll (env FLEETWAVE_ENROLL_TOKEN)
@@ -229,6 +238,7 @@ export function readServeConfig(
       'fleet-dir': { type: 'string', default: 'fleet' },
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '8080' },
+      'agent-port': { type: 'string' },
       'data-dir': { type: 'string', default: '.fleetwave' },
       'fetch-interval': { type: 'string', default: '30' },
       'enroll-token': { type: 'string' },
@@ -310,6 +320,12 @@ export function readServeConfig(
     requestTimeoutSeconds: integer('--request-timeout', values['request-timeout'], 1, 3600),
     logLevel,
   };
+  if (values['agent-port'] !== undefined) {
+    config.agentPort = integer('--agent-port', values['agent-port'], 0, 65535);
+    if (config.agentPort !== 0 && config.agentPort === config.port) {
+      throw new FleetwaveError('CONFIG_INVALID', '--agent-port must differ from --port');
+    }
+  }
   const absolute = (p: string): string => (isAbsolute(p) ? p : resolve(cwd, p));
   config.store = parseStoreUrl(
     values.store ?? (env.FLEETWAVE_STORE || `sqlite:${join(config.dataDir, 'agents.db')}`),

@@ -16,10 +16,8 @@ export const KEEP_ALIVE_MS = 72_000;
 export interface HttpServerOptions {
   /** --request-timeout: the whole request (head and body) must arrive within it. */
   requestTimeoutMs: number;
-  /** --max-connections: open connections past which a new one is answered 503 and closed. */
-  maxConnections: number;
-  /** Jitter of the Retry-After of refused connections. */
-  random: () => number;
+  /** --max-connections, counted across every port the reconciler listens on. */
+  connections: ConnectionCap;
   /** The request ids of every route. */
   requestId: () => string;
 }
@@ -74,30 +72,50 @@ export function createHttpServer(options: HttpServerOptions, handler: RequestHan
       handler(req, res);
     },
   );
-  let open = 0;
-  // One listener for every socket ('close' comes once): no closure per connection.
-  const closed = (): void => {
-    open--;
-  };
-  // Before node:http's own listener, which still reads every connection: past the cap (set
-  // below the open-file limit, so git keeps descriptors to run) a clean 503 the agent backs
-  // off from, then the connection ends.
+  // Before node:http's own listener, which still reads every connection.
   server.prependListener('connection', (socket: Refusable) => {
-    open++;
-    socket.on('close', closed);
-    if (open <= options.maxConnections) return;
-    socket[REFUSED] = true;
+    if (!options.connections.admit(socket)) socket[REFUSED] = true;
+  });
+  return server;
+}
+
+/**
+ * --max-connections: the open connections of every port the reconciler listens on (the main
+ * port and the agent port share one count), each counted until it closes.
+ */
+export class ConnectionCap {
+  open = 0;
+  private readonly max: number;
+  private readonly random: () => number;
+  // One listener for every socket ('close' comes once): no closure per connection.
+  private readonly closed = (): void => {
+    this.open--;
+  };
+
+  constructor(max: number, random: () => number) {
+    this.max = max;
+    this.random = random;
+  }
+
+  /**
+   * Counts a new connection. Past the cap (set below the open-file limit, so git keeps
+   * descriptors to run) it gets a clean 503 the agent backs off from, then it ends: false.
+   */
+  admit(socket: Socket): boolean {
+    this.open++;
+    socket.on('close', this.closed);
+    if (this.open <= this.max) return true;
     writeErrorAndClose(
       socket,
       503,
       new FleetwaveError(
         'TOO_MANY_CONNECTIONS',
         'the server has as many open connections as it may; retry later',
-        { details: { retryAfter: Math.max(1, Math.round(5 + 10 * options.random())) } },
+        { details: { retryAfter: Math.max(1, Math.round(5 + 10 * this.random())) } },
       ),
     );
-  });
-  return server;
+    return false;
+  }
 }
 
 /** Request ids, `req-<base 36 counter>`: one sequence for the agent routes and fastify's. */

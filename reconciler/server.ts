@@ -10,11 +10,12 @@ import { AgentRegistry } from './agents.ts';
 import { deriveTokenKey } from './auth.ts';
 import { defaultMaxConnections, type ServeConfig } from './config.ts';
 import { AgentHttp } from './agent-http.ts';
+import { AgentPort } from './agent-port.ts';
 import type { Reconciler } from './context.ts';
 import { expireWaiter, releaseWaiter, type CheckinWaiter } from './agent-api.ts';
 import { FleetwaveError } from '../core/errors.ts';
 import { clientError, errorBody, handleError } from './errors.ts';
-import { createHttpServer, requestIds, requestLevel } from './http-server.ts';
+import { ConnectionCap, createHttpServer, requestIds, requestLevel } from './http-server.ts';
 import { LongPoll } from './longpoll.ts';
 import { Metrics } from './metrics.ts';
 import { RolloutEngine } from './engine.ts';
@@ -46,6 +47,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     reconciler: Reconciler;
     rollout: RolloutEngine;
+    /** The strict agent port (--agent-port), or null without one. */
+    agentPort: AgentPort | null;
   }
 }
 
@@ -58,23 +61,17 @@ export async function buildServer(
   const registry = deps.registry ?? new Registry();
   const requestId = requestIds();
   const requestTimeoutMs = (config.requestTimeoutSeconds ?? 30) * 1000;
+  // One --max-connections for the main port and the agent port.
+  const connections = new ConnectionCap(config.maxConnections ?? defaultMaxConnections(), random);
   // Set once ctx exists (below), long before the server listens.
   const agentRoutesOf: { http?: AgentHttp } = {};
   const app = Fastify({
     // One node:http server for every route (http-server.ts: timeouts, connection cap); the
     // agent routes' raw handlers first, fastify's routing for the rest.
     serverFactory: (fastify) =>
-      createHttpServer(
-        {
-          requestTimeoutMs,
-          maxConnections: config.maxConnections ?? defaultMaxConnections(),
-          random,
-          requestId,
-        },
-        (req, res) => {
-          if (!agentRoutesOf.http?.route(req, res)) fastify(req, res);
-        },
-      ),
+      createHttpServer({ requestTimeoutMs, connections, requestId }, (req, res) => {
+        if (!agentRoutesOf.http?.route(req, res)) fastify(req, res);
+      }),
     genReqId: requestId,
     logger: deps.logger ?? { level: config.logLevel },
     // One line per request comes from the onResponse hook below instead of fastify's two.
@@ -191,6 +188,18 @@ export async function buildServer(
   const engine = new RolloutEngine(ctx, app.log, config.evaluateIntervalSeconds ?? 0);
   const agentHttp = new AgentHttp({ ctx, log: app.log, requestId, bodyLimit: config.bodyLimit });
   agentRoutesOf.http = agentHttp;
+  const agentPort =
+    config.agentPort === undefined
+      ? null
+      : new AgentPort({
+          ctx,
+          log: app.log,
+          requestId,
+          bodyLimit: config.bodyLimit,
+          requestTimeoutMs,
+          connections,
+        });
+  app.decorate('agentPort', agentPort);
   app.decorate('rollout', engine);
   app.decorate('reconciler', ctx);
 
@@ -240,6 +249,16 @@ export async function buildServer(
   await app.register(pageRoutes);
 
   app.addHook('onReady', async () => {
+    // The agent port listens when the server gets ready to listen: a port in use fails the start.
+    if (agentPort !== null && config.agentPort !== undefined) {
+      await agentPort.listen(config.agentPort, config.host).catch((e: unknown) => {
+        throw new FleetwaveError(
+          'CONFIG_INVALID',
+          `cannot listen on ${config.host}:${config.agentPort} (--agent-port): ${(e as Error).message}`,
+          { cause: e },
+        );
+      });
+    }
     if (config.insecureLocalDemo) {
       app.log.warn(
         '--insecure-local-demo: anyone who can reach this server may enroll agents and act on the rollout',
@@ -248,6 +267,7 @@ export async function buildServer(
     ctx.reports.start();
     void ctx.sync.start().then(() => engine.start());
   });
+  let agentPortClosed: Promise<void> | undefined;
   // Held long-polls would keep close() waiting for their full wait: answer them now (304), so
   // agents come back to another replica or to this one after the restart.
   app.addHook('preClose', async () => {
@@ -256,7 +276,13 @@ export async function buildServer(
     await ctx.reports.stop();
     // Closing first, so the answers to held long-polls say `connection: close`.
     agentHttp.closing = true;
+    if (agentPort !== null) agentPort.closing = true;
     ctx.longpoll.drain();
+    agentPortClosed = agentPort?.close();
+  });
+  // Its connections end once answered (or at --request-timeout), as the main port's.
+  app.addHook('onClose', async () => {
+    await agentPortClosed;
   });
   return app;
 }

@@ -36,6 +36,10 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
   }
   // One human line whatever the log level: scripts (and the demo) read the address from it.
   io.stderr(`fleetwave serve: listening on ${address}/\n`);
+  if (app.agentPort !== null) {
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    io.stderr(`fleetwave serve: agent port listening on http://${host}:${app.agentPort.port}/\n`);
+  }
   return new Promise<number>((resolve) => {
     let closing = false;
     const shutdown = (signal: NodeJS.Signals): void => {
