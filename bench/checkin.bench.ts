@@ -1,9 +1,9 @@
 // Benchmark: check-in throughput of the reconciler against nginx serving a static JSON file
 // with an ETag, on the same machine, with the same load generator (bench/lib/load.ts), in the
-// same run, interleaved run by run; and, in the same run, the reconciler with the hand-written
-// HTTP/1.1 fast path it had before issue 15 (bench/lib/old-serve.ts), for comparison.
+// same run, interleaved run by run; and, in the same run, the reconciler's agents checking in
+// on its --agent-port (the strict hand-written HTTP/1.1 server, reconciler/agent-port.ts).
 //   node bench/checkin.bench.ts [--agents N] [--runs N] [--seconds S] [--connections N]
-//                               [--workers N] [--nginx-auto] [--no-old] [--no-floors]
+//                               [--workers N] [--nginx-auto] [--no-agent-port] [--no-floors]
 //                               [--node-args='FLAGS']
 // 304 path: every request is a different enrolled agent checking in with the etag it runs
 // (POST /v1/checkin?wait=0, If-None-Match); 200 path: the same with a stale etag, so the
@@ -39,8 +39,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '64' },
     workers: { type: 'string', default: '2' },
     'nginx-auto': { type: 'boolean', default: false },
-    /** Skip the reconciler with the old hand-written fast path. */
-    'no-old': { type: 'boolean', default: false },
+    /** Skip the reconciler's --agent-port. */
+    'no-agent-port': { type: 'boolean', default: false },
     /** Skip the bare node:http and net.Socket floors. */
     'no-floors': { type: 'boolean', default: false },
     /**
@@ -101,11 +101,11 @@ console.log(
 
 const transports: Array<{ transport: Transport; label: string }> = [
   { transport: 'node', label: 'reconciler' },
-  ...(values['no-old'] ? [] : [{ transport: 'old-fastpath' as const, label: 'old fast path' }]),
+  ...(values['no-agent-port'] ? [] : [{ transport: 'agent-port' as const, label: 'agent port' }]),
 ];
 console.log(
   `reconcilers run with ${NODE_ARGS.length > 0 ? NODE_ARGS.join(' ') : "no Node/V8 flags (V8's defaults)"}; ` +
-    `'reconciler' is Node's parser (reconciler/http-server.ts), 'old fast path' the hand parser it replaced`,
+    `'reconciler' is the main port on Node's parser (reconciler/http-server.ts), 'agent port' the same server's --agent-port (reconciler/agent-port.ts)`,
 );
 const reconcilers: Array<ReconcilerProcess & { label: string }> = [];
 let nginx: Nginx | undefined;
@@ -122,7 +122,10 @@ try {
     });
     reconcilers.push({ ...reconciler, label });
     const started = performance.now();
-    const { enrolled, sampleTarget } = await enrollAll(reconciler.url, syntheticAgents(AGENTS));
+    const { enrolled, sampleTarget } = await enrollAll(
+      reconciler.agentUrl,
+      syntheticAgents(AGENTS),
+    );
     sample = sampleTarget;
     console.log(
       `${label}: enrolled and checked in ${fmt(AGENTS)} agents in ${fmt((performance.now() - started) / 1000, 1)} s; ` +
@@ -132,14 +135,14 @@ try {
       {
         name: `${label} 304 (checkin, matching etag)`,
         expect: 304,
-        origin: reconciler.url,
+        origin: reconciler.agentUrl,
         pids: [reconciler.pid],
         requests: enrolled.map((a) => ({ method: 'POST', ...checkinRequest(a, a.etag, 0) })),
       },
       {
         name: `${label} 200 (checkin, stale etag)`,
         expect: 200,
-        origin: reconciler.url,
+        origin: reconciler.agentUrl,
         pids: [reconciler.pid],
         requests: enrolled.map((a) => ({ method: 'POST', ...checkinRequest(a, 'stale', 0) })),
       },
@@ -255,7 +258,7 @@ try {
     for (const code of [304, 200]) {
       const theirs = scenarios.find((s) => s.origin === nginx!.url && s.expect === code)!;
       for (const r of reconcilers) {
-        const ours = scenarios.find((s) => s.origin === r.url && s.expect === code)!;
+        const ours = scenarios.find((s) => s.origin === r.agentUrl && s.expect === code)!;
         const ratio = rate(ours.name) / rate(theirs.name);
         const cpuRatio = perCpu(ours.name) / perCpu(theirs.name);
         console.log(
@@ -271,7 +274,7 @@ try {
         const floor = scenarios.find((s) => s.origin === f.url && s.expect === code)!;
         const cpuRatio = perCpu(floor.name) / perCpu(theirs.name);
         const costs = reconcilers.map((r) => {
-          const ours = scenarios.find((s) => s.origin === r.url && s.expect === code)!;
+          const ours = scenarios.find((s) => s.origin === r.agentUrl && s.expect === code)!;
           const added = 1e6 / perCpu(ours.name) - 1e6 / perCpu(floor.name);
           return `${r.label} adds ${fmt(added, 1)} CPU-µs per check-in to it`;
         });

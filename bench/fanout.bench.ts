@@ -3,12 +3,13 @@
 // that gives every agent a new version, made stable on the state branch, then a signed push
 // webhook) and each client records when its new target arrived.
 //   node bench/fanout.bench.ts [--agents N] [--clients N] [--semi-space MiB] [--node-args='FLAGS']
-//                              [--v8-defaults] [--no-old] [--no-baseline] [--no-etcd]
+//                              [--v8-defaults] [--no-agent-port] [--no-baseline] [--no-etcd]
 // Prints p50/p99/max of (arrival - webhook sent) and how many got the new target (goal:
 // everyone under 3 s, and faster than etcd waking as many watchers in the same run), and the
 // server's VmRSS before and with the waiters held, per waiting agent (goal: under 12 KB). The
-// same run measures the reconciler as it ships (Node's parser), the hand-written fast path it
-// replaced (bench/lib/old-serve.ts), a bare node:http server holding the same requests, and
+// same run measures the reconciler as it ships (Node's parser), the same server's agents held
+// on its --agent-port (reconciler/agent-port.ts), a bare node:http server holding the same
+// requests, and
 // etcd (`etcd-server`) waking as many watches through its HTTP gateway. The issue asks for
 // 20,000 agents; a process here may hold at most 20,000 open files, so one server holds 18,000
 // and the figures are per agent.
@@ -51,8 +52,8 @@ const { values } = parseArgs({
     'node-args': { type: 'string' },
     /** Skip the bare node:http baseline. */
     'no-baseline': { type: 'boolean', default: false },
-    /** Skip the reconciler with the old hand-written fast path. */
-    'no-old': { type: 'boolean', default: false },
+    /** Skip the reconciler's --agent-port. */
+    'no-agent-port': { type: 'boolean', default: false },
     /** Skip etcd. */
     'no-etcd': { type: 'boolean', default: false },
   },
@@ -181,7 +182,7 @@ async function measureReconciler(transport: Transport, label: string): Promise<v
   try {
     const rssStart = reconciler.rssKiB();
     let started = performance.now();
-    const { enrolled } = await enrollAll(reconciler.url, syntheticAgents(AGENTS));
+    const { enrolled } = await enrollAll(reconciler.agentUrl, syntheticAgents(AGENTS));
     console.log(
       `\n${label}: enrolled and checked in ${fmt(AGENTS)} agents in ${fmt((performance.now() - started) / 1000, 1)} s`,
     );
@@ -203,7 +204,7 @@ async function measureReconciler(transport: Transport, label: string): Promise<v
       etag,
       version,
     }));
-    const sent = await startClients(Number(new URL(reconciler.url).port), agentsForBaseline);
+    const sent = await startClients(Number(new URL(reconciler.agentUrl).port), agentsForBaseline);
     const connectErrors = sent.reduce((n, s) => n + s.errors, 0);
     await until(async () => (await waiters()) >= AGENTS - connectErrors, `${AGENTS} waiters`, {
       timeoutMs: 30_000,
@@ -306,7 +307,7 @@ async function measureReconciler(transport: Transport, label: string): Promise<v
 }
 
 await measureReconciler('node', "reconciler (Node's parser)");
-if (!values['no-old']) await measureReconciler('old-fastpath', 'old fast path (hand parser)');
+if (!values['no-agent-port']) await measureReconciler('agent-port', 'reconciler (--agent-port)');
 
 // The floor: a bare node:http server holding the same check-ins, in the same run.
 if (!values['no-baseline'] && agentsForBaseline.length > 0) {

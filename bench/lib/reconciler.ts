@@ -31,18 +31,19 @@ export function shippedNodeArgs(): string[] {
   const m = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(UNIT, 'utf8'));
   return (m?.[1] ?? '').split(' ').filter((a) => a !== '');
 }
-/** `fleetwave serve` with the hand-written HTTP/1.1 fast path of before issue 15. */
-const OLD_SERVE = fileURLToPath(new URL('./old-serve.ts', import.meta.url));
-
 /**
- * How agents' requests are read: `node`, the server as it ships (Node's parser, raw handlers
- * for the agent routes); `old-fastpath`, the hand parser it replaced, for comparison only.
+ * How agents' requests are read: `node`, the main port (Node's parser, raw handlers for the
+ * agent routes); `agent-port`, the same server started with --agent-port, agents' requests
+ * sent there (the strict hand-written HTTP/1.1 server of reconciler/agent-port.ts).
  */
-export type Transport = 'node' | 'old-fastpath';
+export type Transport = 'node' | 'agent-port';
 
 export interface ReconcilerProcess {
   repo: FleetRepo;
+  /** The main port: status, metrics, webhooks. */
   url: string;
+  /** Where agents' requests go: the agent port with `agent-port`, else the main port. */
+  agentUrl: string;
   pid: number;
   /** VmRSS of the server process, in KiB. */
   rssKiB(): number;
@@ -64,12 +65,14 @@ export async function startReconciler(options: {
 }): Promise<ReconcilerProcess> {
   const repo = await FleetRepo.create();
   const port = await freePort();
+  const agentPort = options.transport === 'agent-port' ? await freePort() : undefined;
   const child: ChildProcess = spawn(
     process.execPath,
     [
       ...(options.nodeArgs ?? []),
-      options.transport === 'old-fastpath' ? OLD_SERVE : CLI,
+      CLI,
       'serve',
+      ...(agentPort === undefined ? [] : ['--agent-port', String(agentPort)]),
       '--repo',
       repo.origin,
       '--data-dir',
@@ -121,7 +124,8 @@ export async function startReconciler(options: {
     await stop();
     throw e;
   });
-  return { repo, url, pid, rssKiB: () => rssKiB(pid), stop };
+  const agentUrl = agentPort === undefined ? url : `http://127.0.0.1:${agentPort}`;
+  return { repo, url, agentUrl, pid, rssKiB: () => rssKiB(pid), stop };
 }
 
 export interface EnrolledAgent extends Agent {
