@@ -1,9 +1,9 @@
 // The agent API (DESIGN §5) apart from any HTTP library: enroll, check in (with If-None-Match
 // and ?wait= long-polling) and read a target take the few request parts they need and return
-// an answer or throw a FleetwaveError. Two transports call them: the fast path (fastpath.ts,
-// the lean HTTP/1.1 handler agents' connections normally take) and the fastify routes
-// (routes/agents.ts: app.inject, and any request the fast path hands over), so both answer
-// alike, to the byte of every error message.
+// an answer or throw a FleetwaveError. Every transport calls them: the raw handlers on the
+// main port (agent-http.ts), the fastify routes (routes/agents.ts: app.inject, and requests of
+// another shape on the main port) and the strict agent port (agent-port.ts, --agent-port), so
+// they answer alike, to the byte of every error message.
 
 import type { ErrorObject } from 'ajv';
 import { FleetwaveError } from '../core/errors.ts';

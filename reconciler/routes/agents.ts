@@ -1,6 +1,7 @@
-// The agent API's fastify routes. Agents' connections normally take the fast path
-// (../fastpath.ts); these routes answer what it hands over (an unusual request shape: chunked
-// bodies, Expect, HTTP/1.0…) and app.inject. Both call ../agent-api.ts, so they answer alike.
+// The agent API's fastify routes. Agents' requests on the main port normally take the raw
+// handlers (../agent-http.ts); these routes answer what those leave to fastify (an unusual
+// request shape: another content type, a percent-encoded id, a repeated query…) and
+// app.inject. All call ../agent-api.ts, so they answer alike.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
