@@ -116,6 +116,32 @@ const EXCHANGE = Symbol('fleetwave.exchange');
 const NO_HEADERS = Object.freeze([]) as unknown as string[];
 const NO_HEADER_VALUES: IncomingMessage['headers'] = Object.freeze({});
 
+/** A body declared up to this size gets its whole buffer at once: agents send about 1 KB. */
+export const BODY_AT_ONCE = 16 * 1024;
+
+/**
+ * The buffer of a body of `length` declared bytes with room for `adding` more after `filled`:
+ * `buffer` itself, or a larger copy. A larger body's buffer grows (doubling, up to `length`)
+ * as its bytes arrive, so a head alone that declares a large body never makes the server hold
+ * that much: memory follows the bytes received.
+ */
+export function bodyRoom(
+  buffer: Buffer | undefined,
+  filled: number,
+  adding: number,
+  length: number,
+): Buffer {
+  const needed = filled + adding;
+  if (buffer !== undefined && needed <= buffer.length) return buffer;
+  const size =
+    length <= BODY_AT_ONCE
+      ? length
+      : Math.min(length, Math.max(needed, BODY_AT_ONCE, 2 * (buffer?.length ?? 0)));
+  const grown = Buffer.allocUnsafe(size);
+  buffer?.copy(grown, 0, 0, filled);
+  return grown;
+}
+
 /** A JSON body as fastify's parser reads it (its words when it cannot); the agent port's too. */
 export function parseJson(text: string): unknown {
   if (text === '') {
@@ -279,19 +305,22 @@ export class AgentHttp {
 
   /**
    * Reads the body (at most --body-limit bytes), then `then(text)`; a throw answers in the
-   * error shape. A body of known length goes into one buffer of that size, filled as chunks
-   * arrive (never the whole so far copied again on each chunk).
+   * error shape. A body of known length goes into one buffer, filled as chunks arrive (never
+   * the whole so far copied again on each chunk) and grown as they do (bodyRoom).
    */
   private body(exchange: Exchange, then: (text: string) => void): void {
     const req = exchange.req;
     const declared = req.headers['content-length'];
     const limit = this.bodyLimit;
+    const length = declared === undefined ? undefined : Number(declared);
     let buffer: Buffer | undefined =
-      declared === undefined ? undefined : Buffer.allocUnsafe(Number(declared));
+      length === undefined ? undefined : bodyRoom(undefined, 0, 0, length);
     let chunks: Buffer[] | undefined = buffer === undefined ? [] : undefined;
     let filled = 0;
     req.on('data', (chunk: Buffer) => {
       if (buffer !== undefined) {
+        // node:http stops at Content-Length: the chunk fits in it.
+        buffer = bodyRoom(buffer, filled, chunk.length, length!);
         filled += chunk.copy(buffer, filled);
         return;
       }

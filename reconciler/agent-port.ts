@@ -30,7 +30,7 @@ import {
   type AnswerSink,
   type CheckinWaiter,
 } from './agent-api.ts';
-import { parseJson } from './agent-http.ts';
+import { bodyRoom, parseJson } from './agent-http.ts';
 import {
   MAX_HEAD,
   badHead,
@@ -125,13 +125,15 @@ class Connection implements AnswerSink {
   /** Bytes arrived. */
   read(chunk: Buffer): void {
     if (this.state === State.Closed) return;
-    const body = this.body;
-    if (body !== undefined && this.filled < body.length) {
-      // The body of the request at hand: into the buffer allocated for it, once.
-      const taken = chunk.copy(body, this.filled);
+    const head = this.head;
+    if (head !== undefined && this.filled < head.contentLength) {
+      // The body of the request at hand, into its buffer (grown as it arrives).
+      const taken = Math.min(chunk.length, head.contentLength - this.filled);
+      this.body = bodyRoom(this.body!, this.filled, taken, head.contentLength);
+      chunk.copy(this.body, this.filled, 0, taken);
       this.filled += taken;
       if (taken === chunk.length) {
-        if (this.filled === body.length) this.next();
+        if (this.filled === head.contentLength) this.next();
         return;
       }
       chunk = chunk.subarray(taken); // the next request, sent ahead
@@ -191,10 +193,11 @@ class Connection implements AnswerSink {
         const bodyAt = end + CRLF2.length;
         const bodyEnd = bodyAt + head.contentLength;
         if (buffer.length < bodyEnd) {
-          // The rest of the body is on its way: one buffer of Content-Length bytes, filled as
-          // chunks arrive (never the whole so far copied again on each chunk).
+          // The rest of the body is on its way: into one buffer, filled as chunks arrive
+          // (never the whole so far copied again on each chunk).
           this.head = head;
-          this.body = Buffer.allocUnsafe(head.contentLength);
+          const arrived = buffer.length - bodyAt;
+          this.body = bodyRoom(undefined, 0, arrived, head.contentLength);
           this.filled = buffer.copy(this.body, 0, bodyAt);
           this.buffer = undefined;
           return;
@@ -203,8 +206,8 @@ class Connection implements AnswerSink {
         this.buffer = bodyEnd < buffer.length ? buffer.subarray(bodyEnd) : undefined;
       } else {
         const body = this.body;
-        if (body === undefined || this.filled < body.length) return;
-        text = body.toString('utf8');
+        if (body === undefined || this.filled < head.contentLength) return;
+        text = body.toString('utf8', 0, this.filled);
         this.body = undefined;
         this.head = undefined;
       }

@@ -71,7 +71,7 @@ describe('the agent port', () => {
   let agent: number;
 
   before(async () => {
-    http = await httpFixture({ agentPort: 0, maxWaiters: 10 });
+    http = await httpFixture({ agentPort: 0, maxWaiters: 10, bodyLimit: 32 * 1024 });
     ({ server, port: main } = http);
     agent = server.app.agentPort!.port;
     assert.ok(agent > 0 && agent !== main);
@@ -142,7 +142,7 @@ describe('the agent port', () => {
         ['unknown path', { method: 'POST', url: '/v1/nope?x=1', body: '{}' }, 404],
         ['unknown GET path', { method: 'GET', url: '/v1/agents/port-a/targets' }, 404],
         ['a GET of a POST route', { method: 'GET', url: '/v1/checkin' }, 404],
-        ['oversized', post({ ...own, pad: 'x'.repeat(20_000) }), 413],
+        ['oversized', post({ ...own, pad: 'x'.repeat(40_000) }), 413],
       ];
       for (const [label, call, status] of cases) {
         const theirs = await http.once(reqOf(call));
@@ -334,7 +334,7 @@ describe('the agent port', () => {
         ['no colon', () => head(`Oops\r\nContent-Length: ${text.length}\r\n\r\n${text}`), 400],
         ['head over 8 KiB', () => checkin([['X-Pad', 'x'.repeat(9000)]]), 431],
         ['head over 8 KiB, unfinished', () => head(`X-Pad: ${'x'.repeat(9000)}`), 431],
-        ['body over --body-limit', () => checkin([], { body: 'x'.repeat(20_000) }), 413],
+        ['body over --body-limit', () => checkin([], { body: 'x'.repeat(40_000) }), 413],
         ['Content-Encoding gzip', () => checkin([['Content-Encoding', 'gzip']]), 415],
         ['Content-Encoding identity', () => checkin([['Content-Encoding', 'identity']]), 415],
         [
@@ -454,6 +454,33 @@ describe('the agent port', () => {
       } finally {
         raw.destroy();
       }
+    });
+
+    it('reads a body larger than it allocates at once, arriving in pieces, as the main port does', async () => {
+      // 24 KB, past BODY_AT_ONCE (16 KiB) and within --body-limit (32 KiB here): the buffer
+      // grows as the bytes arrive (a two-byte character split across writes included).
+      const message = 'é'.repeat(12_000);
+      const bytes = bytesOf(
+        checkinReq(token, { id: 'port-r', labels: LINUX_PROD, health: { status: 'ok', message } }),
+      );
+      const answers: Reply[] = [];
+      for (const port of [agent, main]) {
+        const raw = await Raw.open(port);
+        try {
+          for (let i = 0; i < bytes.length; i += 999) await raw.write(bytes.subarray(i, i + 999));
+          answers.push(await raw.next());
+          assert.equal(answers.at(-1)!.status, 200, answers.at(-1)!.text);
+          assert.equal(server.app.reconciler.agents.get('port-r')?.health?.message, message);
+          server.app.reconciler.agents.get('port-r')!.health = undefined;
+        } finally {
+          raw.destroy();
+        }
+      }
+      assert.deepEqual(
+        answers.map((r) => r.status),
+        [200, 200],
+      );
+      assert.equal(answers[0]!.text, answers[1]!.text);
     });
 
     it('never fails on mutated or random bytes, and keeps serving (fast-check)', async () => {

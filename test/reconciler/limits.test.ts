@@ -7,6 +7,7 @@ import { createHmac } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it, mock } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import { BODY_AT_ONCE, bodyRoom } from '../../reconciler/agent-http.ts';
 import { MAX_WEBHOOK_BODIES } from '../../reconciler/routes/webhooks.ts';
 import {
   FleetRepo,
@@ -363,5 +364,23 @@ describe('limits of the reconciler', () => {
       concat.mock.restore();
       raw.destroy();
     }
+  });
+});
+
+describe('a body’s buffer follows the bytes received, not the length declared', () => {
+  it('allocates a small body at once, a large one as it arrives (doubling, up to its length)', () => {
+    assert.equal(bodyRoom(undefined, 0, 0, 1200).length, 1200);
+    // A head declaring 16 MiB gets 16 KiB until bytes come.
+    const first = bodyRoom(undefined, 0, 0, 16 * 1024 * 1024);
+    assert.equal(first.length, BODY_AT_ONCE);
+    first.fill(7);
+    assert.equal(bodyRoom(first, 1000, 1000, 16 * 1024 * 1024), first, 'room left: the same');
+    const grown = bodyRoom(first, BODY_AT_ONCE, 1, 16 * 1024 * 1024);
+    assert.equal(grown.length, 2 * BODY_AT_ONCE);
+    assert.ok(
+      grown.subarray(0, BODY_AT_ONCE).every((b) => b === 7),
+      'what arrived is kept',
+    );
+    assert.equal(bodyRoom(grown, 2 * BODY_AT_ONCE, 50_000, 70_000).length, 70_000, 'capped');
   });
 });
