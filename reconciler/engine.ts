@@ -116,14 +116,24 @@ export class RolloutEngine {
     await Promise.race([this.queue.catch(() => {}), sleep(graceMs)]);
   }
 
-  /** A new revision: evaluate soon (calls coalesce). */
+  /**
+   * A new revision: evaluate soon (calls coalesce), once the sync in progress and the release
+   * of waiting agents it started are over. The agents' new targets come first: an evaluation
+   * fetches again and reads the store, which would only slow the release down, and it waits
+   * for that sync anyway.
+   */
   trigger(): void {
     if (this.stopped || this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.tick();
-    });
+    void this.ctx.sync
+      .idle()
+      .then(() => this.ctx.longpoll.idle())
+      .then(() =>
+        setImmediate(() => {
+          this.scheduled = false;
+          this.tick();
+        }),
+      );
   }
 
   private schedule(ms: number): void {

@@ -36,6 +36,8 @@ export class LongPoll<W extends Waiter> {
   /** Bumped by every change; a release pass stops when a newer one has started. */
   private generation = 0;
   private releasing = 0;
+  /** Called once no release pass is in progress (idle()). */
+  private idlers: (() => void)[] = [];
 
   constructor(options: LongPollOptions<W>) {
     this.options = { chunk: 1000, ...options };
@@ -104,6 +106,7 @@ export class LongPoll<W extends Waiter> {
     const over = (): void => {
       this.releasing--;
       then?.();
+      if (this.releasing === 0) for (const idler of this.idlers.splice(0)) idler();
     };
     const step = (from: number): void => {
       if (generation !== this.generation) {
@@ -120,6 +123,12 @@ export class LongPoll<W extends Waiter> {
       else over();
     };
     step(0);
+  }
+
+  /** Settles once no release pass is in progress: at once when none is. */
+  idle(): Promise<void> {
+    if (this.releasing === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idlers.push(resolve));
   }
 
   /** Answers every waiter now (shutdown): they come back to another replica or later. */

@@ -124,6 +124,11 @@ export class FleetSync {
     clearTimeout(timeout);
   }
 
+  /** Settles once no sync is in progress, without asking for one (sync() would). */
+  idle(): Promise<void> {
+    return this.running?.catch(() => {}) ?? Promise.resolve();
+  }
+
   /**
    * Fetches now. Calls that arrive during a sync coalesce into one more sync after it; the
    * promise settles when a sync that started after the call has finished.
