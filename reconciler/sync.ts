@@ -10,7 +10,7 @@ import type { RolloutState } from '../core/rollout/state.ts';
 import type { Mirror } from '../rollout/mirror.ts';
 import type { Metrics } from './metrics.ts';
 import { subjectOf } from '../rollout/revert.ts';
-import { createState, readState } from '../rollout/state.ts';
+import { createState, readState, type StateRead } from '../rollout/state.ts';
 
 export interface Logger {
   info(obj: object, msg: string): void;
@@ -33,6 +33,15 @@ export interface ServedRollout {
   candidate?: ServedRevision & { wave: number };
   /** When this rollout started being served (clock ms). */
   since: number;
+}
+
+/** What readRollout found at a state commit. */
+interface RolloutRead {
+  read: StateRead;
+  stable?: ServedRevision;
+  candidate?: ServedRevision & { wave: number };
+  /** Why the state cannot be served (when `read` is ok). */
+  errors: string[];
 }
 
 /** `git` in GET /v1/status: the remote, the fleet branch and the state branch. */
@@ -189,9 +198,19 @@ export class FleetSync {
       );
       return;
     }
+    // Both branches are read at once (their git processes overlap); they are applied, logged
+    // and served in order all the same: the fleet branch first, then the rollout state.
+    const state = tips.state;
+    const reading =
+      state !== undefined &&
+      state !== this.servedRollout?.stateCommit &&
+      state !== this.status.state.lastError?.commit
+        ? this.readRollout(state)
+        : undefined;
+    reading?.catch(() => {}); // awaited below unless applyBranch throws first
     try {
       await this.applyBranch(tips.branch);
-      await this.applyState(tips.state);
+      await this.applyState(tips.state, reading);
     } catch (e) {
       // Git failing locally (disk, a missing object): transient, logged, retried next interval.
       this.log.error({ err: (e as Error).message }, `sync failed; ${this.fallback()}`);
@@ -210,6 +229,7 @@ export class FleetSync {
     }
     if (tip === status.tip) return;
     status.tip = tip;
+    const loading = this.mirror.load(tip); // read while the ancestry is checked
     const lastApplied = status.lastApplied?.revision;
     if (
       lastApplied !== undefined &&
@@ -223,7 +243,7 @@ export class FleetSync {
         `FORCE PUSH: the tip of ${this.branch} does not descend from the last applied revision; history was rewritten`,
       );
     }
-    const loaded = await this.mirror.load(tip);
+    const loaded = await loading;
     status.lastAttempted = {
       revision: tip,
       at: this.iso(),
@@ -245,7 +265,11 @@ export class FleetSync {
     this.onBranch?.(tip);
   }
 
-  private async applyState(tip: string | undefined): Promise<void> {
+  /** `reading`: readRollout(tip), when it was started already. */
+  private async applyState(
+    tip: string | undefined,
+    reading: Promise<RolloutRead> | undefined,
+  ): Promise<void> {
     let commit = tip;
     if (commit === undefined) {
       const branchTip = this.status.branch.tip;
@@ -276,23 +300,10 @@ export class FleetSync {
     if (commit === this.servedRollout?.stateCommit) return;
     if (commit === this.status.state.lastError?.commit) return; // already refused
     this.status.state.commit = commit;
-    const read = await readState(this.mirror, commit);
+    const { read, stable, candidate, errors } = await (reading ?? this.readRollout(commit));
     if (!read.ok) {
       this.recordStateError(commit, read.errors);
       return;
-    }
-    const errors: string[] = [];
-    const stable = await this.loadServed('stable', read.state.stable, errors);
-    let candidate: ServedRollout['candidate'];
-    if (read.state.candidate) {
-      const c = await this.loadServed('candidate', read.state.candidate.revision, errors);
-      if (c) candidate = { ...c, wave: read.state.candidate.wave };
-      const waves = stable?.model.fleet.spec.waves.length ?? Infinity;
-      if (read.state.candidate.wave >= waves) {
-        errors.push(
-          `candidate.wave: ${read.state.candidate.wave} is past the last wave of the stable policy (${waves} waves)`,
-        );
-      }
     }
     if (!stable || errors.length > 0) {
       this.recordStateError(commit, errors);
@@ -305,8 +316,10 @@ export class FleetSync {
       since: this.now(),
     };
     if (candidate) served.candidate = candidate;
-    await this.mirror.keep('stable', stable.commit);
-    if (candidate) await this.mirror.keep('candidate', candidate.commit);
+    await Promise.all([
+      this.mirror.keep('stable', stable.commit),
+      candidate && this.mirror.keep('candidate', candidate.commit),
+    ]);
     this.servedRollout = served;
     this.status.state.lastError = null;
     this.setRevisionInfo();
@@ -322,21 +335,51 @@ export class FleetSync {
     this.onChange(served);
   }
 
+  /**
+   * rollout.yaml at `commit` and the revisions it names, each loaded (read and validated), with
+   * what makes the state unservable: the revisions are read at once.
+   */
+  private async readRollout(commit: string): Promise<RolloutRead> {
+    const read = await readState(this.mirror, commit);
+    if (!read.ok) return { read, errors: [] };
+    const want = read.state.candidate;
+    const [stable, candidate] = await Promise.all([
+      this.loadServed('stable', read.state.stable),
+      want && this.loadServed('candidate', want.revision),
+    ]);
+    const errors = [...stable.errors, ...(candidate?.errors ?? [])];
+    const result: RolloutRead = { read, errors };
+    if (stable.revision) result.stable = stable.revision;
+    if (want) {
+      if (candidate?.revision) result.candidate = { ...candidate.revision, wave: want.wave };
+      const waves = stable.revision?.model.fleet.spec.waves.length ?? Infinity;
+      if (want.wave >= waves) {
+        errors.push(
+          `candidate.wave: ${want.wave} is past the last wave of the stable policy (${waves} waves)`,
+        );
+      }
+    }
+    return result;
+  }
+
   private async loadServed(
     role: string,
     commit: string,
-    errors: string[],
-  ): Promise<ServedRevision | undefined> {
+  ): Promise<{ revision?: ServedRevision; errors: string[] }> {
+    // Asked at once; for a commit that is not there, the answers of the other two are unused.
+    const loading = this.mirror.load(commit);
+    loading.catch(() => {}); // a missing commit's load fails: `has` says why
+    const subject = subjectOf(this.mirror.repo, commit);
     if (!(await this.mirror.has(commit))) {
-      errors.push(`${role} revision ${commit} is not in the repository`);
-      return undefined;
+      return { errors: [`${role} revision ${commit} is not in the repository`] };
     }
-    const loaded = await this.mirror.load(commit);
+    const loaded = await loading;
     if (!loaded.valid) {
-      errors.push(`${role} revision ${commit} is invalid:`, ...loaded.errors.map((e) => `  ${e}`));
-      return undefined;
+      return {
+        errors: [`${role} revision ${commit} is invalid:`, ...loaded.errors.map((e) => `  ${e}`)],
+      };
     }
-    return { commit, model: loaded.model, subject: await subjectOf(this.mirror.repo, commit) };
+    return { revision: { commit, model: loaded.model, subject: await subject }, errors: [] };
   }
 
   private recordStateError(commit: string | null, errors: string[]): void {

@@ -64,12 +64,17 @@ export class Mirror {
    * GIT_FETCH_FAILED when the remote cannot be reached.
    */
   async fetch(): Promise<RemoteTips> {
-    const remote = await this.repo.lsRemote(this.remote, [this.branchRef, this.stateRef]);
+    const refs = [this.branchRef, this.stateRef];
+    // The local refs are read while the remote answers: git processes overlap.
+    const [remote, ...local] = await Promise.all([
+      this.repo.lsRemote(this.remote, refs),
+      ...refs.map((ref) => this.repo.readRef(ref)),
+    ]);
     const specs: string[] = [];
-    for (const ref of [this.branchRef, this.stateRef]) {
+    refs.forEach((ref, i) => {
       const sha = remote.get(ref);
-      if (sha !== undefined && sha !== (await this.repo.readRef(ref))) specs.push(`+${ref}:${ref}`);
-    }
+      if (sha !== undefined && sha !== local[i]) specs.push(`+${ref}:${ref}`);
+    });
     await this.repo.fetchRefspecs(this.remote, specs);
     const tips: RemoteTips = {};
     const branch = remote.get(this.branchRef);
