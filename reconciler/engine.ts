@@ -317,7 +317,11 @@ export class RolloutEngine {
 
   /** Sync, then observe: the base an evaluation decides on, with what it observed. */
   private async observedBase(): Promise<ObservedBase> {
+    // Never during a release of waiting agents: its git processes and the store's read would
+    // only slow the answers down, and a few hundred ms change nothing to a decision.
+    await this.ctx.longpoll.idle();
     await this.ctx.sync.sync();
+    await this.ctx.longpoll.idle();
     const base = await this.base(false);
     return { ...base, observations: await this.observer.observe(base) };
   }
