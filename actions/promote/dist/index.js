@@ -88269,12 +88269,16 @@ var Mirror = class _Mirror {
    * GIT_FETCH_FAILED when the remote cannot be reached.
    */
   async fetch() {
-    const remote = await this.repo.lsRemote(this.remote, [this.branchRef, this.stateRef]);
+    const refs = [this.branchRef, this.stateRef];
+    const [remote, ...local] = await Promise.all([
+      this.repo.lsRemote(this.remote, refs),
+      ...refs.map((ref) => this.repo.readRef(ref))
+    ]);
     const specs = [];
-    for (const ref of [this.branchRef, this.stateRef]) {
+    refs.forEach((ref, i) => {
       const sha = remote.get(ref);
-      if (sha !== void 0 && sha !== await this.repo.readRef(ref)) specs.push(`+${ref}:${ref}`);
-    }
+      if (sha !== void 0 && sha !== local[i]) specs.push(`+${ref}:${ref}`);
+    });
     await this.repo.fetchRefspecs(this.remote, specs);
     const tips = {};
     const branch = remote.get(this.branchRef);
