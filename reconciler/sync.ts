@@ -65,6 +65,8 @@ export class FleetSync {
   private servedRollout: ServedRollout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  /** A push webhook arrived since the last fetch began. */
+  private pushed = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   readonly status: SyncStatus;
@@ -142,7 +144,9 @@ export class FleetSync {
    * Fetches now. Calls that arrive during a sync coalesce into one more sync after it; the
    * promise settles when a sync that started after the call has finished.
    */
-  sync(): Promise<void> {
+  sync(options: { pushed?: boolean } = {}): Promise<void> {
+    // A push webhook: the next fetch goes straight for both branches (Mirror.fetch).
+    if (options.pushed) this.pushed = true;
     if (this.running) {
       this.again = true;
       return this.running;
@@ -172,7 +176,9 @@ export class FleetSync {
     let tips;
     const stopTimer = this.metrics.fetchDuration.startTimer();
     try {
-      tips = await this.mirror.fetch();
+      const pushed = this.pushed;
+      this.pushed = false;
+      tips = await this.mirror.fetch(pushed);
       stopTimer();
       this.metrics.fetches.inc({ result: 'ok' });
       this.metrics.remoteUp.set(1);

@@ -86,7 +86,7 @@ export async function webhookRoutes(
       }
       ctx.metrics.webhooks.inc({ result: 'accepted' });
       request.log.info({ delivery }, 'push webhook: fetching now');
-      void ctx.sync.sync();
+      void ctx.sync.sync({ pushed: true });
       return reply.code(202).send({ delivery, action: 'fetch' } satisfies WebhookResult);
     },
   );

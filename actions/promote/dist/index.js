@@ -88267,8 +88267,20 @@ var Mirror = class _Mirror {
    * Asks the remote where both branches are and fetches what moved (force-updating the
    * mirror's refs: the mirror follows the remote, force pushes included). Throws
    * GIT_FETCH_FAILED when the remote cannot be reached.
+   *
+   * `pushed`: the remote just told us something moved (a push webhook). Then both branches
+   * are fetched at once, without asking where they are first: one round trip to the remote
+   * instead of two, on the path from a push to the agents' new targets. When a branch is not
+   * on the remote (the state branch before the first rollout), the usual way answers.
    */
-  async fetch() {
+  async fetch(pushed = false) {
+    if (pushed) {
+      try {
+        return await this.fetchBoth();
+      } catch (e) {
+        if (!/couldn't find remote ref/.test(e.message)) throw e;
+      }
+    }
     const refs = [this.branchRef, this.stateRef];
     const [remote, ...local] = await Promise.all([
       this.repo.lsRemote(this.remote, refs),
@@ -88286,6 +88298,19 @@ var Mirror = class _Mirror {
     if (branch !== void 0) tips.branch = branch;
     if (state !== void 0) tips.state = state;
     return tips;
+  }
+  /** Both branches fetched in one `git fetch`; it fails when either is not on the remote. */
+  async fetchBoth() {
+    const refs = [this.branchRef, this.stateRef];
+    await this.repo.fetchRefspecs(
+      this.remote,
+      refs.map((ref) => `+${ref}:${ref}`)
+    );
+    const [branch, state] = await Promise.all(refs.map((ref) => this.repo.readRef(ref)));
+    if (branch === void 0 || state === void 0) {
+      throw new FleetwaveError("GIT_FAILED", "a fetched branch is missing from the mirror");
+    }
+    return { branch, state };
   }
   /** The fleet at `commit`, read and validated once. */
   load(commit) {
