@@ -589,7 +589,8 @@ describe('the agent port: timeouts, the shared connection cap, shutdown', () => 
       const started = Date.now();
       const res = await raw.next(6000);
       assert.equal(res.status, 304);
-      assert.ok(Date.now() - started >= 2500, 'answered when its wait ended, not timed out');
+      // The wait granted for 3 s is 2 or 3 s (jitter); --request-timeout is 1 s here.
+      assert.ok(Date.now() - started >= 1800, 'answered when its wait ended, not timed out');
       assert.equal(raw.closed, false);
     } finally {
       raw.destroy();
