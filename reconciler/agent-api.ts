@@ -195,14 +195,11 @@ export function checkin(
   const wait = waitOf(request.wait);
   const tags = ifNoneMatch(request.ifNoneMatch);
   const at = ctx.now();
-  const report: AgentReport = {
-    id,
-    labels: checkLabels(checked.labels, ctx.agents.get(id)?.labels),
-    at,
-  };
+  const known = ctx.agents.get(id);
+  const report: AgentReport = { id, labels: checkLabels(checked.labels, known?.labels), at };
   if (checked.current) report.current = checked.current;
   if (checked.health) report.health = checked.health;
-  const record = ctx.agents.report(report);
+  const record = ctx.agents.report(report, known);
   ctx.metrics.lastCheckin.set(at / 1000);
   const { summary: s, rendered } = summary(ctx, record);
   const has = tags ?? (checked.current?.etag === undefined ? undefined : [checked.current.etag]);

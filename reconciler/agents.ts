@@ -54,7 +54,33 @@ export interface AgentRecord extends AgentReport {
   pending?: PendingTally;
   written?: Written;
   judged?: Judged;
+  /** The `dirty` set of AgentRegistry its id was last added to by a report. */
+  dirtyIn?: Set<string>;
 }
+
+/**
+ * Whether two values parsed from JSON are the same JSON: equal primitives, or objects with the
+ * same keys in the same order holding the same JSON (so either one serializes alike).
+ */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  const other = Object.keys(b);
+  if (keys.length !== other.length) return false;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    if (key !== other[i]) return false;
+    if (!sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** What a report without health tallies as. */
+const NO_HEALTH = Object.freeze({});
 
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentRecord>();
@@ -76,27 +102,31 @@ export class AgentRegistry {
     this.dirty.add(id);
   }
 
-  /** Records a check-in and returns the agent's record. */
-  report(report: AgentReport): AgentRecord {
-    let record = this.agents.get(report.id);
+  /**
+   * Records a check-in and returns the agent's record. `known` is the agent's record when the
+   * caller looked it up already (undefined when it has none): one lookup per check-in.
+   */
+  report(report: AgentReport, known = this.agents.get(report.id)): AgentRecord {
+    let record = known;
     if (!record) {
       record = { ...report, firstSeen: report.at };
       this.agents.set(report.id, record);
     } else {
       record.labels = report.labels;
       record.at = report.at;
+      // What the agent reported last time, kept when it reports the same again (most check-ins):
+      // the new copy dies young instead of living on in the record until the next check-in.
       if (report.current === undefined) delete record.current;
-      else record.current = report.current;
+      else if (!sameJson(record.current, report.current)) record.current = report.current;
       if (report.health === undefined) delete record.health;
-      else record.health = report.health;
+      else if (!sameJson(record.health, report.health)) record.health = report.health;
     }
-    const health = report.health;
-    tallyReport((record.pending ??= emptyTally()), {
-      status: health?.status,
-      errors: health?.errors,
-      requests: health?.requests,
-    });
-    this.dirty.add(report.id);
+    tallyReport((record.pending ??= emptyTally()), report.health ?? NO_HEALTH);
+    // Added once per set (reports.ts swaps in a new one at each write; only forget() deletes).
+    if (record.dirtyIn !== this.dirty) {
+      this.dirty.add(report.id);
+      record.dirtyIn = this.dirty;
+    }
     return record;
   }
 
