@@ -24,6 +24,7 @@ import {
 } from './helpers.ts';
 import {
   Raw,
+  agentCalls,
   assertSame,
   bearer,
   bytesOf,
@@ -92,25 +93,7 @@ describe('the agent port', () => {
 
     it('enroll, check-ins, target reads and errors: same status, body and headers', async () => {
       const own = { id: 'port-a', labels: LINUX_PROD };
-      const post = (body: unknown, more: Partial<AgentCall> = {}): AgentCall => ({
-        method: 'POST',
-        url: '/v1/checkin',
-        auth: bearer(a),
-        body: typeof body === 'string' ? body : json(body),
-        ...more,
-      });
-      const get = (id: string, more: Partial<AgentCall> = {}): AgentCall => ({
-        method: 'GET',
-        url: `/v1/agents/${id}/target`,
-        auth: bearer(a),
-        ...more,
-      });
-      const enrolling = (body: unknown, auth = bearer(ENROLL_TOKEN)): AgentCall => ({
-        method: 'POST',
-        url: '/v1/enroll',
-        auth,
-        body: json(body),
-      });
+      const { post, get, enrolling } = agentCalls(a, ENROLL_TOKEN);
       const stranger = issueAgentToken(server.app.reconciler.tokenKey, 'port-never');
       const cases: Array<[string, AgentCall, number]> = [
         ['enroll', enrolling({ id: 'port-e', labels: LINUX_PROD }), 200],

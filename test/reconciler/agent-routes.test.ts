@@ -11,6 +11,7 @@ import { until } from '../helpers/until.ts';
 import { ADMIN_TOKEN, ENROLL_TOKEN, LINUX_PROD, enroll, metric, type Running } from './helpers.ts';
 import {
   Raw,
+  agentCalls,
   assertSame,
   checkinReq,
   httpFixture,
@@ -70,25 +71,7 @@ describe('the agent routes', () => {
 
     it('check-ins, target reads and enrollments: same status, body and headers', async () => {
       const own = { id: 'diff-a', labels: LINUX_PROD };
-      const post = (body: unknown, more: Partial<AgentCall> = {}): AgentCall => ({
-        method: 'POST',
-        url: '/v1/checkin',
-        auth: bearer(a),
-        body: typeof body === 'string' ? body : json(body),
-        ...more,
-      });
-      const get = (id: string, more: Partial<AgentCall> = {}): AgentCall => ({
-        method: 'GET',
-        url: `/v1/agents/${id}/target`,
-        auth: bearer(a),
-        ...more,
-      });
-      const enrolling = (body: unknown, auth: string | null = bearer(ENROLL_TOKEN)) => ({
-        method: 'POST' as const,
-        url: '/v1/enroll',
-        ...(auth === null ? {} : { auth }),
-        body: json(body),
-      });
+      const { post, get, enrolling } = agentCalls(a, ENROLL_TOKEN);
       const cases: Array<[string, AgentCall, number, By?]> = [
         ['plain check-in', post(own), 200],
         ['current etag', post({ ...own, current: { etag, version: '2.4.0' } }), 304],

@@ -334,6 +334,34 @@ export interface ErrorBody {
 export const bearer = (token: string) => `Bearer ${token}`;
 export const json = (value: unknown) => JSON.stringify(value);
 
+/**
+ * The agent requests the differential tests send, as agent `token`: a check-in (`post`), a
+ * target read (`get`) and an enrollment (`enrolling`; `auth` null sends no credential).
+ */
+export function agentCalls(token: string, enrollToken: string) {
+  return {
+    post: (body: unknown, more: Partial<AgentCall> = {}): AgentCall => ({
+      method: 'POST',
+      url: '/v1/checkin',
+      auth: bearer(token),
+      body: typeof body === 'string' ? body : json(body),
+      ...more,
+    }),
+    get: (id: string, more: Partial<AgentCall> = {}): AgentCall => ({
+      method: 'GET',
+      url: `/v1/agents/${id}/target`,
+      auth: bearer(token),
+      ...more,
+    }),
+    enrolling: (body: unknown, auth: string | null = bearer(enrollToken)): AgentCall => ({
+      method: 'POST',
+      url: '/v1/enroll',
+      ...(auth === null ? {} : { auth }),
+      body: json(body),
+    }),
+  };
+}
+
 /** A pino line as captured. */
 export interface LogLine {
   level: number;

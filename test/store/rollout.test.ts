@@ -55,6 +55,20 @@ class Story {
     return (res.body as { agents: AgentView[] }).agents;
   }
 
+  /** `fleetwave agents --health failed` against the setup, with `more` flags. */
+  failedAgents(...more: string[]) {
+    return fleetwave([
+      'agents',
+      '--url',
+      this.setup.url,
+      '--token',
+      ADMIN_TOKEN,
+      '--health',
+      'failed',
+      ...more,
+    ]);
+  }
+
   /** Rounds of check-ins (and `between` after each) until `done`, bounded in time. */
   async until(done: () => boolean, what: string, between?: (round: number) => Promise<void>) {
     const deadline = Date.now() + 90_000;
@@ -137,32 +151,14 @@ class Story {
     assert.ok(reportedFailed.every((id) => canary.includes(id) && this.sim.failing!.has(id)));
     let listed: string[] = [];
     for (const deadline = Date.now() + 30_000; ;) {
-      const cli = fleetwave([
-        'agents',
-        '--url',
-        this.setup.url,
-        '--token',
-        ADMIN_TOKEN,
-        '--health',
-        'failed',
-        '--format',
-        'json',
-      ]);
+      const cli = this.failedAgents('--format', 'json');
       assert.equal(cli.status, 0, cli.stderr);
       listed = (JSON.parse(cli.stdout) as AgentView[]).map((a) => a.id).sort();
       if (isDeepStrictEqual(listed, reportedFailed) || Date.now() > deadline) break;
       await sleep(500);
     }
     assert.deepEqual(listed, reportedFailed);
-    const table = fleetwave([
-      'agents',
-      '--url',
-      this.setup.url,
-      '--token',
-      ADMIN_TOKEN,
-      '--health',
-      'failed',
-    ]);
+    const table = this.failedAgents();
     assert.equal(table.status, 0, table.stderr);
     assert.equal(table.stdout.trim().split('\n').length, reportedFailed.length + 1, table.stdout);
     assert.match(table.stdout, /^ID +WAVE +VERSION +REVISION +HEALTH/);
