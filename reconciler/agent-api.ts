@@ -6,10 +6,11 @@
 // they answer alike, to the byte of every error message.
 
 import type { ErrorObject } from 'ajv';
+import { parse as secureJsonParse } from 'secure-json-parse';
 import { FleetwaveError } from '../core/errors.ts';
 import { labelKeyProblem, labelValueProblem } from '../core/fleet/selector.ts';
 import type { Labels } from '../core/target/model.ts';
-import { CHECKIN_BODY_SCHEMA } from '../wire/checkin.ts';
+import { CHECKIN_BODY_SCHEMA, type CheckinBody } from '../wire/checkin.ts';
 import { ENROLL_BODY_SCHEMA } from '../wire/enroll.ts';
 import { compileWire, wireAjv } from '../wire/schema.ts';
 import type { AgentRecord, AgentReport } from './agents.ts';
@@ -67,6 +68,38 @@ export type CheckinOutcome =
   AgentAnswer | { status: 'wait'; seconds: number; record: AgentRecord; etag: string };
 
 const MAX_WAIT_QUERY = 86_400;
+
+/** A JSON body as fastify's parser reads it (its words when it cannot); the agent port's too. */
+export function parseJson(text: string): unknown {
+  if (text === '') {
+    // fastify's words (FST_ERR_CTP_EMPTY_JSON_BODY), so both routes answer alike.
+    throw new FleetwaveError(
+      'REQUEST_INVALID',
+      "Body cannot be empty when content-type is set to 'application/json'",
+    );
+  }
+  try {
+    // A body that names neither key, plainly or escaped (any escape needs a backslash), cannot
+    // hold one, and without a byte-order mark (which secure-json-parse strips) JSON.parse
+    // alone reads it as secure-json-parse would.
+    if (
+      text.charCodeAt(0) !== 0xfeff &&
+      !text.includes('\\') &&
+      !text.includes('__proto__') &&
+      !text.includes('constructor')
+    ) {
+      return JSON.parse(text) as unknown;
+    }
+    // fastify's JSON parser: __proto__ and constructor.prototype keys are refused.
+    return secureJsonParse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+  } catch {
+    // fastify's words (FST_ERR_CTP_INVALID_JSON_BODY).
+    throw new FleetwaveError(
+      'REQUEST_INVALID',
+      "Body is not valid JSON but content-type is set to 'application/json'",
+    );
+  }
+}
 
 /** The agent id of the request's credential; 401 without a valid one. */
 export function authenticate(ctx: Reconciler, authorization: string | undefined): string {
@@ -131,7 +164,7 @@ type Ok = Served & { ok: true };
 function ready(ctx: Reconciler) {
   const targets = ctx.targets;
   if (!targets) {
-    ctx.metrics.checkins.inc({ result: 'not_ready' });
+    ctx.metrics.checkins.not_ready++;
     throw new FleetwaveError('NOT_READY', 'no valid rollout to serve yet; see /v1/status', {
       details: { retryAfter: Math.max(1, Math.round(5 + 10 * ctx.random())) },
     });
@@ -180,39 +213,62 @@ export function enroll(ctx: Reconciler, body: unknown): { id: string; token: str
 }
 
 /**
+ * A check-in's body: as the transport read it (`text`, parsed here), or as a framework parsed
+ * it (`json`, fastify's routes).
+ */
+export type CheckinInput = { text: string } | { json: unknown };
+
+/**
  * POST /v1/checkin: records the agent's report and answers its target (200), 304 when it has
  * it, or, with ?wait= and room, a wait for the transport to hold (see `hold`).
  */
 export function checkin(
   ctx: Reconciler,
   request: AgentRequest & { wait: unknown },
-  body: unknown,
+  body: CheckinInput,
 ): CheckinOutcome {
   const id = request.agentId;
-  const checked = bodyOf(validCheckin, body);
-  if (checked.id !== id)
-    throw new FleetwaveError('FORBIDDEN', 'this credential belongs to another agent');
+  const known = ctx.agents.get(id);
+  // Most check-ins repeat the agent's last report to the byte: that text passed every check
+  // below for this agent (the registry forgets it when anything else changes the record), so
+  // it is not parsed or checked again, and the record stays as it is.
+  const text = 'text' in body ? body.text : undefined;
+  const again = known !== undefined && text !== undefined && known.reported === text;
+  let checked: CheckinBody | undefined;
+  if (!again) {
+    checked = bodyOf(
+      validCheckin,
+      text === undefined ? (body as { json: unknown }).json : parseJson(text),
+    );
+    if (checked.id !== id) {
+      throw new FleetwaveError('FORBIDDEN', 'this credential belongs to another agent');
+    }
+  }
   const wait = waitOf(request.wait);
   const tags = ifNoneMatch(request.ifNoneMatch);
   const at = ctx.now();
-  const known = ctx.agents.get(id);
-  const report: AgentReport = { id, labels: checkLabels(checked.labels, known?.labels), at };
-  if (checked.current) report.current = checked.current;
-  if (checked.health) report.health = checked.health;
-  const record = ctx.agents.report(report, known);
-  ctx.metrics.lastCheckin.set(at / 1000);
+  let record: AgentRecord;
+  if (checked === undefined) {
+    record = ctx.agents.again(known!, at);
+  } else {
+    const report: AgentReport = { id, labels: checkLabels(checked.labels, known?.labels), at };
+    if (checked.current) report.current = checked.current;
+    if (checked.health) report.health = checked.health;
+    record = ctx.agents.report(report, known, text);
+  }
+  ctx.metrics.lastCheckinAt = at;
   const { summary: s, rendered } = summary(ctx, record);
-  const has = tags ?? (checked.current?.etag === undefined ? undefined : [checked.current.etag]);
+  const has = tags ?? (record.current?.etag === undefined ? undefined : [record.current.etag]);
   if (!matches(has, s.etag)) {
-    ctx.metrics.checkins.inc({ result: 'target' });
+    ctx.metrics.checkins.target++;
     return { status: 200, served: rendered ?? served(ctx, record) };
   }
   if (wait === 0) {
-    ctx.metrics.checkins.inc({ result: 'not_modified' });
+    ctx.metrics.checkins.not_modified++;
     return { status: 304, etag: s.etag, pollAfterSeconds: s.pollAfterSeconds };
   }
   if (!ctx.longpoll.hasRoom()) {
-    ctx.metrics.checkins.inc({ result: 'too_many_waiters' });
+    ctx.metrics.checkins.too_many_waiters++;
     throw new FleetwaveError(
       'TOO_MANY_WAITERS',
       'the server holds as many long-polls as it may; retry later',
@@ -287,14 +343,14 @@ export function releaseWaiter(ctx: Reconciler, waiter: CheckinWaiter): boolean {
   if (!targets) return false;
   const result = targets.targetFor(waiter.record);
   if (!result.ok || result.target.etag === waiter.etag) return false;
-  ctx.metrics.checkins.inc({ result: 'released' });
+  ctx.metrics.checkins.released++;
   waiter.to.answer({ status: 200, served: result });
   return true;
 }
 
 /** A wait ended (or the server drains): 304, come back after pollAfterSeconds. */
 export function expireWaiter(ctx: Reconciler, waiter: CheckinWaiter): void {
-  ctx.metrics.checkins.inc({ result: 'timeout' });
+  ctx.metrics.checkins.timeout++;
   const pollAfterSeconds = ctx.targets?.rollout.stable.model.fleet.spec.pollIntervalSeconds ?? 30;
   waiter.to.answer({ status: 304, etag: waiter.etag, pollAfterSeconds });
 }

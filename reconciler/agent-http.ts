@@ -13,7 +13,6 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
-import { parse as secureJsonParse } from 'secure-json-parse';
 import { FleetwaveError } from '../core/errors.ts';
 import {
   authenticate,
@@ -21,6 +20,7 @@ import {
   checkin,
   enroll,
   hold,
+  parseJson,
   readTarget,
   type AgentAnswer,
   type AnswerSink,
@@ -142,38 +142,6 @@ export function bodyRoom(
   return grown;
 }
 
-/** A JSON body as fastify's parser reads it (its words when it cannot); the agent port's too. */
-export function parseJson(text: string): unknown {
-  if (text === '') {
-    // fastify's words (FST_ERR_CTP_EMPTY_JSON_BODY), so both routes answer alike.
-    throw new FleetwaveError(
-      'REQUEST_INVALID',
-      "Body cannot be empty when content-type is set to 'application/json'",
-    );
-  }
-  try {
-    // A body that names neither key, plainly or escaped (any escape needs a backslash), cannot
-    // hold one, and without a byte-order mark (which secure-json-parse strips) JSON.parse
-    // alone reads it as secure-json-parse would.
-    if (
-      text.charCodeAt(0) !== 0xfeff &&
-      !text.includes('\\') &&
-      !text.includes('__proto__') &&
-      !text.includes('constructor')
-    ) {
-      return JSON.parse(text) as unknown;
-    }
-    // fastify's JSON parser: __proto__ and constructor.prototype keys are refused.
-    return secureJsonParse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
-  } catch {
-    // fastify's words (FST_ERR_CTP_INVALID_JSON_BODY).
-    throw new FleetwaveError(
-      'REQUEST_INVALID',
-      "Body is not valid JSON but content-type is set to 'application/json'",
-    );
-  }
-}
-
 export class AgentHttp {
   readonly ctx: Reconciler;
   readonly log: FastifyBaseLogger;
@@ -265,7 +233,7 @@ export class AgentHttp {
     const outcome = checkin(
       ctx,
       { agentId, ifNoneMatch: header(exchange.req.headers['if-none-match']), wait },
-      parseJson(text),
+      { text },
     );
     if (outcome.status !== 'wait') {
       exchange.answer(outcome);

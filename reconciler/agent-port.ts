@@ -25,12 +25,13 @@ import {
   checkin,
   enroll,
   hold,
+  parseJson,
   readTarget,
   type AgentAnswer,
   type AnswerSink,
   type CheckinWaiter,
 } from './agent-api.ts';
-import { bodyRoom, parseJson } from './agent-http.ts';
+import { bodyRoom } from './agent-http.ts';
 import {
   MAX_HEAD,
   badHead,
@@ -238,7 +239,7 @@ class Connection implements AnswerSink {
         const outcome = checkin(
           ctx,
           { agentId, ifNoneMatch: head.ifNoneMatch, wait: head.wait },
-          parseJson(body),
+          { text: body },
         );
         if (outcome.status === 'wait') {
           this.state = State.Waiting;

@@ -56,6 +56,11 @@ export interface AgentRecord extends AgentReport {
   judged?: Judged;
   /** The `dirty` set of AgentRegistry its id was last added to by a report. */
   dirtyIn?: Set<string>;
+  /**
+   * The body of the check-in this record holds, as received: the same text again is the same
+   * report (AgentRegistry.again). Unset when the record changed any other way.
+   */
+  reported?: string;
 }
 
 /**
@@ -97,16 +102,19 @@ export class AgentRegistry {
 
   enrolled(id: string, labels: Labels, at: number): void {
     const record = this.agents.get(id);
-    if (record) record.labels = labels;
-    else this.agents.set(id, { id, labels, at, firstSeen: at });
+    if (record) {
+      record.labels = labels;
+      delete record.reported;
+    } else this.agents.set(id, { id, labels, at, firstSeen: at });
     this.dirty.add(id);
   }
 
   /**
    * Records a check-in and returns the agent's record. `known` is the agent's record when the
-   * caller looked it up already (undefined when it has none): one lookup per check-in.
+   * caller looked it up already (undefined when it has none): one lookup per check-in. `text`
+   * is the check-in's body as received, when the transport has it.
    */
-  report(report: AgentReport, known = this.agents.get(report.id)): AgentRecord {
+  report(report: AgentReport, known = this.agents.get(report.id), text?: string): AgentRecord {
     let record = known;
     if (!record) {
       record = { ...report, firstSeen: report.at };
@@ -121,10 +129,18 @@ export class AgentRegistry {
       if (report.health === undefined) delete record.health;
       else if (!sameJson(record.health, report.health)) record.health = report.health;
     }
-    tallyReport((record.pending ??= emptyTally()), report.health ?? NO_HEALTH);
+    if (text === undefined) delete record.reported;
+    else record.reported = text;
+    return this.again(record, report.at);
+  }
+
+  /** Records a check-in that repeats the report `record` holds, at clock ms `at`. */
+  again(record: AgentRecord, at: number): AgentRecord {
+    record.at = at;
+    tallyReport((record.pending ??= emptyTally()), record.health ?? NO_HEALTH);
     // Added once per set (reports.ts swaps in a new one at each write; only forget() deletes).
     if (record.dirtyIn !== this.dirty) {
-      this.dirty.add(report.id);
+      this.dirty.add(record.id);
       record.dirtyIn = this.dirty;
     }
     return record;

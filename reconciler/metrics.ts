@@ -41,7 +41,6 @@ export type CheckinResult = (typeof CHECKIN_RESULTS)[number];
  * (a series that appears at 1 has no increase to show, and its alert never fires).
  */
 const KNOWN_LABELS = {
-  checkins: CHECKIN_RESULTS,
   fetches: ['ok', 'failed'],
   revisionsRefused: ['fleet', 'state'],
   renderErrors: ['missing-label', 'no-artifact'],
@@ -49,7 +48,11 @@ const KNOWN_LABELS = {
 } as const;
 
 export class Metrics {
-  readonly checkins: Counter<'result'>;
+  /**
+   * Check-ins answered, by result: a plain count on each check-in (the hottest path), read
+   * into fleetwave_checkins_total at each scrape.
+   */
+  readonly checkins: Record<CheckinResult, number>;
   readonly enrollments: Counter;
   readonly fetches: Counter<'result'>;
   readonly fetchDuration: Histogram;
@@ -61,7 +64,8 @@ export class Metrics {
   readonly renderErrors: Counter<'code'>;
   readonly webhooks: Counter<'result'>;
   readonly branchTipValid: Gauge;
-  readonly lastCheckin: Gauge;
+  /** Clock ms of the last check-in here: fleetwave_last_checkin_timestamp_seconds at each scrape. */
+  lastCheckinAt: number;
   readonly checkinDuration: Histogram;
   readonly rejections: Counter<'wave'>;
   readonly decisions: Counter<'decision'>;
@@ -96,11 +100,18 @@ export class Metrics {
     // team looks at first when a replica misbehaves.
     collectDefaultMetrics({ register: registry });
     const breakdown = sources.breakdownLabels ?? BREAKDOWN_LABELS;
-    this.checkins = new Counter({
+    const checkins = (this.checkins = Object.fromEntries(
+      CHECKIN_RESULTS.map((result) => [result, 0]),
+    ) as Record<CheckinResult, number>);
+    new Counter({
       name: 'fleetwave_checkins_total',
       help: 'Check-ins answered, by result.',
       labelNames: ['result'],
       registers,
+      collect() {
+        this.reset();
+        for (const result of CHECKIN_RESULTS) this.inc({ result }, checkins[result]);
+      },
     });
     this.enrollments = new Counter({
       name: 'fleetwave_enrollments_total',
@@ -252,12 +263,16 @@ export class Metrics {
       registers,
     });
     this.branchTipValid.set(1);
-    this.lastCheckin = new Gauge({
+    this.lastCheckinAt = now();
+    const lastCheckin = () => this.lastCheckinAt / 1000;
+    new Gauge({
       name: 'fleetwave_last_checkin_timestamp_seconds',
       help: 'When an agent last checked in here; until the first check-in, when the reconciler started.',
       registers,
+      collect() {
+        this.set(lastCheckin());
+      },
     });
-    this.lastCheckin.set(now() / 1000);
     this.checkinDuration = new Histogram({
       name: 'fleetwave_checkin_duration_seconds',
       help: 'Time to answer a check-in that is not held (a target or 304 at once), from the request to the answer.',
@@ -279,7 +294,6 @@ export class Metrics {
     for (const decision of ['start', 'promote', 'complete', 'reject', 'wait']) {
       this.decisions.inc({ decision }, 0);
     }
-    for (const result of KNOWN_LABELS.checkins) this.checkins.inc({ result }, 0);
     for (const result of KNOWN_LABELS.fetches) this.fetches.inc({ result }, 0);
     for (const kind of KNOWN_LABELS.revisionsRefused) this.revisionsRefused.inc({ kind }, 0);
     for (const code of KNOWN_LABELS.renderErrors) this.renderErrors.inc({ code }, 0);

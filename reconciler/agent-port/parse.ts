@@ -50,8 +50,11 @@ export interface Refusal {
 
 /** A header name (RFC 9110 token). */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A line of the head: visible ASCII, spaces and tabs only (no CR, LF, NUL, DEL, obs-text). */
-const PLAIN = /^[\t\x20-\x7e]*$/;
+/**
+ * What no head may hold: its lines are visible ASCII, spaces and tabs only (no NUL, DEL,
+ * obs-text), and a CR or LF only as the CRLF that ends a line.
+ */
+const BAD_BYTE = /[^\t\x20-\x7e\r\n]|\r(?!\n)|(?<!\r)\n/;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^ ]+) (HTTP\/[0-9.]+)$/;
 const ORIGIN_FORM = /^\/[\x21-\x7e]*$/;
 const CONTENT_LENGTH = /^\d{1,15}$/;
@@ -118,12 +121,20 @@ export function badHead(): Refusal {
   };
 }
 
-/** line[from..] without the optional white space (spaces, tabs) around a header value. */
-function withoutOws(line: string, from: number): string {
-  let to = line.length;
-  while (from < to && (line.charCodeAt(from) === 32 || line.charCodeAt(from) === 9)) from++;
-  while (to > from && (line.charCodeAt(to - 1) === 32 || line.charCodeAt(to - 1) === 9)) to--;
-  return line.slice(from, to);
+/** text[from..to] without the optional white space (spaces, tabs) around a header value. */
+function withoutOws(text: string, from: number, to: number): string {
+  while (from < to && (text.charCodeAt(from) === 32 || text.charCodeAt(from) === 9)) from++;
+  while (to > from && (text.charCodeAt(to - 1) === 32 || text.charCodeAt(to - 1) === 9)) to--;
+  return text.slice(from, to);
+}
+
+function refusal(
+  status: number,
+  error: Error,
+  method: string | undefined,
+  url: string | undefined,
+): Refusal {
+  return { refused: true, status, error, method, url };
 }
 
 /**
@@ -131,29 +142,23 @@ function withoutOws(line: string, from: number): string {
  * that ends it. `bodyLimit` is --body-limit.
  */
 export function parseHead(text: string, bodyLimit: number): Head | Refusal {
-  // What the log line of a refusal shows, once the request line is read.
-  const line: { method: string | undefined; url: string | undefined } = {
-    method: undefined,
-    url: undefined,
-  };
-  const refuse = (status: number, error: Error): Refusal => ({
-    refused: true,
-    status,
-    error,
-    ...line,
-  });
-  const lines = text.split('\r\n');
-  for (const line of lines) {
-    if (!PLAIN.test(line)) {
-      return refuse(400, invalid(BAD_BYTES));
-    }
+  if (BAD_BYTE.test(text)) return refusal(400, invalid(BAD_BYTES), undefined, undefined);
+  let eol = text.indexOf('\r\n');
+  const start = REQUEST_LINE.exec(eol < 0 ? text : text.slice(0, eol));
+  if (!start) {
+    return refusal(
+      400,
+      invalid('the request line is not METHOD TARGET HTTP/1.1'),
+      undefined,
+      undefined,
+    );
   }
-  const start = REQUEST_LINE.exec(lines[0]!);
-  if (!start) return refuse(400, invalid('the request line is not METHOD TARGET HTTP/1.1'));
   const method = start[1]!;
   const url = start[2]!;
-  line.method = method;
-  line.url = url;
+  // What the log line of a refusal shows, now that the request line is read.
+  const refuse = (status: number, error: Error): Refusal => refusal(status, error, method, url);
+  const repeated = (name: string): Refusal =>
+    refuse(400, invalid(`the ${name} header is repeated`));
   if (start[3] !== 'HTTP/1.1') {
     return refuse(400, invalid(`this port speaks HTTP/1.1 only, not ${start[3]}`));
   }
@@ -170,55 +175,48 @@ export function parseHead(text: string, bodyLimit: number): Head | Refusal {
   let ifNoneMatch: string | undefined;
   let requestId: string | undefined;
   let close = false;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const first = line.charCodeAt(0);
+  // The header lines, one after the request line, each up to its CRLF (the last to the end).
+  while (eol >= 0) {
+    const from = eol + 2;
+    eol = text.indexOf('\r\n', from);
+    const end = eol < 0 ? text.length : eol;
+    const first = text.charCodeAt(from);
     if (first === 32 || first === 9) {
       return refuse(400, invalid('a header line is folded (obs-fold)'));
     }
-    const colon = line.indexOf(':');
-    const name = colon < 0 ? line : line.slice(0, colon);
-    if (colon <= 0 || !TOKEN.test(name)) {
+    const colon = text.indexOf(':', from);
+    const name = colon > from && colon < end ? text.slice(from, colon) : '';
+    if (name === '' || !TOKEN.test(name)) {
       return refuse(400, invalid('a header line is not NAME: VALUE'));
     }
-    const value = withoutOws(line, colon + 1);
-    const once = (seen: unknown): Refusal | undefined =>
-      seen === undefined ? undefined : refuse(400, invalid(`the ${name} header is repeated`));
+    const value = withoutOws(text, colon + 1, end);
     switch (name.toLowerCase()) {
       case 'host':
         if (++hosts > 1) return refuse(400, invalid('the Host header is repeated'));
         break;
-      case 'content-length': {
-        const repeated = once(contentLength);
-        if (repeated) return repeated;
+      case 'content-length':
+        if (contentLength !== undefined) return repeated(name);
         if (!CONTENT_LENGTH.test(value)) {
           return refuse(400, invalid('Content-Length is not a number of bytes'));
         }
         contentLength = Number(value);
         break;
-      }
-      case 'content-type': {
-        const repeated = once(contentType);
-        if (repeated) return repeated;
+      case 'content-type':
+        if (contentType !== undefined) return repeated(name);
         contentType = value;
         break;
-      }
-      case 'authorization': {
-        const repeated = once(authorization);
-        if (repeated) return repeated;
+      case 'authorization':
+        if (authorization !== undefined) return repeated(name);
         authorization = value;
         break;
-      }
       case 'if-none-match':
         ifNoneMatch = ifNoneMatch === undefined ? value : `${ifNoneMatch}, ${value}`;
         break;
-      case 'x-request-id': {
-        const repeated = once(requestId);
-        if (repeated) return repeated;
+      case 'x-request-id':
+        if (requestId !== undefined) return repeated(name);
         // Empty: a new id, as http-server.ts requestIdOf does.
         if (value !== '') requestId = value;
         break;
-      }
       case 'connection':
         for (const part of value.toLowerCase().split(',')) {
           const token = part.trim();

@@ -87,7 +87,7 @@ export async function agentRoutes(
         ifNoneMatch: header(request.headers['if-none-match']),
         wait: (request.query as Record<string, unknown> | undefined)?.wait,
       },
-      request.body,
+      { json: request.body },
     );
     if (outcome.status !== 'wait') {
       send(reply, outcome);
