@@ -8,7 +8,7 @@
 //
 // What fastify's hooks do for its routes is done here, from the same functions: the
 // X-Request-Id header (http-server.ts requestIdOf), the error shape and its status (errors.ts
-// errorAnswer), the one log line (requestLevel). No other fastify hook or plugin runs for
+// errorAnswer), the one log line (RequestLog). No other fastify hook or plugin runs for
 // these three routes: one added later must be added here too (README, Architecture).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -28,7 +28,7 @@ import {
 } from './agent-api.ts';
 import type { Reconciler } from './context.ts';
 import { errorAnswer } from './errors.ts';
-import { levelEnabled, requestIdOf, requestLevel } from './http-server.ts';
+import { RequestLog, requestIdOf } from './http-server.ts';
 
 export interface AgentHttpOptions {
   ctx: Reconciler;
@@ -103,7 +103,7 @@ class Exchange implements AnswerSink {
     if (this.http.closing) headers.push('connection', 'close');
     res.writeHead(status, headers);
     res.end(body);
-    this.http.logged(this, status);
+    this.http.requests.answered(status, this.id, this.req.method, this.req.url ?? '', this.started);
   }
 }
 
@@ -149,17 +149,14 @@ export class AgentHttp {
   readonly bodyLimit: number;
   /** Shutting down: every answer closes its connection, new requests get 503. */
   closing = false;
-  private readonly enabled: (level: string) => boolean;
-  /** Whether debug lines are written (read once: the level is fixed at start). */
-  private readonly debug: boolean;
+  readonly requests: RequestLog;
 
   constructor(options: AgentHttpOptions) {
     this.ctx = options.ctx;
     this.log = options.log;
     this.requestId = options.requestId;
     this.bodyLimit = options.bodyLimit;
-    this.enabled = levelEnabled(options.log);
-    this.debug = this.enabled('debug');
+    this.requests = new RequestLog(options.log);
   }
 
   /** Answers `req` if it is an agent route of the usual shape; false leaves it to fastify. */
@@ -319,25 +316,6 @@ export class AgentHttp {
         exchange.fail(e);
       }
     });
-  }
-
-  /** One log line per request, as server.ts's onResponse hook writes for fastify's routes. */
-  logged(exchange: Exchange, status: number): void {
-    // An agent's answer under 400 is a debug line: most requests, and most logs skip them.
-    if (status < 400 && !this.debug) return;
-    const url = exchange.req.url ?? '';
-    const level = requestLevel(status, url);
-    if (!this.enabled(level)) return;
-    this.log[level](
-      {
-        reqId: exchange.id,
-        method: exchange.req.method,
-        url,
-        status,
-        ms: Math.round(performance.now() - exchange.started),
-      },
-      'request',
-    );
   }
 }
 

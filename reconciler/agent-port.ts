@@ -44,7 +44,7 @@ import {
 } from './agent-port/parse.ts';
 import type { Reconciler } from './context.ts';
 import { errorAnswer } from './errors.ts';
-import { KEEP_ALIVE_MS, levelEnabled, requestLevel, type ConnectionCap } from './http-server.ts';
+import { KEEP_ALIVE_MS, RequestLog, type ConnectionCap } from './http-server.ts';
 
 export interface AgentPortOptions {
   ctx: Reconciler;
@@ -349,7 +349,7 @@ class Connection implements AnswerSink {
         : `connection: keep-alive\r\nkeep-alive: timeout=${KEEP_ALIVE_SECONDS}\r\n\r\n`);
     // One write: the head is ASCII, so the whole answer is one UTF-8 string.
     socket.write(body === undefined ? head : head + body);
-    port.logged(pending, status);
+    port.requests.answered(status, pending.id, pending.method, pending.url, pending.started);
     if (close) {
       socket.end();
       this.buffer = undefined;
@@ -415,9 +415,7 @@ export class AgentPort {
   /** Shutting down: every answer closes its connection, new requests get 503. */
   closing = false;
   private readonly connectionCap: ConnectionCap;
-  private readonly enabled: (level: string) => boolean;
-  /** Whether debug lines are written (read once: the level is fixed at start). */
-  private readonly debug: boolean;
+  readonly requests: RequestLog;
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private sweeper: NodeJS.Timeout | undefined;
@@ -430,8 +428,7 @@ export class AgentPort {
     this.bodyLimit = options.bodyLimit;
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.connectionCap = options.connections;
-    this.enabled = levelEnabled(options.log);
-    this.debug = this.enabled('debug');
+    this.requests = new RequestLog(options.log);
     // How often node:http checks its timeouts on the main port (http-server.ts).
     this.sweepMs = Math.max(250, Math.min(5000, options.requestTimeoutMs / 4));
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
@@ -485,24 +482,6 @@ export class AgentPort {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
     }
-  }
-
-  /** One log line per request, at the main port's levels (http-server.ts requestLevel). */
-  logged(pending: Pending, status: number): void {
-    // An agent's answer under 400 is a debug line: most requests, and most logs skip them.
-    if (status < 400 && !this.debug) return;
-    const level = requestLevel(status, pending.url);
-    if (!this.enabled(level)) return;
-    this.log[level](
-      {
-        reqId: pending.id,
-        method: pending.method,
-        url: pending.url,
-        status,
-        ms: Math.round(performance.now() - pending.started),
-      },
-      'request',
-    );
   }
 
   /**

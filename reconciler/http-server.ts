@@ -153,12 +153,42 @@ export function requestLevel(status: number, url: string): 'error' | 'warn' | 'i
 }
 
 /**
- * Whether `log` writes at `level`: pino's isLevelEnabled, when there is one (fastify's no-op
- * logger has none), so a line nobody reads costs no object.
+ * The one log line per request of the agent transports (agent-http.ts, agent-port.ts), at
+ * the levels server.ts's onResponse hook uses for fastify's routes (requestLevel).
  */
-export function levelEnabled(log: FastifyBaseLogger): (level: string) => boolean {
-  const isLevelEnabled = (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled;
-  return typeof isLevelEnabled === 'function'
-    ? (level) => isLevelEnabled.call(log, level)
-    : () => false;
+export class RequestLog {
+  private readonly log: FastifyBaseLogger;
+  private readonly enabled: (level: string) => boolean;
+  /** Whether debug lines are written (read once: the level is fixed at start). */
+  private readonly debug: boolean;
+
+  constructor(log: FastifyBaseLogger) {
+    this.log = log;
+    // pino's isLevelEnabled, when there is one (fastify's no-op logger has none), so a line
+    // nobody reads costs no object.
+    const isLevelEnabled = (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled;
+    this.enabled =
+      typeof isLevelEnabled === 'function'
+        ? (level) => isLevelEnabled.call(log, level)
+        : () => false;
+    this.debug = this.enabled('debug');
+  }
+
+  /** The line of request `reqId`, begun at performance.now() `started`, answered `status`. */
+  answered(
+    status: number,
+    reqId: string,
+    method: string | undefined,
+    url: string,
+    started: number,
+  ): void {
+    // An agent's answer under 400 is a debug line: most requests, and most logs skip them.
+    if (status < 400 && !this.debug) return;
+    const level = requestLevel(status, url);
+    if (!this.enabled(level)) return;
+    this.log[level](
+      { reqId, method, url, status, ms: Math.round(performance.now() - started) },
+      'request',
+    );
+  }
 }
