@@ -2,11 +2,13 @@
 // arrays (never a shell), user-controlled revisions are verified before use and paths follow
 // `--`, and credentials travel in per-command environment, never in .git/config.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { FleetwaveError } from '../core/errors.ts';
 import { CatFile } from './cat-file.ts';
+import { GitLauncher, runGit, type GitResult } from './run.ts';
+
+export type { GitResult } from './run.ts';
 
 export interface TreeEntry {
   mode: string;
@@ -81,21 +83,37 @@ export class GitRepository {
   private readonly env: NodeJS.ProcessEnv;
   /** Every object read (revisions, refs, trees, blobs) goes through this one process. */
   private readonly objects: CatFile;
+  /** Where the other git commands start, when not from this process. */
+  private readonly launcher: GitLauncher | undefined;
 
-  private constructor(dir: string, git: SimpleGit, env: NodeJS.ProcessEnv) {
+  private constructor(
+    dir: string,
+    git: SimpleGit,
+    env: NodeJS.ProcessEnv,
+    launcher: GitLauncher | undefined,
+  ) {
     this.dir = dir;
     this.env = env;
     this.git = git;
     this.objects = new CatFile(dir, env);
+    this.launcher = launcher;
   }
 
-  /** Ends the repository's object reader (a later read starts it again). */
+  /** Ends the repository's object reader and launcher (a later command starts them again). */
   close(): void {
     this.objects.close();
+    this.launcher?.close();
   }
 
-  /** Opens an existing repository (a work tree or a bare mirror). */
-  static async open(dir: string, env: NodeJS.ProcessEnv = {}): Promise<GitRepository> {
+  /**
+   * Opens an existing repository (a work tree or a bare mirror). `launcher`: its commands
+   * start from a small helper process (GitLauncher), for a large long-lived process.
+   */
+  static async open(
+    dir: string,
+    env: NodeJS.ProcessEnv = {},
+    options: { launcher?: boolean } = {},
+  ): Promise<GitRepository> {
     const fullEnv = gitEnvironment(env);
     let git: SimpleGit;
     try {
@@ -119,7 +137,7 @@ export class GitRepository {
         cause: e,
       });
     }
-    return new GitRepository(dir, git, fullEnv);
+    return new GitRepository(dir, git, fullEnv, options.launcher ? new GitLauncher() : undefined);
   }
 
   /** The full commit id of `rev`, or a GIT_REVISION_NOT_FOUND error. */
@@ -230,13 +248,17 @@ export class GitRepository {
   // tree, non-forced pushes). Remote URLs are validated and follow --end-of-options.
 
   /** Creates (or reuses) a bare repository at `dir` and opens it. */
-  static async initBare(dir: string, env: NodeJS.ProcessEnv = {}): Promise<GitRepository> {
+  static async initBare(
+    dir: string,
+    env: NodeJS.ProcessEnv = {},
+    options: { launcher?: boolean } = {},
+  ): Promise<GitRepository> {
     const { mkdir } = await import('node:fs/promises');
     await mkdir(dir, { recursive: true });
     const fullEnv = gitEnvironment(env);
     const r = await runGit(dir, fullEnv, ['init', '--bare', '--quiet', '--end-of-options', '.']);
     if (r.code !== 0) throw new FleetwaveError('GIT_FAILED', `git init failed: ${r.stderr.trim()}`);
-    return GitRepository.open(dir, env);
+    return GitRepository.open(dir, env, options);
   }
 
   /**
@@ -247,7 +269,9 @@ export class GitRepository {
     args: string[],
     options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {},
   ): Promise<GitResult> {
-    return runGit(this.dir, { ...this.env, ...options.env }, args, options.input);
+    const env = { ...this.env, ...options.env };
+    if (this.launcher) return this.launcher.run(this.dir, env, args, options.input);
+    return runGit(this.dir, env, args, options.input);
   }
 
   /** The commit ids of `refs` (full names like refs/heads/main) on `remote`; missing ones are absent. */
@@ -430,51 +454,6 @@ export class GitRepository {
     }
     throw new FleetwaveError('GIT_FETCH_FAILED', `git push failed: ${lastLine(r.stderr)}`);
   }
-}
-
-export interface GitResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runGit(
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-  args: string[],
-  input?: string | Buffer,
-): Promise<GitResult> {
-  return new Promise((resolve) => {
-    const failed = (e: Error) =>
-      resolve({ code: 127, stdout: '', stderr: `cannot run git: ${e.message}` });
-    let child: ChildProcess;
-    try {
-      child = spawn('git', args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    } catch (e) {
-      failed(e as Error);
-      return;
-    }
-    // First, before touching any stream: when the spawn fails (EMFILE with every descriptor
-    // taken, ENOENT) node emits 'error' on the next tick and the child has no stdio at all;
-    // an 'error' without a listener would end the whole process.
-    child.on('error', failed);
-    const { stdin, stdout, stderr } = child;
-    if (!stdin || !stdout || !stderr) return; // 'error' follows
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    stdout.on('data', (c: Buffer) => out.push(c));
-    stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('close', (code) => {
-      resolve({
-        code: code ?? 1,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-      });
-    });
-    // git exiting early closes its stdin; the exit code reports that, not an EPIPE crash.
-    stdin.on('error', () => {});
-    stdin.end(input ?? '');
-  });
 }
 
 function checkRemote(remote: string): void {

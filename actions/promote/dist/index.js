@@ -84246,7 +84246,6 @@ function buildModel(docs) {
 }
 
 // git/repository.ts
-import { spawn as spawn2 } from "node:child_process";
 import { existsSync as existsSync2 } from "node:fs";
 
 // node_modules/@simple-git/args-pathspec/dist/index.mjs
@@ -87845,6 +87844,100 @@ function lastLine(text) {
   return lines.at(-1) ?? "no output";
 }
 
+// git/run.ts
+import { fork, spawn as spawn2 } from "node:child_process";
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
+function runGit(cwd, env, args, input) {
+  return new Promise((resolve2) => {
+    const failed = (e) => resolve2({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
+    let child;
+    try {
+      child = spawn2("git", args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    } catch (e) {
+      failed(e);
+      return;
+    }
+    child.on("error", failed);
+    const { stdin, stdout, stderr } = child;
+    if (!stdin || !stdout || !stderr) return;
+    const out = [];
+    const err = [];
+    stdout.on("data", (c3) => out.push(c3));
+    stderr.on("data", (c3) => err.push(c3));
+    child.on("close", (code) => {
+      resolve2({
+        code: code ?? 1,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8")
+      });
+    });
+    stdin.on("error", () => {
+    });
+    stdin.end(input ?? "");
+  });
+}
+var ENTRY = new URL(`./launcher${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+var GitLauncher = class {
+  child;
+  next = 0;
+  pending = /* @__PURE__ */ new Map();
+  run(cwd, env, args, input) {
+    return new Promise((resolve2) => {
+      const child = this.child ?? this.start();
+      const id = this.next++;
+      this.pending.set(id, resolve2);
+      if (this.pending.size === 1) setRef2(child, true);
+      const job = { id, cwd, env, args, ...input === void 0 ? {} : { input } };
+      if (child.connected) child.send(job, (e) => e && this.end(child, e));
+    });
+  }
+  /** Ends the launcher (commands in flight fail); a later command starts another. */
+  close() {
+    if (this.child) this.end(this.child, new Error("the git launcher was closed"));
+  }
+  start() {
+    const child = fork(ENTRY, [], {
+      execArgv: [],
+      serialization: "advanced",
+      // Buffers as they are
+      stdio: ["ignore", "ignore", "inherit", "ipc"]
+    });
+    this.child = child;
+    child.on("error", (e) => this.end(child, e));
+    child.on(
+      "exit",
+      (code, signal) => this.end(child, new Error(`the git launcher ended (${signal ?? `exit code ${code}`})`))
+    );
+    child.on("message", (m2) => {
+      const resolve2 = this.pending.get(m2.id);
+      this.pending.delete(m2.id);
+      if (this.pending.size === 0) setRef2(child, false);
+      resolve2?.({ code: m2.code, stdout: m2.stdout, stderr: m2.stderr });
+    });
+    setRef2(child, false);
+    return child;
+  }
+  end(child, e) {
+    if (this.child !== child) return;
+    this.child = void 0;
+    if (child.connected) child.disconnect();
+    for (const resolve2 of this.pending.values()) {
+      resolve2({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
+    }
+    this.pending.clear();
+  }
+};
+function setRef2(child, ref) {
+  if (ref) {
+    child.ref();
+    child.channel?.ref();
+  } else {
+    child.unref();
+    child.channel?.unref();
+  }
+}
+
 // git/repository.ts
 var SHA4 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 var PASSED_VARIABLES = /* @__PURE__ */ new Set([
@@ -87895,18 +87988,25 @@ var GitRepository = class _GitRepository {
   env;
   /** Every object read (revisions, refs, trees, blobs) goes through this one process. */
   objects;
-  constructor(dir, git, env) {
+  /** Where the other git commands start, when not from this process. */
+  launcher;
+  constructor(dir, git, env, launcher) {
     this.dir = dir;
     this.env = env;
     this.git = git;
     this.objects = new CatFile(dir, env);
+    this.launcher = launcher;
   }
-  /** Ends the repository's object reader (a later read starts it again). */
+  /** Ends the repository's object reader and launcher (a later command starts them again). */
   close() {
     this.objects.close();
+    this.launcher?.close();
   }
-  /** Opens an existing repository (a work tree or a bare mirror). */
-  static async open(dir, env = {}) {
+  /**
+   * Opens an existing repository (a work tree or a bare mirror). `launcher`: its commands
+   * start from a small helper process (GitLauncher), for a large long-lived process.
+   */
+  static async open(dir, env = {}, options = {}) {
     const fullEnv = gitEnvironment(env);
     let git;
     try {
@@ -87925,7 +88025,7 @@ var GitRepository = class _GitRepository {
         cause: e
       });
     }
-    return new _GitRepository(dir, git, fullEnv);
+    return new _GitRepository(dir, git, fullEnv, options.launcher ? new GitLauncher() : void 0);
   }
   /** The full commit id of `rev`, or a GIT_REVISION_NOT_FOUND error. */
   async resolveCommit(rev) {
@@ -88025,20 +88125,22 @@ var GitRepository = class _GitRepository {
   // --- Mirror and write support for the reconciler (fetch, ancestry, commits without a work
   // tree, non-forced pushes). Remote URLs are validated and follow --end-of-options.
   /** Creates (or reuses) a bare repository at `dir` and opens it. */
-  static async initBare(dir, env = {}) {
+  static async initBare(dir, env = {}, options = {}) {
     const { mkdir: mkdir2 } = await import("node:fs/promises");
     await mkdir2(dir, { recursive: true });
     const fullEnv = gitEnvironment(env);
     const r2 = await runGit(dir, fullEnv, ["init", "--bare", "--quiet", "--end-of-options", "."]);
     if (r2.code !== 0) throw new FleetwaveError("GIT_FAILED", `git init failed: ${r2.stderr.trim()}`);
-    return _GitRepository.open(dir, env);
+    return _GitRepository.open(dir, env, options);
   }
   /**
    * Runs git with arguments as an array; `input` goes to stdin; never throws on exit codes,
    * nor when git cannot even start (EMFILE, ENOENT: code 127 and the reason in stderr).
    */
   exec(args, options = {}) {
-    return runGit(this.dir, { ...this.env, ...options.env }, args, options.input);
+    const env = { ...this.env, ...options.env };
+    if (this.launcher) return this.launcher.run(this.dir, env, args, options.input);
+    return runGit(this.dir, env, args, options.input);
   }
   /** The commit ids of `refs` (full names like refs/heads/main) on `remote`; missing ones are absent. */
   async lsRemote(remote, refs) {
@@ -88207,35 +88309,6 @@ ${r2.stderr}`;
     throw new FleetwaveError("GIT_FETCH_FAILED", `git push failed: ${lastLine2(r2.stderr)}`);
   }
 };
-function runGit(cwd, env, args, input) {
-  return new Promise((resolve2) => {
-    const failed = (e) => resolve2({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
-    let child;
-    try {
-      child = spawn2("git", args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
-    } catch (e) {
-      failed(e);
-      return;
-    }
-    child.on("error", failed);
-    const { stdin, stdout, stderr } = child;
-    if (!stdin || !stdout || !stderr) return;
-    const out = [];
-    const err = [];
-    stdout.on("data", (c3) => out.push(c3));
-    stderr.on("data", (c3) => err.push(c3));
-    child.on("close", (code) => {
-      resolve2({
-        code: code ?? 1,
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8")
-      });
-    });
-    stdin.on("error", () => {
-    });
-    stdin.end(input ?? "");
-  });
-}
 function checkRemote(remote) {
   if (remote === "" || remote.startsWith("-") || /[\0\n]/.test(remote)) {
     throw new FleetwaveError("GIT_FAILED", `not a git remote: ${JSON.stringify(remote)}`);
@@ -88458,10 +88531,11 @@ var Mirror = class _Mirror {
     this.fleetDir = fleetDir;
   }
   static async open(options) {
-    const repo = await GitRepository.initBare(join(options.dataDir, "mirror.git"), {
-      GIT_HTTP_LOW_SPEED_LIMIT: "1000",
-      GIT_HTTP_LOW_SPEED_TIME: "30"
-    });
+    const repo = await GitRepository.initBare(
+      join(options.dataDir, "mirror.git"),
+      { GIT_HTTP_LOW_SPEED_LIMIT: "1000", GIT_HTTP_LOW_SPEED_TIME: "30" },
+      { launcher: options.launcher ?? false }
+    );
     return new _Mirror(repo, options.remote, options.branch, options.stateBranch, options.fleetDir);
   }
   /**
