@@ -81,7 +81,14 @@ export class GitLauncher {
 
   run(cwd: string, env: NodeJS.ProcessEnv, args: string[], input?: string | Buffer) {
     return new Promise<GitResult>((resolve) => {
-      const child = this.child ?? this.start();
+      let child: ChildProcess;
+      try {
+        child = this.child ?? this.start();
+      } catch (e) {
+        // fork can throw at once (EMFILE): a command that could not start, as with runGit.
+        resolve({ code: 127, stdout: '', stderr: `cannot run git: ${(e as Error).message}` });
+        return;
+      }
       const id = this.next++;
       this.pending.set(id, resolve);
       if (this.pending.size === 1) setRef(child, true);
