@@ -87884,7 +87884,13 @@ var GitLauncher = class {
   pending = /* @__PURE__ */ new Map();
   run(cwd, env, args, input) {
     return new Promise((resolve2) => {
-      const child = this.child ?? this.start();
+      let child;
+      try {
+        child = this.child ?? this.start();
+      } catch (e) {
+        resolve2({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
+        return;
+      }
       const id = this.next++;
       this.pending.set(id, resolve2);
       if (this.pending.size === 1) setRef2(child, true);

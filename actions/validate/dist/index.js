@@ -66178,7 +66178,13 @@ var GitLauncher = class {
   pending = /* @__PURE__ */ new Map();
   run(cwd, env, args, input) {
     return new Promise((resolve3) => {
-      const child = this.child ?? this.start();
+      let child;
+      try {
+        child = this.child ?? this.start();
+      } catch (e) {
+        resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
+        return;
+      }
       const id = this.next++;
       this.pending.set(id, resolve3);
       if (this.pending.size === 1) setRef2(child, true);
