@@ -2,10 +2,13 @@
 // arrays (never a shell), user-controlled revisions are verified before use and paths follow
 // `--`, and credentials travel in per-command environment, never in .git/config.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { FleetwaveError } from '../core/errors.ts';
+import { CatFile } from './cat-file.ts';
+import { GitLauncher, runGit, type GitResult } from './run.ts';
+
+export type { GitResult } from './run.ts';
 
 export interface TreeEntry {
   mode: string;
@@ -78,15 +81,39 @@ export class GitRepository {
   readonly dir: string;
   readonly git: SimpleGit;
   private readonly env: NodeJS.ProcessEnv;
+  /** Every object read (revisions, refs, trees, blobs) goes through this one process. */
+  private readonly objects: CatFile;
+  /** Where the other git commands start, when not from this process. */
+  private readonly launcher: GitLauncher | undefined;
 
-  private constructor(dir: string, git: SimpleGit, env: NodeJS.ProcessEnv) {
+  private constructor(
+    dir: string,
+    git: SimpleGit,
+    env: NodeJS.ProcessEnv,
+    launcher: GitLauncher | undefined,
+  ) {
     this.dir = dir;
     this.env = env;
     this.git = git;
+    this.objects = new CatFile(dir, env);
+    this.launcher = launcher;
   }
 
-  /** Opens an existing repository (a work tree or a bare mirror). */
-  static async open(dir: string, env: NodeJS.ProcessEnv = {}): Promise<GitRepository> {
+  /** Ends the repository's object reader and launcher (a later command starts them again). */
+  close(): void {
+    this.objects.close();
+    this.launcher?.close();
+  }
+
+  /**
+   * Opens an existing repository (a work tree or a bare mirror). `launcher`: its commands
+   * start from a small helper process (GitLauncher), for a large long-lived process.
+   */
+  static async open(
+    dir: string,
+    env: NodeJS.ProcessEnv = {},
+    options: { launcher?: boolean } = {},
+  ): Promise<GitRepository> {
     const fullEnv = gitEnvironment(env);
     let git: SimpleGit;
     try {
@@ -110,7 +137,7 @@ export class GitRepository {
         cause: e,
       });
     }
-    return new GitRepository(dir, git, fullEnv);
+    return new GitRepository(dir, git, fullEnv, options.launcher ? new GitLauncher() : undefined);
   }
 
   /** The full commit id of `rev`, or a GIT_REVISION_NOT_FOUND error. */
@@ -121,49 +148,81 @@ export class GitRepository {
         `${JSON.stringify(rev)} is not a revision (a revision cannot start with "-")`,
       );
     }
-    // Through exec, not simple-git: simple-git reads the child's stdout before it listens for
-    // 'error', so a spawn that fails (EMFILE) would crash the process.
-    const r = await this.exec([
-      'rev-parse',
-      '--verify',
-      '--quiet',
-      '--end-of-options',
-      `${rev}^{commit}`,
-    ]);
-    const sha = r.stdout.trim();
-    if (r.code === 127) {
-      throw new FleetwaveError('GIT_FAILED', `cannot resolve "${rev}": ${lastLine(r.stderr)}`);
-    }
-    if (r.code !== 0 || !SHA.test(sha)) {
+    // A line break cannot be in a revision: to the object reader it would end the line.
+    const [object] = /[\n\r]/.test(rev) ? [] : await this.objects.info([`${rev}^{commit}`]);
+    if (object?.type !== 'commit') {
       throw new FleetwaveError(
         'GIT_REVISION_NOT_FOUND',
         `revision "${rev}" does not exist in ${this.dir}`,
       );
     }
-    return sha;
+    return object.oid;
   }
 
   /** Every entry below `path` at `commit`, recursively, with blob sizes. */
   async listTree(commit: string, path: string): Promise<TreeEntry[]> {
     if (!SHA.test(commit))
       throw new FleetwaveError('GIT_FAILED', `listTree needs a full commit id, got ${commit}`);
-    const r = await this.exec(['ls-tree', '-r', '-z', '--long', '--full-tree', commit, '--', path]);
-    if (r.code !== 0) {
-      throw new FleetwaveError('GIT_FAILED', `git ls-tree failed: ${lastLine(r.stderr)}`);
+    // What `git ls-tree -r --long --full-tree <commit> -- <path>` lists, read from the tree
+    // objects: the entry at `path`, or every entry below it when it is a directory.
+    const [head] = await this.objects.contents([commit]);
+    if (head?.type !== 'commit') throw new FleetwaveError('GIT_FAILED', `not a commit: ${commit}`);
+    const root = /^tree ([0-9a-f]+)\n/.exec(head.bytes.toString('latin1'))?.[1];
+    if (root === undefined) throw new FleetwaveError('GIT_FAILED', `commit ${commit} has no tree`);
+    const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+    const dirOnly = path.endsWith('/') && parts.length > 0;
+    let at: TreeEntry = { mode: '040000', type: 'tree', oid: root, size: -1, path: '' };
+    for (const part of parts) {
+      if (at.type !== 'tree') return [];
+      const found = (await this.readTrees([at.oid])).get(at.oid)!.find((e) => e.path === part);
+      if (found === undefined) return [];
+      at = { ...found, path: at.path === '' ? part : `${at.path}/${part}` };
     }
-    const out = r.stdout;
+    if (at.type !== 'tree') return dirOnly ? [] : this.withSizes([at]);
+    // Below a directory: read a level of trees at a time, list in git's order (depth first).
+    const trees = new Map<string, TreeEntry[]>();
+    for (let level = [at.oid]; level.length > 0;) {
+      const read = await this.readTrees(level.filter((oid) => !trees.has(oid)));
+      for (const [oid, entries] of read) trees.set(oid, entries);
+      level = [...read.values()].flat().flatMap((e) => (e.type === 'tree' ? [e.oid] : []));
+    }
     const entries: TreeEntry[] = [];
-    for (const record of out.split('\0')) {
-      if (record === '') continue;
-      const tab = record.indexOf('\t');
-      const [mode, type, oid, size] = record.slice(0, tab).split(/\s+/);
-      entries.push({
-        mode: mode!,
-        type: type as TreeEntry['type'],
-        oid: oid!,
-        size: size === '-' ? -1 : Number(size),
-        path: record.slice(tab + 1),
-      });
+    const list = (oid: string, prefix: string): void => {
+      for (const e of trees.get(oid)!) {
+        const full = prefix === '' ? e.path : `${prefix}/${e.path}`;
+        if (e.type === 'tree') list(e.oid, full);
+        else entries.push({ ...e, path: full });
+      }
+    };
+    list(at.oid, at.path);
+    return this.withSizes(entries);
+  }
+
+  /** The entries of each tree (paths are the entries' names), read in one batch. */
+  private async readTrees(oids: string[]): Promise<Map<string, TreeEntry[]>> {
+    const unique = [...new Set(oids)];
+    const objects = await this.objects.contents(unique);
+    const trees = new Map<string, TreeEntry[]>();
+    unique.forEach((oid, i) => {
+      const tree = objects[i];
+      if (tree?.type !== 'tree')
+        throw new FleetwaveError('GIT_FAILED', `git tree ${oid} is missing`);
+      trees.set(oid, parseTree(tree.bytes, oid.length / 2));
+    });
+    return trees;
+  }
+
+  /** Blob entries get their sizes (one batch), as `ls-tree --long` prints them. */
+  private async withSizes(entries: TreeEntry[]): Promise<TreeEntry[]> {
+    const blobs = entries.filter((e) => e.type === 'blob');
+    const oids = [...new Set(blobs.map((e) => e.oid))];
+    const infos = await this.objects.info(oids);
+    const sizes = new Map(oids.map((oid, i) => [oid, infos[i]?.size]));
+    for (const e of blobs) {
+      const size = sizes.get(e.oid);
+      if (size === undefined)
+        throw new FleetwaveError('GIT_FAILED', `git object ${e.oid} is missing`);
+      e.size = size;
     }
     return entries;
   }
@@ -175,24 +234,13 @@ export class GitRepository {
     for (const oid of oids) {
       if (!SHA.test(oid)) throw new FleetwaveError('GIT_FAILED', `not an object id: ${oid}`);
     }
-    const r = await this.exec(['cat-file', '--batch'], { input: oids.join('\n') + '\n' }, true);
-    if (r.code !== 0) {
-      throw new FleetwaveError('GIT_FAILED', `git cat-file failed: ${r.stderr.trim()}`);
-    }
-    const all = r.bytes;
-    let at = 0;
-    while (at < all.length) {
-      const nl = all.indexOf(0x0a, at);
-      const header = all.subarray(at, nl).toString();
-      const [oid, type, size] = header.split(' ');
-      if (type === 'missing' || size === undefined) {
+    const objects = await this.objects.contents(oids);
+    oids.forEach((oid, i) => {
+      const object = objects[i];
+      if (object === undefined)
         throw new FleetwaveError('GIT_FAILED', `git object ${oid} is missing`);
-      }
-      const start = nl + 1;
-      const end = start + Number(size);
-      result.set(oid!, all.subarray(start, end));
-      at = end + 1;
-    }
+      result.set(oid, object.bytes);
+    });
     return result;
   }
 
@@ -200,13 +248,17 @@ export class GitRepository {
   // tree, non-forced pushes). Remote URLs are validated and follow --end-of-options.
 
   /** Creates (or reuses) a bare repository at `dir` and opens it. */
-  static async initBare(dir: string, env: NodeJS.ProcessEnv = {}): Promise<GitRepository> {
+  static async initBare(
+    dir: string,
+    env: NodeJS.ProcessEnv = {},
+    options: { launcher?: boolean } = {},
+  ): Promise<GitRepository> {
     const { mkdir } = await import('node:fs/promises');
     await mkdir(dir, { recursive: true });
     const fullEnv = gitEnvironment(env);
     const r = await runGit(dir, fullEnv, ['init', '--bare', '--quiet', '--end-of-options', '.']);
     if (r.code !== 0) throw new FleetwaveError('GIT_FAILED', `git init failed: ${r.stderr.trim()}`);
-    return GitRepository.open(dir, env);
+    return GitRepository.open(dir, env, options);
   }
 
   /**
@@ -215,19 +267,11 @@ export class GitRepository {
    */
   exec(
     args: string[],
-    options?: { input?: string | Buffer; env?: NodeJS.ProcessEnv },
-  ): Promise<GitResult>;
-  exec(
-    args: string[],
-    options: { input?: string | Buffer; env?: NodeJS.ProcessEnv },
-    binary: true,
-  ): Promise<GitResult & { bytes: Buffer }>;
-  async exec(
-    args: string[],
     options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {},
-    binary = false,
   ): Promise<GitResult> {
-    return runGit(this.dir, { ...this.env, ...options.env }, args, options.input, binary);
+    const env = { ...this.env, ...options.env };
+    if (this.launcher) return this.launcher.run(this.dir, env, args, options.input);
+    return runGit(this.dir, env, args, options.input);
   }
 
   /** The commit ids of `refs` (full names like refs/heads/main) on `remote`; missing ones are absent. */
@@ -274,9 +318,8 @@ export class GitRepository {
   /** The commit a local ref points to, or undefined when it does not exist. */
   async readRef(ref: string): Promise<string | undefined> {
     if (!ref.startsWith('refs/')) throw new FleetwaveError('GIT_FAILED', `not a full ref: ${ref}`);
-    const r = await this.exec(['rev-parse', '--verify', '--quiet', '--end-of-options', ref]);
-    const sha = r.stdout.trim();
-    return r.code === 0 && SHA.test(sha) ? sha : undefined;
+    const [object] = await this.objects.info([ref]);
+    return object?.oid;
   }
 
   /** Whether `ancestor` is `descendant` or one of its ancestors. */
@@ -413,56 +456,6 @@ export class GitRepository {
   }
 }
 
-export interface GitResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runGit(
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-  args: string[],
-  input?: string | Buffer,
-  binary = false,
-): Promise<GitResult & { bytes: Buffer }> {
-  return new Promise((resolve) => {
-    const failed = (e: Error) =>
-      resolve({ code: 127, stdout: '', stderr: `cannot run git: ${e.message}`, bytes: EMPTY });
-    let child: ChildProcess;
-    try {
-      child = spawn('git', args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    } catch (e) {
-      failed(e as Error);
-      return;
-    }
-    // First, before touching any stream: when the spawn fails (EMFILE with every descriptor
-    // taken, ENOENT) node emits 'error' on the next tick and the child has no stdio at all;
-    // an 'error' without a listener would end the whole process.
-    child.on('error', failed);
-    const { stdin, stdout, stderr } = child;
-    if (!stdin || !stdout || !stderr) return; // 'error' follows
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    stdout.on('data', (c: Buffer) => out.push(c));
-    stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('close', (code) => {
-      const bytes = Buffer.concat(out);
-      resolve({
-        code: code ?? 1,
-        stdout: binary ? '' : bytes.toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        bytes,
-      });
-    });
-    // git exiting early closes its stdin; the exit code reports that, not an EPIPE crash.
-    stdin.on('error', () => {});
-    stdin.end(input ?? '');
-  });
-}
-
-const EMPTY = Buffer.alloc(0);
-
 function checkRemote(remote: string): void {
   if (remote === '' || remote.startsWith('-') || /[\0\n]/.test(remote)) {
     throw new FleetwaveError('GIT_FAILED', `not a git remote: ${JSON.stringify(remote)}`);
@@ -491,4 +484,35 @@ function lastLine(text: string): string {
     .map((l) => l.trim())
     .filter((l) => l !== '');
   return lines.at(-1) ?? 'no output';
+}
+
+/**
+ * A tree object's entries as `ls-tree` shows them: `<mode> <name>\0<id>` each, the mode
+ * canonical (git's canon_mode: 100664 shows as 100644), with ids of `idBytes` bytes.
+ */
+function parseTree(bytes: Buffer, idBytes: number): TreeEntry[] {
+  const entries: TreeEntry[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const space = bytes.indexOf(0x20, at);
+    const nul = bytes.indexOf(0, space);
+    if (space === -1 || nul === -1 || nul + 1 + idBytes > bytes.length) {
+      throw new FleetwaveError('GIT_FAILED', 'a git tree cannot be read');
+    }
+    const raw = parseInt(bytes.toString('latin1', at, space), 8);
+    const path = bytes.toString('utf8', space + 1, nul);
+    const oid = bytes.toString('hex', nul + 1, nul + 1 + idBytes);
+    at = nul + 1 + idBytes;
+    const kind = raw & 0o170000;
+    const [mode, type]: [string, TreeEntry['type']] =
+      kind === 0o040000
+        ? ['040000', 'tree']
+        : kind === 0o120000
+          ? ['120000', 'blob']
+          : kind === 0o100000
+            ? [raw & 0o100 ? '100755' : '100644', 'blob']
+            : ['160000', 'commit'];
+    entries.push({ mode, type, oid, size: -1, path });
+  }
+  return entries;
 }

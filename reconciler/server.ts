@@ -109,6 +109,9 @@ export async function buildServer(
     branch: config.branch,
     stateBranch: config.stateBranch,
     fleetDir: config.fleetDir,
+    // A process this large (thousands of sockets) is slow to fork and waits while it does:
+    // git starts from a small helper instead, off the way from a push to the agents.
+    launcher: true,
   });
   // A store that cannot be opened (refused, wrong credentials, a newer schema) fails the start.
   const store = await openStore(
@@ -283,6 +286,7 @@ export async function buildServer(
   // Its connections end once answered (or at --request-timeout), as the main port's.
   app.addHook('onClose', async () => {
     await agentPortClosed;
+    mirror.repo.close();
   });
   return app;
 }

@@ -48,13 +48,16 @@ export class Mirror {
     branch: string;
     stateBranch: string;
     fleetDir: string;
+    /** Start git commands from a small helper process (GitLauncher): for the reconciler. */
+    launcher?: boolean;
   }): Promise<Mirror> {
     // An https remote that stalls must not hold the sync forever: git gives up below 1 KB/s
     // for 30 s, the fetch fails, and the last good rollout keeps serving.
-    const repo = await GitRepository.initBare(join(options.dataDir, 'mirror.git'), {
-      GIT_HTTP_LOW_SPEED_LIMIT: '1000',
-      GIT_HTTP_LOW_SPEED_TIME: '30',
-    });
+    const repo = await GitRepository.initBare(
+      join(options.dataDir, 'mirror.git'),
+      { GIT_HTTP_LOW_SPEED_LIMIT: '1000', GIT_HTTP_LOW_SPEED_TIME: '30' },
+      { launcher: options.launcher ?? false },
+    );
     return new Mirror(repo, options.remote, options.branch, options.stateBranch, options.fleetDir);
   }
 

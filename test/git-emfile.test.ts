@@ -1,6 +1,7 @@
 // A process out of file descriptors must not die in git's wrapper: a spawn that fails with
 // EMFILE is a failed git command, answered as an error, and git works again once descriptors
-// are free. The condition is real: a child process with `ulimit -n 128` opens /dev/null until
+// are free. That holds for the object reader (one long-lived cat-file) too: nothing reads
+// objects before the descriptors run out, so its start is what fails. The condition is real: a child process with `ulimit -n 128` opens /dev/null until
 // open() itself fails with EMFILE, then calls the wrapper.
 
 import assert from 'node:assert/strict';
@@ -15,9 +16,8 @@ import { exampleFleetRepo, git } from './helpers/git.ts';
 const CHILD = `
 import { openSync, closeSync } from 'node:fs';
 import { GitRepository } from ${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'git/repository.ts')).href)};
-const [dir, head] = process.argv.slice(2);
+const [dir, head, blob] = process.argv.slice(2);
 const repo = await GitRepository.open(dir);
-const blob = (await repo.listTree(head, 'fleet/fleet.yaml'))[0].oid;
 const fds = [];
 try {
   for (;;) fds.push(openSync('/dev/null', 'r'));
@@ -42,11 +42,12 @@ describe('git when the process is out of file descriptors (EMFILE)', () => {
     const dir = await exampleFleetRepo();
     try {
       const head = git(dir, 'rev-parse', 'HEAD');
+      const blob = git(dir, 'rev-parse', 'HEAD:fleet/fleet.yaml');
       const script = join(dir, 'emfile-child.mjs');
       await writeFile(script, CHILD);
       const r = spawnSync(
         'sh',
-        ['-c', 'ulimit -n 128 && exec "$0" "$@"', process.execPath, script, dir, head],
+        ['-c', 'ulimit -n 128 && exec "$0" "$@"', process.execPath, script, dir, head, blob],
         { encoding: 'utf8', timeout: 60_000 },
       );
       assert.equal(r.status, 0, `the process died: ${r.stderr}`);

@@ -62540,7 +62540,6 @@ function readInputs() {
 }
 
 // git/repository.ts
-import { spawn } from "node:child_process";
 import { existsSync as existsSync3 } from "node:fs";
 
 // node_modules/@simple-git/args-pathspec/dist/index.mjs
@@ -65981,6 +65980,264 @@ var wo = (t2, e) => {
   ), new f2(r2, n2);
 };
 
+// git/cat-file.ts
+import { spawn } from "node:child_process";
+var FOUND = /^([0-9a-f]{40}|[0-9a-f]{64}) (blob|tree|commit|tag) (\d+)$/;
+var NOT_FOUND = / (missing|ambiguous)$/;
+var CatFile = class {
+  dir;
+  env;
+  running;
+  constructor(dir, env) {
+    this.dir = dir;
+    this.env = env;
+  }
+  /** Type and size of each named object (anything git resolves: `rev^{commit}`, a ref, an id). */
+  info(names) {
+    return this.ask("info", names);
+  }
+  /** Type, size and bytes of each named object. */
+  contents(names) {
+    return this.ask("contents", names);
+  }
+  /** Ends the process (reads in flight fail); a later read starts another. */
+  close() {
+    const running = this.running;
+    if (!running) return;
+    this.fail(running, new FleetwaveError("GIT_FAILED", "git cat-file was closed"));
+    running.child.stdin?.end();
+  }
+  /**
+   * Asks the running process, or a new one. Once more when the process ended before it
+   * answered: it may have died before anyone noticed, and the next one answers.
+   */
+  async ask(command, names) {
+    try {
+      return await this.send(command, names);
+    } catch (e) {
+      if (!(e instanceof Ended)) throw e;
+      return this.send(command, names);
+    }
+  }
+  send(command, names) {
+    if (names.length === 0) return Promise.resolve([]);
+    for (const name of names) {
+      if (/[\n\r\0]/.test(name)) {
+        return Promise.reject(
+          new FleetwaveError("GIT_FAILED", `not an object name: ${JSON.stringify(name)}`)
+        );
+      }
+    }
+    const running = this.running ?? this.start();
+    return new Promise((resolve3, reject) => {
+      running.queue.push({ command, count: names.length, answers: [], resolve: resolve3, reject });
+      if (running.queue.length === 1) setRef(running.child, true);
+      const text = names.map((n2) => `${command} ${n2}
+`).join("") + "flush\n";
+      running.child.stdin?.write(text);
+    });
+  }
+  start() {
+    const child = spawn("git", ["cat-file", "--batch-command", "--buffer"], {
+      cwd: this.dir,
+      env: this.env,
+      stdio: ["pipe", "pipe", "pipe"]
+    });
+    const running = { child, queue: [], line: [], body: void 0, stderr: [] };
+    this.running = running;
+    child.on("error", (e) => this.fail(running, new Ended(`cannot run git: ${e.message}`)));
+    child.on("close", (code2, signal) => {
+      const why = lastLine(Buffer.concat(running.stderr).toString("utf8"));
+      this.fail(
+        running,
+        new Ended(`git cat-file ended (${signal ?? `exit code ${code2}`}): ${why}`)
+      );
+    });
+    child.stdin?.on("error", () => {
+    });
+    child.stdout?.on("data", (chunk) => {
+      try {
+        this.read(running, chunk);
+      } catch (e) {
+        this.fail(running, e);
+        child.kill();
+      }
+    });
+    child.stderr?.on("data", (chunk) => {
+      if (running.stderr.length < 64) running.stderr.push(chunk);
+    });
+    setRef(child, false);
+    return running;
+  }
+  /** Fails what `running` was asked and forgets it: the next read starts a new process. */
+  fail(running, e) {
+    if (this.running === running) this.running = void 0;
+    for (const request2 of running.queue.splice(0)) request2.reject(e);
+    setRef(running.child, false);
+  }
+  /** Takes git's answers from `chunk`: headers, and each object's bytes after its header. */
+  read(running, chunk) {
+    let at2 = 0;
+    while (at2 < chunk.length) {
+      const body = running.body;
+      if (body) {
+        const want = body.bytes.length + 1 - body.filled;
+        const take = Math.min(want, chunk.length - at2);
+        chunk.copy(body.bytes, body.filled, at2, at2 + Math.min(take, want - 1));
+        body.filled += take;
+        at2 += take;
+        if (body.filled === body.bytes.length + 1) {
+          running.body = void 0;
+          this.answer(running, { ...body.object, bytes: body.bytes });
+        }
+        continue;
+      }
+      const nl = chunk.indexOf(10, at2);
+      if (nl === -1) {
+        running.line.push(chunk.subarray(at2));
+        return;
+      }
+      running.line.push(chunk.subarray(at2, nl));
+      at2 = nl + 1;
+      const header = Buffer.concat(running.line).toString("utf8");
+      running.line = [];
+      const request2 = running.queue[0];
+      if (!request2) throw new FleetwaveError("GIT_FAILED", `git cat-file said: ${header}`);
+      const found = FOUND.exec(header);
+      if (found) {
+        const object = { oid: found[1], type: found[2], size: Number(found[3]) };
+        if (request2.command === "contents") {
+          running.body = { object, bytes: Buffer.allocUnsafe(object.size), filled: 0 };
+        } else this.answer(running, object);
+      } else if (NOT_FOUND.test(header)) this.answer(running, void 0);
+      else throw new FleetwaveError("GIT_FAILED", `git cat-file said: ${header}`);
+    }
+  }
+  answer(running, answer) {
+    const request2 = running.queue[0];
+    request2.answers.push(answer);
+    if (request2.answers.length < request2.count) return;
+    running.queue.shift();
+    if (running.queue.length === 0) setRef(running.child, false);
+    request2.resolve(request2.answers);
+  }
+};
+var Ended = class extends FleetwaveError {
+  constructor(message) {
+    super("GIT_FAILED", message);
+  }
+};
+function setRef(child, ref) {
+  for (const handle of [child, child.stdin, child.stdout, child.stderr]) {
+    if (ref) handle?.ref();
+    else handle?.unref();
+  }
+}
+function lastLine(text) {
+  const lines = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "");
+  return lines.at(-1) ?? "no output";
+}
+
+// git/run.ts
+import { fork, spawn as spawn2 } from "node:child_process";
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
+function runGit(cwd, env, args, input) {
+  return new Promise((resolve3) => {
+    const failed = (e) => resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
+    let child;
+    try {
+      child = spawn2("git", args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    } catch (e) {
+      failed(e);
+      return;
+    }
+    child.on("error", failed);
+    const { stdin, stdout, stderr } = child;
+    if (!stdin || !stdout || !stderr) return;
+    const out = [];
+    const err = [];
+    stdout.on("data", (c3) => out.push(c3));
+    stderr.on("data", (c3) => err.push(c3));
+    child.on("close", (code2) => {
+      resolve3({
+        code: code2 ?? 1,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8")
+      });
+    });
+    stdin.on("error", () => {
+    });
+    stdin.end(input ?? "");
+  });
+}
+var ENTRY = new URL(`./launcher${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+var GitLauncher = class {
+  child;
+  next = 0;
+  pending = /* @__PURE__ */ new Map();
+  run(cwd, env, args, input) {
+    return new Promise((resolve3) => {
+      let child;
+      try {
+        child = this.child ?? this.start();
+      } catch (e) {
+        resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
+        return;
+      }
+      const id = this.next++;
+      this.pending.set(id, resolve3);
+      if (this.pending.size === 1) setRef2(child, true);
+      const job = { id, cwd, env, args, ...input === void 0 ? {} : { input } };
+      if (child.connected) child.send(job, (e) => e && this.end(child, e));
+    });
+  }
+  /** Ends the launcher (commands in flight fail); a later command starts another. */
+  close() {
+    if (this.child) this.end(this.child, new Error("the git launcher was closed"));
+  }
+  start() {
+    const child = fork(ENTRY, [], {
+      execArgv: [],
+      serialization: "advanced",
+      // Buffers as they are
+      stdio: ["ignore", "ignore", "inherit", "ipc"]
+    });
+    this.child = child;
+    child.on("error", (e) => this.end(child, e));
+    child.on(
+      "exit",
+      (code2, signal) => this.end(child, new Error(`the git launcher ended (${signal ?? `exit code ${code2}`})`))
+    );
+    child.on("message", (m2) => {
+      const resolve3 = this.pending.get(m2.id);
+      this.pending.delete(m2.id);
+      if (this.pending.size === 0) setRef2(child, false);
+      resolve3?.({ code: m2.code, stdout: m2.stdout, stderr: m2.stderr });
+    });
+    setRef2(child, false);
+    return child;
+  }
+  end(child, e) {
+    if (this.child !== child) return;
+    this.child = void 0;
+    if (child.connected) child.disconnect();
+    for (const resolve3 of this.pending.values()) {
+      resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
+    }
+    this.pending.clear();
+  }
+};
+function setRef2(child, ref) {
+  if (ref) {
+    child.ref();
+    child.channel?.ref();
+  } else {
+    child.unref();
+    child.channel?.unref();
+  }
+}
+
 // git/repository.ts
 var SHA2 = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 var PASSED_VARIABLES = /* @__PURE__ */ new Set([
@@ -66029,13 +66286,27 @@ var GitRepository = class _GitRepository {
   dir;
   git;
   env;
-  constructor(dir, git, env) {
+  /** Every object read (revisions, refs, trees, blobs) goes through this one process. */
+  objects;
+  /** Where the other git commands start, when not from this process. */
+  launcher;
+  constructor(dir, git, env, launcher) {
     this.dir = dir;
     this.env = env;
     this.git = git;
+    this.objects = new CatFile(dir, env);
+    this.launcher = launcher;
   }
-  /** Opens an existing repository (a work tree or a bare mirror). */
-  static async open(dir, env = {}) {
+  /** Ends the repository's object reader and launcher (a later command starts them again). */
+  close() {
+    this.objects.close();
+    this.launcher?.close();
+  }
+  /**
+   * Opens an existing repository (a work tree or a bare mirror). `launcher`: its commands
+   * start from a small helper process (GitLauncher), for a large long-lived process.
+   */
+  static async open(dir, env = {}, options = {}) {
     const fullEnv = gitEnvironment(env);
     let git;
     try {
@@ -66054,7 +66325,7 @@ var GitRepository = class _GitRepository {
         cause: e
       });
     }
-    return new _GitRepository(dir, git, fullEnv);
+    return new _GitRepository(dir, git, fullEnv, options.launcher ? new GitLauncher() : void 0);
   }
   /** The full commit id of `rev`, or a GIT_REVISION_NOT_FOUND error. */
   async resolveCommit(rev) {
@@ -66064,46 +66335,74 @@ var GitRepository = class _GitRepository {
         `${JSON.stringify(rev)} is not a revision (a revision cannot start with "-")`
       );
     }
-    const r2 = await this.exec([
-      "rev-parse",
-      "--verify",
-      "--quiet",
-      "--end-of-options",
-      `${rev}^{commit}`
-    ]);
-    const sha = r2.stdout.trim();
-    if (r2.code === 127) {
-      throw new FleetwaveError("GIT_FAILED", `cannot resolve "${rev}": ${lastLine(r2.stderr)}`);
-    }
-    if (r2.code !== 0 || !SHA2.test(sha)) {
+    const [object] = /[\n\r]/.test(rev) ? [] : await this.objects.info([`${rev}^{commit}`]);
+    if (object?.type !== "commit") {
       throw new FleetwaveError(
         "GIT_REVISION_NOT_FOUND",
         `revision "${rev}" does not exist in ${this.dir}`
       );
     }
-    return sha;
+    return object.oid;
   }
   /** Every entry below `path` at `commit`, recursively, with blob sizes. */
   async listTree(commit, path) {
     if (!SHA2.test(commit))
       throw new FleetwaveError("GIT_FAILED", `listTree needs a full commit id, got ${commit}`);
-    const r2 = await this.exec(["ls-tree", "-r", "-z", "--long", "--full-tree", commit, "--", path]);
-    if (r2.code !== 0) {
-      throw new FleetwaveError("GIT_FAILED", `git ls-tree failed: ${lastLine(r2.stderr)}`);
+    const [head] = await this.objects.contents([commit]);
+    if (head?.type !== "commit") throw new FleetwaveError("GIT_FAILED", `not a commit: ${commit}`);
+    const root = /^tree ([0-9a-f]+)\n/.exec(head.bytes.toString("latin1"))?.[1];
+    if (root === void 0) throw new FleetwaveError("GIT_FAILED", `commit ${commit} has no tree`);
+    const parts = path.split("/").filter((p2) => p2 !== "" && p2 !== ".");
+    const dirOnly = path.endsWith("/") && parts.length > 0;
+    let at2 = { mode: "040000", type: "tree", oid: root, size: -1, path: "" };
+    for (const part of parts) {
+      if (at2.type !== "tree") return [];
+      const found = (await this.readTrees([at2.oid])).get(at2.oid).find((e) => e.path === part);
+      if (found === void 0) return [];
+      at2 = { ...found, path: at2.path === "" ? part : `${at2.path}/${part}` };
     }
-    const out = r2.stdout;
+    if (at2.type !== "tree") return dirOnly ? [] : this.withSizes([at2]);
+    const trees = /* @__PURE__ */ new Map();
+    for (let level = [at2.oid]; level.length > 0; ) {
+      const read = await this.readTrees(level.filter((oid) => !trees.has(oid)));
+      for (const [oid, entries2] of read) trees.set(oid, entries2);
+      level = [...read.values()].flat().flatMap((e) => e.type === "tree" ? [e.oid] : []);
+    }
     const entries = [];
-    for (const record of out.split("\0")) {
-      if (record === "") continue;
-      const tab = record.indexOf("	");
-      const [mode, type, oid, size] = record.slice(0, tab).split(/\s+/);
-      entries.push({
-        mode,
-        type,
-        oid,
-        size: size === "-" ? -1 : Number(size),
-        path: record.slice(tab + 1)
-      });
+    const list = (oid, prefix) => {
+      for (const e of trees.get(oid)) {
+        const full = prefix === "" ? e.path : `${prefix}/${e.path}`;
+        if (e.type === "tree") list(e.oid, full);
+        else entries.push({ ...e, path: full });
+      }
+    };
+    list(at2.oid, at2.path);
+    return this.withSizes(entries);
+  }
+  /** The entries of each tree (paths are the entries' names), read in one batch. */
+  async readTrees(oids) {
+    const unique = [...new Set(oids)];
+    const objects = await this.objects.contents(unique);
+    const trees = /* @__PURE__ */ new Map();
+    unique.forEach((oid, i) => {
+      const tree = objects[i];
+      if (tree?.type !== "tree")
+        throw new FleetwaveError("GIT_FAILED", `git tree ${oid} is missing`);
+      trees.set(oid, parseTree(tree.bytes, oid.length / 2));
+    });
+    return trees;
+  }
+  /** Blob entries get their sizes (one batch), as `ls-tree --long` prints them. */
+  async withSizes(entries) {
+    const blobs = entries.filter((e) => e.type === "blob");
+    const oids = [...new Set(blobs.map((e) => e.oid))];
+    const infos = await this.objects.info(oids);
+    const sizes = new Map(oids.map((oid, i) => [oid, infos[i]?.size]));
+    for (const e of blobs) {
+      const size = sizes.get(e.oid);
+      if (size === void 0)
+        throw new FleetwaveError("GIT_FAILED", `git object ${e.oid} is missing`);
+      e.size = size;
     }
     return entries;
   }
@@ -66114,39 +66413,34 @@ var GitRepository = class _GitRepository {
     for (const oid of oids) {
       if (!SHA2.test(oid)) throw new FleetwaveError("GIT_FAILED", `not an object id: ${oid}`);
     }
-    const r2 = await this.exec(["cat-file", "--batch"], { input: oids.join("\n") + "\n" }, true);
-    if (r2.code !== 0) {
-      throw new FleetwaveError("GIT_FAILED", `git cat-file failed: ${r2.stderr.trim()}`);
-    }
-    const all = r2.bytes;
-    let at2 = 0;
-    while (at2 < all.length) {
-      const nl = all.indexOf(10, at2);
-      const header = all.subarray(at2, nl).toString();
-      const [oid, type, size] = header.split(" ");
-      if (type === "missing" || size === void 0) {
+    const objects = await this.objects.contents(oids);
+    oids.forEach((oid, i) => {
+      const object = objects[i];
+      if (object === void 0)
         throw new FleetwaveError("GIT_FAILED", `git object ${oid} is missing`);
-      }
-      const start = nl + 1;
-      const end = start + Number(size);
-      result.set(oid, all.subarray(start, end));
-      at2 = end + 1;
-    }
+      result.set(oid, object.bytes);
+    });
     return result;
   }
   // --- Mirror and write support for the reconciler (fetch, ancestry, commits without a work
   // tree, non-forced pushes). Remote URLs are validated and follow --end-of-options.
   /** Creates (or reuses) a bare repository at `dir` and opens it. */
-  static async initBare(dir, env = {}) {
+  static async initBare(dir, env = {}, options = {}) {
     const { mkdir: mkdir2 } = await import("node:fs/promises");
     await mkdir2(dir, { recursive: true });
     const fullEnv = gitEnvironment(env);
     const r2 = await runGit(dir, fullEnv, ["init", "--bare", "--quiet", "--end-of-options", "."]);
     if (r2.code !== 0) throw new FleetwaveError("GIT_FAILED", `git init failed: ${r2.stderr.trim()}`);
-    return _GitRepository.open(dir, env);
+    return _GitRepository.open(dir, env, options);
   }
-  async exec(args, options = {}, binary = false) {
-    return runGit(this.dir, { ...this.env, ...options.env }, args, options.input, binary);
+  /**
+   * Runs git with arguments as an array; `input` goes to stdin; never throws on exit codes,
+   * nor when git cannot even start (EMFILE, ENOENT: code 127 and the reason in stderr).
+   */
+  exec(args, options = {}) {
+    const env = { ...this.env, ...options.env };
+    if (this.launcher) return this.launcher.run(this.dir, env, args, options.input);
+    return runGit(this.dir, env, args, options.input);
   }
   /** The commit ids of `refs` (full names like refs/heads/main) on `remote`; missing ones are absent. */
   async lsRemote(remote, refs) {
@@ -66190,9 +66484,8 @@ var GitRepository = class _GitRepository {
   /** The commit a local ref points to, or undefined when it does not exist. */
   async readRef(ref) {
     if (!ref.startsWith("refs/")) throw new FleetwaveError("GIT_FAILED", `not a full ref: ${ref}`);
-    const r2 = await this.exec(["rev-parse", "--verify", "--quiet", "--end-of-options", ref]);
-    const sha = r2.stdout.trim();
-    return r2.code === 0 && SHA2.test(sha) ? sha : void 0;
+    const [object] = await this.objects.info([ref]);
+    return object?.oid;
   }
   /** Whether `ancestor` is `descendant` or one of its ancestors. */
   async isAncestor(ancestor, descendant) {
@@ -66202,7 +66495,7 @@ var GitRepository = class _GitRepository {
     const r2 = await this.exec(["merge-base", "--is-ancestor", ancestor, descendant]);
     if (r2.code === 0) return true;
     if (r2.code === 1) return false;
-    throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine(r2.stderr)}`);
+    throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine2(r2.stderr)}`);
   }
   /** The best common ancestor of two commits, or undefined when their histories never meet. */
   async mergeBase(a, b3) {
@@ -66213,14 +66506,14 @@ var GitRepository = class _GitRepository {
     const sha = r2.stdout.trim();
     if (r2.code === 0 && SHA2.test(sha)) return sha;
     if (r2.code === 1 && r2.stderr.trim() === "") return void 0;
-    throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine(r2.stderr)}`);
+    throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine2(r2.stderr)}`);
   }
   /** Up to `max` commits from `commit` following first parents, newest first. */
   async firstParents(commit, max) {
     if (!SHA2.test(commit)) throw new FleetwaveError("GIT_FAILED", `not a commit id: ${commit}`);
     const r2 = await this.exec(["rev-list", "--first-parent", `--max-count=${max}`, commit]);
     if (r2.code !== 0)
-      throw new FleetwaveError("GIT_FAILED", `git rev-list failed: ${lastLine(r2.stderr)}`);
+      throw new FleetwaveError("GIT_FAILED", `git rev-list failed: ${lastLine2(r2.stderr)}`);
     return r2.stdout.split("\n").filter((l3) => SHA2.test(l3));
   }
   /** One file's bytes at `commit`, or undefined when the path is not a file there. */
@@ -66245,12 +66538,12 @@ var GitRepository = class _GitRepository {
       }
       const blob = await this.exec(["hash-object", "-w", "--stdin"], { input: content });
       if (blob.code !== 0)
-        throw new FleetwaveError("GIT_FAILED", `git hash-object failed: ${lastLine(blob.stderr)}`);
+        throw new FleetwaveError("GIT_FAILED", `git hash-object failed: ${lastLine2(blob.stderr)}`);
       entries.push(`100644 blob ${blob.stdout.trim()}	${name}`);
     }
     const tree = await this.exec(["mktree"], { input: entries.join("\n") + "\n" });
     if (tree.code !== 0)
-      throw new FleetwaveError("GIT_FAILED", `git mktree failed: ${lastLine(tree.stderr)}`);
+      throw new FleetwaveError("GIT_FAILED", `git mktree failed: ${lastLine2(tree.stderr)}`);
     if (options.parent !== void 0 && !SHA2.test(options.parent)) {
       throw new FleetwaveError("GIT_FAILED", `not a commit id: ${options.parent}`);
     }
@@ -66277,7 +66570,7 @@ var GitRepository = class _GitRepository {
     );
     const sha = commit.stdout.trim();
     if (commit.code !== 0 || !SHA2.test(sha)) {
-      throw new FleetwaveError("GIT_FAILED", `git commit-tree failed: ${lastLine(commit.stderr)}`);
+      throw new FleetwaveError("GIT_FAILED", `git commit-tree failed: ${lastLine2(commit.stderr)}`);
     }
     return sha;
   }
@@ -66288,7 +66581,7 @@ var GitRepository = class _GitRepository {
     }
     const r2 = await this.exec(["update-ref", "--end-of-options", ref, commit]);
     if (r2.code !== 0)
-      throw new FleetwaveError("GIT_FAILED", `git update-ref failed: ${lastLine(r2.stderr)}`);
+      throw new FleetwaveError("GIT_FAILED", `git update-ref failed: ${lastLine2(r2.stderr)}`);
   }
   /**
    * Pushes `commit` to branch `ref` of `remote` without forcing: git refuses anything that is
@@ -66311,43 +66604,11 @@ var GitRepository = class _GitRepository {
     const out = `${r2.stdout}
 ${r2.stderr}`;
     if (/\[rejected\]|non-fast-forward|fetch first|\[remote rejected\]/.test(out)) {
-      throw new FleetwaveError("GIT_PUSH_REJECTED", `push to ${ref} was refused: ${lastLine(out)}`);
+      throw new FleetwaveError("GIT_PUSH_REJECTED", `push to ${ref} was refused: ${lastLine2(out)}`);
     }
-    throw new FleetwaveError("GIT_FETCH_FAILED", `git push failed: ${lastLine(r2.stderr)}`);
+    throw new FleetwaveError("GIT_FETCH_FAILED", `git push failed: ${lastLine2(r2.stderr)}`);
   }
 };
-function runGit(cwd, env, args, input, binary = false) {
-  return new Promise((resolve3) => {
-    const failed = (e) => resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}`, bytes: EMPTY });
-    let child;
-    try {
-      child = spawn("git", args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
-    } catch (e) {
-      failed(e);
-      return;
-    }
-    child.on("error", failed);
-    const { stdin, stdout, stderr } = child;
-    if (!stdin || !stdout || !stderr) return;
-    const out = [];
-    const err = [];
-    stdout.on("data", (c3) => out.push(c3));
-    stderr.on("data", (c3) => err.push(c3));
-    child.on("close", (code2) => {
-      const bytes = Buffer.concat(out);
-      resolve3({
-        code: code2 ?? 1,
-        stdout: binary ? "" : bytes.toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-        bytes
-      });
-    });
-    stdin.on("error", () => {
-    });
-    stdin.end(input ?? "");
-  });
-}
-var EMPTY = Buffer.alloc(0);
 function checkRemote(remote) {
   if (remote === "" || remote.startsWith("-") || /[\0\n]/.test(remote)) {
     throw new FleetwaveError("GIT_FAILED", `not a git remote: ${JSON.stringify(remote)}`);
@@ -66358,9 +66619,28 @@ function wholeMessage(text) {
   if (message === "") return "no output";
   return message.length > 1e3 ? `${message.slice(0, 1e3)}…` : message;
 }
-function lastLine(text) {
+function lastLine2(text) {
   const lines = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "");
   return lines.at(-1) ?? "no output";
+}
+function parseTree(bytes, idBytes) {
+  const entries = [];
+  let at2 = 0;
+  while (at2 < bytes.length) {
+    const space = bytes.indexOf(32, at2);
+    const nul = bytes.indexOf(0, space);
+    if (space === -1 || nul === -1 || nul + 1 + idBytes > bytes.length) {
+      throw new FleetwaveError("GIT_FAILED", "a git tree cannot be read");
+    }
+    const raw = parseInt(bytes.toString("latin1", at2, space), 8);
+    const path = bytes.toString("utf8", space + 1, nul);
+    const oid = bytes.toString("hex", nul + 1, nul + 1 + idBytes);
+    at2 = nul + 1 + idBytes;
+    const kind = raw & 61440;
+    const [mode, type] = kind === 16384 ? ["040000", "tree"] : kind === 40960 ? ["120000", "blob"] : kind === 32768 ? [raw & 64 ? "100755" : "100644", "blob"] : ["160000", "commit"];
+    entries.push({ mode, type, oid, size: -1, path });
+  }
+  return entries;
 }
 
 // source/revision.ts
