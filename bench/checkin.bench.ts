@@ -261,10 +261,16 @@ try {
         const ours = scenarios.find((s) => s.origin === r.agentUrl && s.expect === code)!;
         const ratio = rate(ours.name) / rate(theirs.name);
         const cpuRatio = perCpu(ours.name) / perCpu(theirs.name);
+        // Each run's own ratio too: the machine's speed drifts between runs more than within one.
+        const nginxRuns = results.get(theirs.name)!;
+        const runRatios = results
+          .get(ours.name)!
+          .map((o, i) => (o.perCpuSecond ?? 0) / (nginxRuns[i]!.perCpuSecond ?? 1));
         console.log(
           `  ratio ${r.label}/nginx, ${code} path: ${ratio.toFixed(2)} in req/s, ` +
             `${cpuRatio.toFixed(2)} in req per server CPU-second (goal >= ${goal[code]!.toFixed(2)} per CPU-second: ` +
-            `${cpuRatio >= goal[code]! ? 'met' : 'MISSED'})`,
+            `${cpuRatio >= goal[code]! ? 'met' : 'MISSED'}); run by run ${runRatios.map((x) => x.toFixed(2)).join(', ')} ` +
+            `(median ${median(runRatios).toFixed(2)})`,
         );
       }
     }

@@ -456,12 +456,13 @@ for (const f of summary) {
   const cpu = Number.isNaN(f.cpu) ? '' : `, ${fmt(f.cpu * 1000, 0)} CPU-ms`;
   console.log(`  ${f.label.padEnd(36)} ${wake}${cpu}; ${fmt(f.perAgent, 2)} KiB per held request`);
 }
-const ours = summary[0];
+// The goal, for each way agents' requests are read (Node's parser, the agent port).
 const etcdFigures = summary.find((f) => f.label.startsWith('etcd'));
-if (ours && etcdFigures) {
+for (const ours of summary.filter((f) => f.label.startsWith('reconciler'))) {
+  if (!etcdFigures || Number.isNaN(ours.max)) continue;
   console.log(
-    `  goal, every agent woken faster than etcd wakes as many watches: ${ours.got === ours.held && ours.max < etcdFigures.max ? 'met' : 'MISSED'} ` +
-      `(${fmt(ours.max, 0)} ms vs ${fmt(etcdFigures.max, 0)} ms, the last one each)`,
+    `  goal, every agent woken faster than etcd wakes as many watches, ${ours.label}: ${ours.got === ours.held && ours.max < etcdFigures.max ? 'met' : 'MISSED'} ` +
+      `(${fmt(ours.max, 0)} ms vs ${fmt(etcdFigures.max, 0)} ms, the last one each; ${fmt(ours.max / etcdFigures.max, 2)}x)`,
   );
 }
 console.log(
