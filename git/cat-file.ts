@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { FleetwaveError } from '../core/errors.ts';
+import { lastLine } from './run.ts';
 
 export type ObjectType = 'blob' | 'tree' | 'commit' | 'tag';
 
@@ -216,12 +217,4 @@ function setRef(child: ChildProcess, ref: boolean): void {
     if (ref) handle?.ref();
     else handle?.unref();
   }
-}
-
-function lastLine(text: string): string {
-  const lines = text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-  return lines.at(-1) ?? 'no output';
 }

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { FleetwaveError } from '../core/errors.ts';
 import { CatFile } from './cat-file.ts';
-import { GitLauncher, runGit, type GitResult } from './run.ts';
+import { GitLauncher, lastLine, runGit, type GitResult } from './run.ts';
 
 export type { GitResult } from './run.ts';
 
@@ -476,14 +476,6 @@ function wholeMessage(text: string): string {
     .replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s']*@/gi, '$1***@');
   if (message === '') return 'no output';
   return message.length > 1000 ? `${message.slice(0, 1000)}…` : message;
-}
-
-function lastLine(text: string): string {
-  const lines = text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-  return lines.at(-1) ?? 'no output';
 }
 
 /**

@@ -7,6 +7,15 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** The last line a git command printed that is not blank (its error, usually). */
+export function lastLine(text: string): string {
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  return lines.at(-1) ?? 'no output';
+}
+
 export interface GitResult {
   code: number;
   stdout: string;

@@ -65981,7 +65981,113 @@ var wo = (t2, e) => {
 };
 
 // git/cat-file.ts
-import { spawn } from "node:child_process";
+import { spawn as spawn2 } from "node:child_process";
+
+// git/run.ts
+import { fork, spawn } from "node:child_process";
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
+function lastLine(text) {
+  const lines = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "");
+  return lines.at(-1) ?? "no output";
+}
+function runGit(cwd, env, args, input) {
+  return new Promise((resolve3) => {
+    const failed = (e) => resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
+    let child;
+    try {
+      child = spawn("git", args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    } catch (e) {
+      failed(e);
+      return;
+    }
+    child.on("error", failed);
+    const { stdin, stdout, stderr } = child;
+    if (!stdin || !stdout || !stderr) return;
+    const out = [];
+    const err = [];
+    stdout.on("data", (c3) => out.push(c3));
+    stderr.on("data", (c3) => err.push(c3));
+    child.on("close", (code2) => {
+      resolve3({
+        code: code2 ?? 1,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8")
+      });
+    });
+    stdin.on("error", () => {
+    });
+    stdin.end(input ?? "");
+  });
+}
+var ENTRY = new URL(`./launcher${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+var GitLauncher = class {
+  child;
+  next = 0;
+  pending = /* @__PURE__ */ new Map();
+  run(cwd, env, args, input) {
+    return new Promise((resolve3) => {
+      let child;
+      try {
+        child = this.child ?? this.start();
+      } catch (e) {
+        resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
+        return;
+      }
+      const id = this.next++;
+      this.pending.set(id, resolve3);
+      if (this.pending.size === 1) setRef(child, true);
+      const job = { id, cwd, env, args, ...input === void 0 ? {} : { input } };
+      if (child.connected) child.send(job, (e) => e && this.end(child, e));
+    });
+  }
+  /** Ends the launcher (commands in flight fail); a later command starts another. */
+  close() {
+    if (this.child) this.end(this.child, new Error("the git launcher was closed"));
+  }
+  start() {
+    const child = fork(ENTRY, [], {
+      execArgv: [],
+      serialization: "advanced",
+      // Buffers as they are
+      stdio: ["ignore", "ignore", "inherit", "ipc"]
+    });
+    this.child = child;
+    child.on("error", (e) => this.end(child, e));
+    child.on(
+      "exit",
+      (code2, signal) => this.end(child, new Error(`the git launcher ended (${signal ?? `exit code ${code2}`})`))
+    );
+    child.on("message", (m2) => {
+      const resolve3 = this.pending.get(m2.id);
+      this.pending.delete(m2.id);
+      if (this.pending.size === 0) setRef(child, false);
+      resolve3?.({ code: m2.code, stdout: m2.stdout, stderr: m2.stderr });
+    });
+    setRef(child, false);
+    return child;
+  }
+  end(child, e) {
+    if (this.child !== child) return;
+    this.child = void 0;
+    if (child.connected) child.disconnect();
+    for (const resolve3 of this.pending.values()) {
+      resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
+    }
+    this.pending.clear();
+  }
+};
+function setRef(child, ref) {
+  if (ref) {
+    child.ref();
+    child.channel?.ref();
+  } else {
+    child.unref();
+    child.channel?.unref();
+  }
+}
+
+// git/cat-file.ts
 var FOUND = /^([0-9a-f]{40}|[0-9a-f]{64}) (blob|tree|commit|tag) (\d+)$/;
 var NOT_FOUND = / (missing|ambiguous)$/;
 var CatFile = class {
@@ -66031,14 +66137,14 @@ var CatFile = class {
     const running = this.running ?? this.start();
     return new Promise((resolve3, reject) => {
       running.queue.push({ command, count: names.length, answers: [], resolve: resolve3, reject });
-      if (running.queue.length === 1) setRef(running.child, true);
+      if (running.queue.length === 1) setRef2(running.child, true);
       const text = names.map((n2) => `${command} ${n2}
 `).join("") + "flush\n";
       running.child.stdin?.write(text);
     });
   }
   start() {
-    const child = spawn("git", ["cat-file", "--batch-command", "--buffer"], {
+    const child = spawn2("git", ["cat-file", "--batch-command", "--buffer"], {
       cwd: this.dir,
       env: this.env,
       stdio: ["pipe", "pipe", "pipe"]
@@ -66066,14 +66172,14 @@ var CatFile = class {
     child.stderr?.on("data", (chunk) => {
       if (running.stderr.length < 64) running.stderr.push(chunk);
     });
-    setRef(child, false);
+    setRef2(child, false);
     return running;
   }
   /** Fails what `running` was asked and forgets it: the next read starts a new process. */
   fail(running, e) {
     if (this.running === running) this.running = void 0;
     for (const request2 of running.queue.splice(0)) request2.reject(e);
-    setRef(running.child, false);
+    setRef2(running.child, false);
   }
   /** Takes git's answers from `chunk`: headers, and each object's bytes after its header. */
   read(running, chunk) {
@@ -66118,7 +66224,7 @@ var CatFile = class {
     request2.answers.push(answer);
     if (request2.answers.length < request2.count) return;
     running.queue.shift();
-    if (running.queue.length === 0) setRef(running.child, false);
+    if (running.queue.length === 0) setRef2(running.child, false);
     request2.resolve(request2.answers);
   }
 };
@@ -66127,114 +66233,10 @@ var Ended = class extends FleetwaveError {
     super("GIT_FAILED", message);
   }
 };
-function setRef(child, ref) {
+function setRef2(child, ref) {
   for (const handle of [child, child.stdin, child.stdout, child.stderr]) {
     if (ref) handle?.ref();
     else handle?.unref();
-  }
-}
-function lastLine(text) {
-  const lines = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "");
-  return lines.at(-1) ?? "no output";
-}
-
-// git/run.ts
-import { fork, spawn as spawn2 } from "node:child_process";
-import { extname } from "node:path";
-import { fileURLToPath } from "node:url";
-function runGit(cwd, env, args, input) {
-  return new Promise((resolve3) => {
-    const failed = (e) => resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
-    let child;
-    try {
-      child = spawn2("git", args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
-    } catch (e) {
-      failed(e);
-      return;
-    }
-    child.on("error", failed);
-    const { stdin, stdout, stderr } = child;
-    if (!stdin || !stdout || !stderr) return;
-    const out = [];
-    const err = [];
-    stdout.on("data", (c3) => out.push(c3));
-    stderr.on("data", (c3) => err.push(c3));
-    child.on("close", (code2) => {
-      resolve3({
-        code: code2 ?? 1,
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8")
-      });
-    });
-    stdin.on("error", () => {
-    });
-    stdin.end(input ?? "");
-  });
-}
-var ENTRY = new URL(`./launcher${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
-var GitLauncher = class {
-  child;
-  next = 0;
-  pending = /* @__PURE__ */ new Map();
-  run(cwd, env, args, input) {
-    return new Promise((resolve3) => {
-      let child;
-      try {
-        child = this.child ?? this.start();
-      } catch (e) {
-        resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
-        return;
-      }
-      const id = this.next++;
-      this.pending.set(id, resolve3);
-      if (this.pending.size === 1) setRef2(child, true);
-      const job = { id, cwd, env, args, ...input === void 0 ? {} : { input } };
-      if (child.connected) child.send(job, (e) => e && this.end(child, e));
-    });
-  }
-  /** Ends the launcher (commands in flight fail); a later command starts another. */
-  close() {
-    if (this.child) this.end(this.child, new Error("the git launcher was closed"));
-  }
-  start() {
-    const child = fork(ENTRY, [], {
-      execArgv: [],
-      serialization: "advanced",
-      // Buffers as they are
-      stdio: ["ignore", "ignore", "inherit", "ipc"]
-    });
-    this.child = child;
-    child.on("error", (e) => this.end(child, e));
-    child.on(
-      "exit",
-      (code2, signal) => this.end(child, new Error(`the git launcher ended (${signal ?? `exit code ${code2}`})`))
-    );
-    child.on("message", (m2) => {
-      const resolve3 = this.pending.get(m2.id);
-      this.pending.delete(m2.id);
-      if (this.pending.size === 0) setRef2(child, false);
-      resolve3?.({ code: m2.code, stdout: m2.stdout, stderr: m2.stderr });
-    });
-    setRef2(child, false);
-    return child;
-  }
-  end(child, e) {
-    if (this.child !== child) return;
-    this.child = void 0;
-    if (child.connected) child.disconnect();
-    for (const resolve3 of this.pending.values()) {
-      resolve3({ code: 127, stdout: "", stderr: `cannot run git: ${e.message}` });
-    }
-    this.pending.clear();
-  }
-};
-function setRef2(child, ref) {
-  if (ref) {
-    child.ref();
-    child.channel?.ref();
-  } else {
-    child.unref();
-    child.channel?.unref();
   }
 }
 
@@ -66495,7 +66497,7 @@ var GitRepository = class _GitRepository {
     const r2 = await this.exec(["merge-base", "--is-ancestor", ancestor, descendant]);
     if (r2.code === 0) return true;
     if (r2.code === 1) return false;
-    throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine2(r2.stderr)}`);
+    throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine(r2.stderr)}`);
   }
   /** The best common ancestor of two commits, or undefined when their histories never meet. */
   async mergeBase(a, b3) {
@@ -66506,14 +66508,14 @@ var GitRepository = class _GitRepository {
     const sha = r2.stdout.trim();
     if (r2.code === 0 && SHA2.test(sha)) return sha;
     if (r2.code === 1 && r2.stderr.trim() === "") return void 0;
-    throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine2(r2.stderr)}`);
+    throw new FleetwaveError("GIT_FAILED", `git merge-base failed: ${lastLine(r2.stderr)}`);
   }
   /** Up to `max` commits from `commit` following first parents, newest first. */
   async firstParents(commit, max) {
     if (!SHA2.test(commit)) throw new FleetwaveError("GIT_FAILED", `not a commit id: ${commit}`);
     const r2 = await this.exec(["rev-list", "--first-parent", `--max-count=${max}`, commit]);
     if (r2.code !== 0)
-      throw new FleetwaveError("GIT_FAILED", `git rev-list failed: ${lastLine2(r2.stderr)}`);
+      throw new FleetwaveError("GIT_FAILED", `git rev-list failed: ${lastLine(r2.stderr)}`);
     return r2.stdout.split("\n").filter((l3) => SHA2.test(l3));
   }
   /** One file's bytes at `commit`, or undefined when the path is not a file there. */
@@ -66538,12 +66540,12 @@ var GitRepository = class _GitRepository {
       }
       const blob = await this.exec(["hash-object", "-w", "--stdin"], { input: content });
       if (blob.code !== 0)
-        throw new FleetwaveError("GIT_FAILED", `git hash-object failed: ${lastLine2(blob.stderr)}`);
+        throw new FleetwaveError("GIT_FAILED", `git hash-object failed: ${lastLine(blob.stderr)}`);
       entries.push(`100644 blob ${blob.stdout.trim()}	${name}`);
     }
     const tree = await this.exec(["mktree"], { input: entries.join("\n") + "\n" });
     if (tree.code !== 0)
-      throw new FleetwaveError("GIT_FAILED", `git mktree failed: ${lastLine2(tree.stderr)}`);
+      throw new FleetwaveError("GIT_FAILED", `git mktree failed: ${lastLine(tree.stderr)}`);
     if (options.parent !== void 0 && !SHA2.test(options.parent)) {
       throw new FleetwaveError("GIT_FAILED", `not a commit id: ${options.parent}`);
     }
@@ -66570,7 +66572,7 @@ var GitRepository = class _GitRepository {
     );
     const sha = commit.stdout.trim();
     if (commit.code !== 0 || !SHA2.test(sha)) {
-      throw new FleetwaveError("GIT_FAILED", `git commit-tree failed: ${lastLine2(commit.stderr)}`);
+      throw new FleetwaveError("GIT_FAILED", `git commit-tree failed: ${lastLine(commit.stderr)}`);
     }
     return sha;
   }
@@ -66581,7 +66583,7 @@ var GitRepository = class _GitRepository {
     }
     const r2 = await this.exec(["update-ref", "--end-of-options", ref, commit]);
     if (r2.code !== 0)
-      throw new FleetwaveError("GIT_FAILED", `git update-ref failed: ${lastLine2(r2.stderr)}`);
+      throw new FleetwaveError("GIT_FAILED", `git update-ref failed: ${lastLine(r2.stderr)}`);
   }
   /**
    * Pushes `commit` to branch `ref` of `remote` without forcing: git refuses anything that is
@@ -66604,9 +66606,9 @@ var GitRepository = class _GitRepository {
     const out = `${r2.stdout}
 ${r2.stderr}`;
     if (/\[rejected\]|non-fast-forward|fetch first|\[remote rejected\]/.test(out)) {
-      throw new FleetwaveError("GIT_PUSH_REJECTED", `push to ${ref} was refused: ${lastLine2(out)}`);
+      throw new FleetwaveError("GIT_PUSH_REJECTED", `push to ${ref} was refused: ${lastLine(out)}`);
     }
-    throw new FleetwaveError("GIT_FETCH_FAILED", `git push failed: ${lastLine2(r2.stderr)}`);
+    throw new FleetwaveError("GIT_FETCH_FAILED", `git push failed: ${lastLine(r2.stderr)}`);
   }
 };
 function checkRemote(remote) {
@@ -66618,10 +66620,6 @@ function wholeMessage(text) {
   const message = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "").join(" ").replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s']*@/gi, "$1***@");
   if (message === "") return "no output";
   return message.length > 1e3 ? `${message.slice(0, 1e3)}…` : message;
-}
-function lastLine2(text) {
-  const lines = text.split("\n").map((l3) => l3.trim()).filter((l3) => l3 !== "");
-  return lines.at(-1) ?? "no output";
 }
 function parseTree(bytes, idBytes) {
   const entries = [];
