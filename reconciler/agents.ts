@@ -84,6 +84,13 @@ export function sameJson(a: unknown, b: unknown): boolean {
   return true;
 }
 
+/**
+ * The longest check-in text kept to recognise it again (AgentRegistry.again): an agent's usual
+ * report is a few hundred bytes; a larger one (up to --body-limit) is parsed each time rather
+ * than held twice, as text and as values, for every agent.
+ */
+export const MAX_REPORTED = 4096;
+
 /** What a report without health tallies as. */
 const NO_HEALTH = Object.freeze({});
 
@@ -129,7 +136,7 @@ export class AgentRegistry {
       if (report.health === undefined) delete record.health;
       else if (!sameJson(record.health, report.health)) record.health = report.health;
     }
-    if (text === undefined) delete record.reported;
+    if (text === undefined || text.length > MAX_REPORTED) delete record.reported;
     else record.reported = text;
     return this.again(record, report.at);
   }

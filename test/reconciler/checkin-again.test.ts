@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { MAX_REPORTED } from '../../reconciler/agents.ts';
 import { LINUX_PROD, enroll } from './helpers.ts';
 import { Raw, bytesOf, checkinReq, httpFixture, type HttpFixture, type Reply } from './raw-http.ts';
 
@@ -76,6 +77,22 @@ describe('a check-in that repeats the last report', () => {
         const spaced = JSON.stringify(body, null, 1);
         assert.equal((await checkIn(port, token, JSON.parse(spaced))).status, 200);
         assert.equal(record.pending?.reports, 3);
+      });
+
+      it('is not kept when longer than MAX_REPORTED', async () => {
+        const port = ports[index]![1];
+        const id = `long-${index}`;
+        const token = await enroll(http.server.url, id);
+        const body = {
+          id,
+          labels: LINUX_PROD,
+          health: { status: 'ok', message: 'x'.repeat(MAX_REPORTED) },
+        };
+        assert.equal((await checkIn(port, token, body)).status, 200);
+        assert.equal(registry().get(id)!.reported, undefined);
+        assert.equal((await checkIn(port, token, body)).status, 200);
+        assert.equal(parsed.filter((t) => t === JSON.stringify(body)).length, 2);
+        assert.equal(registry().get(id)!.pending?.reports, 2);
       });
 
       it('is read anew after enrollment changed the labels', async () => {
