@@ -236,10 +236,7 @@ export function checkin(
   const again = known !== undefined && text !== undefined && known.reported === text;
   let checked: CheckinBody | undefined;
   if (!again) {
-    checked = bodyOf(
-      validCheckin,
-      text === undefined ? (body as { json: unknown }).json : parseJson(text),
-    );
+    checked = bodyOf(validCheckin, 'json' in body ? body.json : parseJson(body.text));
     if (checked.id !== id) {
       throw new FleetwaveError('FORBIDDEN', 'this credential belongs to another agent');
     }

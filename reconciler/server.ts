@@ -286,7 +286,7 @@ export async function buildServer(
   // Its connections end once answered (or at --request-timeout), as the main port's.
   app.addHook('onClose', async () => {
     await agentPortClosed;
-    mirror.repo.close();
+    mirror.close();
   });
   return app;
 }

@@ -115,6 +115,11 @@ export class Mirror {
     return { branch, state };
   }
 
+  /** Ends the git processes the mirror keeps (its object reader and launcher). */
+  close(): void {
+    this.repo.close();
+  }
+
   /** The fleet at `commit`, read and validated once. */
   load(commit: string): Promise<LoadedRevision> {
     let loaded = this.cache.get(commit);

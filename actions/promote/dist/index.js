@@ -88591,6 +88591,10 @@ var Mirror = class _Mirror {
     }
     return { branch, state };
   }
+  /** Ends the git processes the mirror keeps (its object reader and launcher). */
+  close() {
+    this.repo.close();
+  }
   /** The fleet at `commit`, read and validated once. */
   load(commit) {
     let loaded = this.cache.get(commit);
